@@ -1,0 +1,240 @@
+//! Figures derived from a shipment: never stored, always recomputed, so every
+//! replica that holds the same document shows the same totals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{LineId, ReceiptId};
+use crate::model::{Condition, Receipt, Shipment};
+
+/// Two receipts by different people on the same line, recorded within this
+/// many milliseconds with similar quantities, may be one delivery counted twice.
+pub const DUPLICATE_WINDOW_MS: i64 = 12 * 60 * 60 * 1000;
+
+/// Where a shipment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing recorded yet.
+    Awaiting,
+    /// Some units recorded, some still outstanding, nothing wrong so far.
+    Partial,
+    /// Every line received in full, in good order, serials matching.
+    Complete,
+    /// Something is wrong: damaged, incomplete, wrong or surplus units, or
+    /// serial numbers that do not match the manifest.
+    Discrepancy,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Awaiting,
+        Status::Partial,
+        Status::Complete,
+        Status::Discrepancy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Awaiting => "awaiting",
+            Status::Partial => "partial",
+            Status::Complete => "complete",
+            Status::Discrepancy => "discrepancy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Totals for one manifest line, over receipts that are not voided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineTotals {
+    pub line_id: LineId,
+    pub expected: u64,
+    /// Units of the expected item that arrived, whatever their state.
+    pub received: u64,
+    pub good: u64,
+    pub damaged: u64,
+    pub missing_parts: u64,
+    /// Units that arrived but are not the expected item (not in `received`).
+    pub wrong_item: u64,
+    pub outstanding: u64,
+    pub over_received: u64,
+    /// On the manifest, but on no receipt.
+    pub serials_missing: Vec<String>,
+    /// On a receipt, but not on the manifest (only when the manifest lists serials).
+    pub serials_unexpected: Vec<String>,
+}
+
+impl LineTotals {
+    pub fn has_discrepancy(&self) -> bool {
+        self.damaged > 0
+            || self.missing_parts > 0
+            || self.wrong_item > 0
+            || self.over_received > 0
+            || !self.serials_unexpected.is_empty()
+            || (self.outstanding == 0 && !self.serials_missing.is_empty())
+    }
+}
+
+/// Why two receipts look like the same delivery counted twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum DuplicateReason {
+    /// Both list these serial numbers: a serial can arrive only once.
+    SameSerials { serials: Vec<String> },
+    /// Different people, similar quantities, close in time.
+    SimilarQuantity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PossibleDuplicate {
+    pub line_id: LineId,
+    pub first: ReceiptId,
+    pub second: ReceiptId,
+    #[serde(flatten)]
+    pub reason: DuplicateReason,
+}
+
+/// Everything derived from one shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub status: Status,
+    pub lines: Vec<LineTotals>,
+    pub expected: u64,
+    pub received: u64,
+    pub damaged: u64,
+    pub outstanding: u64,
+    pub receipts: usize,
+    pub voided_receipts: usize,
+    pub duplicates: Vec<PossibleDuplicate>,
+}
+
+/// Derives totals, status and possible duplicates.
+pub fn summarize(shipment: &Shipment) -> Summary {
+    let active: Vec<&Receipt> = shipment.active_receipts().collect();
+    let mut by_line: BTreeMap<&LineId, Vec<&Receipt>> = BTreeMap::new();
+    for r in &active {
+        by_line.entry(&r.line_id).or_default().push(r);
+    }
+
+    let lines: Vec<LineTotals> = shipment
+        .lines
+        .values()
+        .map(|line| {
+            let receipts = by_line.get(&line.id).map(Vec::as_slice).unwrap_or(&[]);
+            let count = |c: Condition| -> u64 {
+                receipts
+                    .iter()
+                    .filter(|r| r.condition == c)
+                    .map(|r| r.quantity)
+                    .sum()
+            };
+            let (good, damaged, missing_parts, wrong_item) = (
+                count(Condition::Good),
+                count(Condition::Damaged),
+                count(Condition::MissingParts),
+                count(Condition::WrongItem),
+            );
+            let received = good + damaged + missing_parts;
+            let expected_serials: BTreeSet<&str> =
+                line.serials_expected.iter().map(String::as_str).collect();
+            let seen_serials: BTreeSet<&str> = receipts
+                .iter()
+                .filter(|r| r.condition != Condition::WrongItem)
+                .flat_map(|r| r.serials.iter().map(String::as_str))
+                .collect();
+            let serials_unexpected = if expected_serials.is_empty() {
+                Vec::new()
+            } else {
+                seen_serials
+                    .difference(&expected_serials)
+                    .map(|s| s.to_string())
+                    .collect()
+            };
+            LineTotals {
+                line_id: line.id.clone(),
+                expected: line.quantity_expected,
+                received,
+                good,
+                damaged,
+                missing_parts,
+                wrong_item,
+                outstanding: line.quantity_expected.saturating_sub(received),
+                over_received: received.saturating_sub(line.quantity_expected),
+                serials_missing: expected_serials
+                    .difference(&seen_serials)
+                    .map(|s| s.to_string())
+                    .collect(),
+                serials_unexpected,
+            }
+        })
+        .collect();
+
+    let status = if active.iter().all(|r| r.quantity == 0) {
+        Status::Awaiting
+    } else if lines.iter().any(LineTotals::has_discrepancy) {
+        Status::Discrepancy
+    } else if lines.iter().all(|l| l.outstanding == 0) {
+        Status::Complete
+    } else {
+        Status::Partial
+    };
+
+    Summary {
+        status,
+        expected: lines.iter().map(|l| l.expected).sum(),
+        received: lines.iter().map(|l| l.received).sum(),
+        damaged: lines.iter().map(|l| l.damaged + l.missing_parts).sum(),
+        outstanding: lines.iter().map(|l| l.outstanding).sum(),
+        receipts: active.len(),
+        voided_receipts: shipment.receipts.len() - active.len(),
+        duplicates: duplicates(&by_line),
+        lines,
+    }
+}
+
+fn duplicates(by_line: &BTreeMap<&LineId, Vec<&Receipt>>) -> Vec<PossibleDuplicate> {
+    let mut out = Vec::new();
+    for (line_id, receipts) in by_line {
+        for (i, a) in receipts.iter().enumerate() {
+            for b in &receipts[i + 1..] {
+                let shared: Vec<String> = a
+                    .serials
+                    .iter()
+                    .filter(|s| b.serials.contains(s))
+                    .cloned()
+                    .collect();
+                let reason = if !shared.is_empty() {
+                    Some(DuplicateReason::SameSerials { serials: shared })
+                } else if a.recorded_by != b.recorded_by
+                    && a.quantity > 0
+                    && similar(a.quantity, b.quantity)
+                    && (a.recorded_at - b.recorded_at).abs() <= DUPLICATE_WINDOW_MS
+                {
+                    Some(DuplicateReason::SimilarQuantity)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    out.push(PossibleDuplicate {
+                        line_id: (*line_id).clone(),
+                        first: a.id.clone(),
+                        second: b.id.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Within 10% (at least one unit) of each other.
+fn similar(a: u64, b: u64) -> bool {
+    let tolerance = (a.max(b) / 10).max(1);
+    a.abs_diff(b) <= tolerance
+}

@@ -1,0 +1,25 @@
+//! aidsync's shared core: the CRDT domain model and the client sync engine.
+//!
+//! The same code runs on the phone (compiled to wasm32) and on the server
+//! (native), so both sides agree on what a valid shipment is, how a receipt is
+//! recorded, how totals and discrepancies are derived and how a client syncs.
+//!
+//! # Layout
+//!
+//! - [`ids`]: validated identifier newtypes (shipment, line, receipt, device…).
+//! - [`model`]: one automerge document per shipment: creating it, recording
+//!   receipts, reading it back into typed values, and validating it.
+//! - [`derive`]: figures derived from a shipment, never stored: per-line totals,
+//!   serial mismatches, shipment status, possible duplicates.
+//! - [`sync`]: the one-round-trip sync protocol (wire types), the server's
+//!   sans-IO merge step and the client engine with its storage trait.
+//!
+//! Nothing here reads a clock, draws randomness or performs I/O: time and fresh
+//! ids are passed in, so the crate behaves the same on wasm and in tests.
+
+pub mod derive;
+pub mod ids;
+pub mod model;
+pub mod sync;
+
+pub use automerge;

@@ -1,0 +1,329 @@
+//! Writing shipment documents: creation and the few edits the model allows.
+//!
+//! Every edit is one automerge change, committed with the time the caller
+//! passes in, and is checked with the same rules the reader applies before it
+//! touches the document: a phone never saves what the server would refuse.
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
+
+use super::keys as k;
+use super::read::read_shipment;
+use super::types::*;
+use crate::ids::{ReviewId, UserId};
+
+/// One shipment's automerge document.
+#[derive(Debug, Clone)]
+pub struct ShipmentDoc {
+    doc: AutoCommit,
+}
+
+fn am(e: automerge::AutomergeError) -> ModelError {
+    ModelError::Corrupt(e.to_string())
+}
+
+/// A review as a coordinator writes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewReview {
+    pub id: ReviewId,
+    pub note: String,
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    #[serde(default)]
+    pub resolves: Vec<crate::ids::ReceiptId>,
+}
+
+impl ShipmentDoc {
+    /// Creates the document with every container it will ever have, in one
+    /// change by `actor`.
+    pub fn create(
+        new: &NewShipment,
+        created_by: &UserId,
+        actor: ActorId,
+        now_ms: i64,
+    ) -> Result<Self, ModelError> {
+        let header = Header {
+            id: new.id.clone(),
+            donor: new.donor.clone(),
+            programme: new.programme.clone(),
+            reference: new.reference.clone(),
+            destination_facility: new.destination_facility.clone(),
+            expected_on: new.expected_on.clone(),
+            created_by: created_by.clone(),
+            created_at: now_ms,
+            note: new.note.clone(),
+        };
+        header.check()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for line in &new.lines {
+            line.check()?;
+            if !seen.insert(&line.id) {
+                return Err(ModelError::AlreadyExists {
+                    kind: "line",
+                    id: line.id.to_string(),
+                });
+            }
+        }
+
+        let mut doc = AutoCommit::new().with_actor(actor);
+        let write = |doc: &mut AutoCommit| -> Result<(), automerge::AutomergeError> {
+            doc.put(ROOT, k::SCHEMA, ScalarValue::Uint(SCHEMA_VERSION))?;
+            let h = doc.put_object(ROOT, k::SHIPMENT, ObjType::Map)?;
+            doc.put(&h, k::ID, header.id.as_str())?;
+            doc.put(&h, k::DONOR, header.donor.as_str())?;
+            doc.put(&h, k::PROGRAMME, header.programme.as_str())?;
+            doc.put(&h, k::REFERENCE, header.reference.as_str())?;
+            doc.put(
+                &h,
+                k::DESTINATION_FACILITY,
+                header.destination_facility.as_str(),
+            )?;
+            match &header.expected_on {
+                Some(d) => doc.put(&h, k::EXPECTED_ON, d.as_str())?,
+                None => doc.put(&h, k::EXPECTED_ON, ScalarValue::Null)?,
+            }
+            doc.put(&h, k::CREATED_BY, header.created_by.as_str())?;
+            doc.put(&h, k::CREATED_AT, header.created_at)?;
+            doc.put(&h, k::NOTE, header.note.as_str())?;
+            let lines = doc.put_object(ROOT, k::LINES, ObjType::Map)?;
+            for line in &new.lines {
+                write_line(doc, &lines, line)?;
+            }
+            doc.put_object(ROOT, k::RECEIPTS, ObjType::Map)?;
+            doc.put_object(ROOT, k::REVIEWS, ObjType::Map)?;
+            Ok(())
+        };
+        write(&mut doc).map_err(am)?;
+        doc.commit_with(CommitOptions::default().with_time(now_ms));
+        Ok(ShipmentDoc { doc })
+    }
+
+    /// Loads a saved document. Only the encoding is checked here; call
+    /// [`Self::read`] to validate the content.
+    pub fn load(bytes: &[u8]) -> Result<Self, ModelError> {
+        let doc = AutoCommit::load(bytes).map_err(am)?;
+        Ok(ShipmentDoc { doc })
+    }
+
+    pub fn from_automerge(doc: AutoCommit) -> Self {
+        ShipmentDoc { doc }
+    }
+
+    pub fn automerge(&self) -> &AutoCommit {
+        &self.doc
+    }
+
+    pub fn automerge_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    pub fn into_automerge(self) -> AutoCommit {
+        self.doc
+    }
+
+    /// Sets the actor id this replica's future changes are signed with.
+    pub fn set_actor(&mut self, actor: ActorId) {
+        self.doc.set_actor(actor);
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Reads and validates the current state.
+    pub fn read(&self) -> Result<Shipment, ModelError> {
+        read_shipment(&self.doc)
+    }
+
+    /// Records a receipt as one change. Refused, leaving the document as it
+    /// was, if the receipt breaks any rule (unknown line, zero quantity…).
+    pub fn record_receipt(
+        &mut self,
+        new: NewReceipt,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<Receipt, ModelError> {
+        let current = self.read()?;
+        if current.receipts.contains_key(&new.id) {
+            return Err(ModelError::AlreadyExists {
+                kind: "receipt",
+                id: new.id.to_string(),
+            });
+        }
+        let receipt = Receipt {
+            id: new.id,
+            line_id: new.line_id,
+            quantity: new.quantity,
+            condition: new.condition,
+            serials: new.serials,
+            note: new.note,
+            recorded_by: who.user.clone(),
+            device_id: who.device.clone(),
+            recorded_at: now_ms,
+            voids: new.voids,
+        };
+        receipt.check(&current.lines, &current.receipts)?;
+        self.change(now_ms, |doc| {
+            let receipts = container(doc, k::RECEIPTS)?;
+            let r = doc.put_object(&receipts, receipt.id.as_str(), ObjType::Map)?;
+            doc.put(&r, k::LINE_ID, receipt.line_id.as_str())?;
+            doc.put(&r, k::QUANTITY, receipt.quantity)?;
+            doc.put(&r, k::CONDITION, receipt.condition.as_str())?;
+            put_strings(doc, &r, k::SERIALS, &receipt.serials)?;
+            doc.put(&r, k::NOTE, receipt.note.as_str())?;
+            doc.put(&r, k::RECORDED_BY, receipt.recorded_by.as_str())?;
+            doc.put(&r, k::DEVICE_ID, receipt.device_id.as_str())?;
+            doc.put(&r, k::RECORDED_AT, receipt.recorded_at)?;
+            if let Some(v) = &receipt.voids {
+                doc.put(&r, k::VOIDS, v.as_str())?;
+            }
+            Ok(())
+        })?;
+        Ok(receipt)
+    }
+
+    /// Adds a coordinator's review note as one change.
+    pub fn add_review(
+        &mut self,
+        new: NewReview,
+        by: &UserId,
+        now_ms: i64,
+    ) -> Result<Review, ModelError> {
+        let current = self.read()?;
+        if current.reviews.contains_key(&new.id) {
+            return Err(ModelError::AlreadyExists {
+                kind: "review",
+                id: new.id.to_string(),
+            });
+        }
+        let review = Review {
+            id: new.id,
+            by: by.clone(),
+            at: now_ms,
+            note: new.note,
+            verdict: new.verdict,
+            resolves: new.resolves,
+        };
+        review.check(&current.receipts)?;
+        self.change(now_ms, |doc| {
+            let reviews = container(doc, k::REVIEWS)?;
+            let r = doc.put_object(&reviews, review.id.as_str(), ObjType::Map)?;
+            doc.put(&r, k::BY, review.by.as_str())?;
+            doc.put(&r, k::AT, review.at)?;
+            doc.put(&r, k::NOTE, review.note.as_str())?;
+            if let Some(v) = review.verdict {
+                doc.put(&r, k::VERDICT, v.as_str())?;
+            }
+            let resolves: Vec<String> = review.resolves.iter().map(ToString::to_string).collect();
+            put_strings(doc, &r, k::RESOLVES, &resolves)?;
+            Ok(())
+        })?;
+        Ok(review)
+    }
+
+    /// Adds an expected line to the manifest.
+    pub fn add_line(&mut self, line: &Line, now_ms: i64) -> Result<(), ModelError> {
+        let current = self.read()?;
+        if current.lines.contains_key(&line.id) {
+            return Err(ModelError::AlreadyExists {
+                kind: "line",
+                id: line.id.to_string(),
+            });
+        }
+        line.check()?;
+        self.change(now_ms, |doc| {
+            let lines = container(doc, k::LINES)?;
+            write_line(doc, &lines, line)
+        })
+    }
+
+    /// Replaces the shipment's note. Concurrent edits merge last-writer-wins;
+    /// the other values stay visible in [`Shipment::conflicts`].
+    pub fn set_note(&mut self, note: &str, now_ms: i64) -> Result<(), ModelError> {
+        check_text("shipment/note", note, MAX_NOTE_CHARS)?;
+        self.set_header_field(k::NOTE, note.into(), now_ms)
+    }
+
+    /// Replaces the expected arrival date (`YYYY-MM-DD`), or clears it.
+    pub fn set_expected_on(&mut self, date: Option<&str>, now_ms: i64) -> Result<(), ModelError> {
+        let value = match date {
+            Some(d) => {
+                check_date("shipment/expected_on", d)?;
+                ScalarValue::from(d)
+            }
+            None => ScalarValue::Null,
+        };
+        self.set_header_field(k::EXPECTED_ON, value, now_ms)
+    }
+
+    fn set_header_field(
+        &mut self,
+        key: &str,
+        value: ScalarValue,
+        now_ms: i64,
+    ) -> Result<(), ModelError> {
+        self.read()?;
+        self.change(now_ms, |doc| {
+            let h = container(doc, k::SHIPMENT)?;
+            doc.put(&h, key, value)
+        })
+    }
+
+    /// Applies `edit` as exactly one change, or not at all.
+    fn change(
+        &mut self,
+        now_ms: i64,
+        edit: impl FnOnce(&mut AutoCommit) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<(), ModelError> {
+        match edit(&mut self.doc) {
+            Ok(()) => {
+                self.doc
+                    .commit_with(CommitOptions::default().with_time(now_ms));
+                Ok(())
+            }
+            Err(e) => {
+                self.doc.rollback();
+                Err(am(e))
+            }
+        }
+    }
+}
+
+/// The id of a root container. Callers have just read the document, so it
+/// exists and is unique.
+fn container(doc: &AutoCommit, key: &str) -> Result<ObjId, automerge::AutomergeError> {
+    match doc.get(ROOT, key)? {
+        Some((automerge::Value::Object(_), id)) => Ok(id),
+        _ => Err(automerge::AutomergeError::InvalidObjId(key.to_owned())),
+    }
+}
+
+fn put_strings(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    items: &[String],
+) -> Result<(), automerge::AutomergeError> {
+    let list = doc.put_object(obj, key, ObjType::List)?;
+    for (i, s) in items.iter().enumerate() {
+        doc.insert(&list, i, s.as_str())?;
+    }
+    Ok(())
+}
+
+fn write_line(
+    doc: &mut AutoCommit,
+    lines: &ObjId,
+    line: &Line,
+) -> Result<(), automerge::AutomergeError> {
+    let l = doc.put_object(lines, line.id.as_str(), ObjType::Map)?;
+    doc.put(&l, k::ITEM, line.item.as_str())?;
+    doc.put(&l, k::CATEGORY, line.category.as_str())?;
+    doc.put(&l, k::UNIT, line.unit.as_str())?;
+    doc.put(&l, k::QUANTITY_EXPECTED, line.quantity_expected)?;
+    put_strings(doc, &l, k::SERIALS_EXPECTED, &line.serials_expected)
+}

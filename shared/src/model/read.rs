@@ -1,0 +1,401 @@
+//! Reading a document into typed values, refusing anything malformed.
+//!
+//! Reading *is* validation ("parse, don't validate"): a document that reads
+//! without error satisfies every rule of the model, so the server can accept a
+//! merged document exactly when [`read_shipment`] succeeds on it.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+
+use super::keys as k;
+use super::types::*;
+use crate::ids::IdError;
+
+/// Reads and validates a whole shipment document.
+pub fn read_shipment(doc: &impl ReadDoc) -> Result<Shipment, ModelError> {
+    let mut r = Reader {
+        doc,
+        conflicts: Vec::new(),
+    };
+    r.shipment()
+}
+
+struct Reader<'a, D> {
+    doc: &'a D,
+    conflicts: Vec<Conflict>,
+}
+
+/// Whether concurrent values of a field are a normal, visible conflict
+/// (editable fields) or a sign that an immutable event was rewritten.
+#[derive(Clone, Copy, PartialEq)]
+enum Editable {
+    Yes,
+    No,
+}
+
+fn render(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Str(s) => s.to_string(),
+        ScalarValue::Int(i) => i.to_string(),
+        ScalarValue::Uint(u) => u.to_string(),
+        ScalarValue::Null => "null".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn actor_of(id: &ObjId) -> String {
+    match id {
+        ObjId::Id(_, actor, _) => actor.to_hex_string(),
+        ObjId::Root => String::new(),
+    }
+}
+
+impl<D: ReadDoc> Reader<'_, D> {
+    /// The single value at `obj[key]`, recording a conflict if there are several.
+    fn value(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        editable: Editable,
+    ) -> Result<Option<(Value<'_>, ObjId)>, ModelError> {
+        let all = self
+            .doc
+            .get_all(obj, key)
+            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        if all.len() > 1 {
+            let is_object = all.iter().any(|(v, _)| v.is_object());
+            if editable == Editable::No || is_object {
+                // Two competing containers or a rewritten event: either way
+                // some replica's data would silently vanish behind the winner.
+                return Err(ModelError::Immutable { path: path.into() });
+            }
+            // automerge's `get` returns the last of `get_all`: list it first.
+            let values = all
+                .iter()
+                .rev()
+                .map(|(v, id)| ConflictValue {
+                    value: match v {
+                        Value::Scalar(s) => render(s),
+                        Value::Object(t) => format!("<{t}>"),
+                    },
+                    actor: actor_of(id),
+                })
+                .collect();
+            self.conflicts.push(Conflict {
+                path: path.into(),
+                values,
+            });
+        }
+        Ok(all.into_iter().next_back())
+    }
+
+    fn object(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        ty: ObjType,
+    ) -> Result<ObjId, ModelError> {
+        match self.value(obj, key, path, Editable::No)? {
+            None => Err(ModelError::Missing { path: path.into() }),
+            Some((Value::Object(t), id)) if t == ty => Ok(id),
+            Some(_) => Err(ModelError::WrongType {
+                path: path.into(),
+                expected: match ty {
+                    ObjType::List => "a list",
+                    _ => "a map",
+                },
+            }),
+        }
+    }
+
+    fn opt_string(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        editable: Editable,
+    ) -> Result<Option<String>, ModelError> {
+        match self.value(obj, key, path, editable)? {
+            None => Ok(None),
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(s) => Ok(Some(s.to_string())),
+                ScalarValue::Null => Ok(None),
+                _ => Err(ModelError::WrongType {
+                    path: path.into(),
+                    expected: "text",
+                }),
+            },
+            Some(_) => Err(ModelError::WrongType {
+                path: path.into(),
+                expected: "text",
+            }),
+        }
+    }
+
+    fn string(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        editable: Editable,
+    ) -> Result<String, ModelError> {
+        self.opt_string(obj, key, path, editable)?
+            .ok_or_else(|| ModelError::Missing { path: path.into() })
+    }
+
+    fn id<T: FromStr<Err = IdError>>(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<T, ModelError> {
+        let s = self.string(obj, key, path, Editable::No)?;
+        s.parse().map_err(|source| ModelError::BadId {
+            path: path.into(),
+            source,
+        })
+    }
+
+    fn int(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        editable: Editable,
+    ) -> Result<i64, ModelError> {
+        let wrong = || ModelError::WrongType {
+            path: path.into(),
+            expected: "an integer",
+        };
+        match self.value(obj, key, path, editable)? {
+            None => Err(ModelError::Missing { path: path.into() }),
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Int(i) => Ok(*i),
+                ScalarValue::Uint(u) => i64::try_from(*u).map_err(|_| wrong()),
+                ScalarValue::Timestamp(t) => Ok(*t),
+                _ => Err(wrong()),
+            },
+            Some(_) => Err(wrong()),
+        }
+    }
+
+    fn quantity(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        editable: Editable,
+    ) -> Result<u64, ModelError> {
+        let q = self.int(obj, key, path, editable)?;
+        u64::try_from(q).map_err(|_| ModelError::QuantityOutOfRange { path: path.into() })
+    }
+
+    fn strings(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<Vec<String>, ModelError> {
+        let list = self.object(obj, key, path, ObjType::List)?;
+        let mut out = Vec::with_capacity(self.doc.length(&list));
+        for (i, item) in self.doc.list_range(&list, ..).enumerate() {
+            match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Str(s)) => {
+                    out.push(s.to_string())
+                }
+                _ => {
+                    return Err(ModelError::WrongType {
+                        path: format!("{path}/{i}"),
+                        expected: "text",
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn shipment(&mut self) -> Result<Shipment, ModelError> {
+        match self.int(&ROOT, k::SCHEMA, k::SCHEMA, Editable::No) {
+            Ok(v) if v == SCHEMA_VERSION as i64 => {}
+            Ok(v) => {
+                return Err(ModelError::UnsupportedSchema {
+                    found: v.to_string(),
+                });
+            }
+            Err(ModelError::Missing { .. }) => {
+                return Err(ModelError::Missing {
+                    path: k::SCHEMA.into(),
+                });
+            }
+            Err(_) => {
+                return Err(ModelError::UnsupportedSchema {
+                    found: "not an integer".into(),
+                });
+            }
+        }
+        let header = self.header()?;
+        let lines = self.lines()?;
+        let receipts = self.receipts(&lines)?;
+        let reviews = self.reviews(&receipts)?;
+        Ok(Shipment {
+            header,
+            lines,
+            receipts,
+            reviews,
+            conflicts: std::mem::take(&mut self.conflicts),
+        })
+    }
+
+    fn header(&mut self) -> Result<Header, ModelError> {
+        let h = self.object(&ROOT, k::SHIPMENT, k::SHIPMENT, ObjType::Map)?;
+        let p = |key: &str| format!("{}/{key}", k::SHIPMENT);
+        let header = Header {
+            id: self.id(&h, k::ID, &p(k::ID))?,
+            donor: self.string(&h, k::DONOR, &p(k::DONOR), Editable::Yes)?,
+            programme: self.string(&h, k::PROGRAMME, &p(k::PROGRAMME), Editable::Yes)?,
+            reference: self.string(&h, k::REFERENCE, &p(k::REFERENCE), Editable::Yes)?,
+            destination_facility: self.id(
+                &h,
+                k::DESTINATION_FACILITY,
+                &p(k::DESTINATION_FACILITY),
+            )?,
+            expected_on: self.opt_string(&h, k::EXPECTED_ON, &p(k::EXPECTED_ON), Editable::Yes)?,
+            created_by: self.id(&h, k::CREATED_BY, &p(k::CREATED_BY))?,
+            created_at: self.int(&h, k::CREATED_AT, &p(k::CREATED_AT), Editable::No)?,
+            note: self.string(&h, k::NOTE, &p(k::NOTE), Editable::Yes)?,
+        };
+        header.check()?;
+        Ok(header)
+    }
+
+    /// Keys of a map container, each parsed as an id.
+    fn entries<T: FromStr<Err = IdError>>(
+        &mut self,
+        key: &str,
+    ) -> Result<Vec<(T, ObjId)>, ModelError> {
+        let map = self.object(&ROOT, key, key, ObjType::Map)?;
+        let keys: Vec<String> = self.doc.keys(&map).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key_s in keys {
+            let path = format!("{key}/{key_s}");
+            let id = key_s.parse().map_err(|source| ModelError::BadId {
+                path: path.clone(),
+                source,
+            })?;
+            let obj = self.object(&map, &key_s, &path, ObjType::Map)?;
+            out.push((id, obj));
+        }
+        Ok(out)
+    }
+
+    fn lines(&mut self) -> Result<BTreeMap<crate::ids::LineId, Line>, ModelError> {
+        let mut lines = BTreeMap::new();
+        for (id, obj) in self.entries::<crate::ids::LineId>(k::LINES)? {
+            let p = |key: &str| format!("{}/{id}/{key}", k::LINES);
+            let line = Line {
+                item: self.string(&obj, k::ITEM, &p(k::ITEM), Editable::Yes)?,
+                category: self.string(&obj, k::CATEGORY, &p(k::CATEGORY), Editable::Yes)?,
+                unit: self.string(&obj, k::UNIT, &p(k::UNIT), Editable::Yes)?,
+                quantity_expected: self.quantity(
+                    &obj,
+                    k::QUANTITY_EXPECTED,
+                    &p(k::QUANTITY_EXPECTED),
+                    Editable::Yes,
+                )?,
+                serials_expected: self.strings(
+                    &obj,
+                    k::SERIALS_EXPECTED,
+                    &p(k::SERIALS_EXPECTED),
+                )?,
+                id: id.clone(),
+            };
+            line.check()?;
+            lines.insert(id, line);
+        }
+        Ok(lines)
+    }
+
+    fn receipts(
+        &mut self,
+        lines: &BTreeMap<crate::ids::LineId, Line>,
+    ) -> Result<BTreeMap<crate::ids::ReceiptId, Receipt>, ModelError> {
+        let mut receipts = BTreeMap::new();
+        for (id, obj) in self.entries::<crate::ids::ReceiptId>(k::RECEIPTS)? {
+            let p = |key: &str| format!("{}/{id}/{key}", k::RECEIPTS);
+            let condition_s = self.string(&obj, k::CONDITION, &p(k::CONDITION), Editable::No)?;
+            let condition = Condition::parse(&condition_s).ok_or_else(|| {
+                ModelError::invalid(
+                    p(k::CONDITION),
+                    format!("unknown condition {condition_s:?} (expected good, damaged, missing_parts or wrong_item)"),
+                )
+            })?;
+            let voids = match self.opt_string(&obj, k::VOIDS, &p(k::VOIDS), Editable::No)? {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|source| ModelError::BadId {
+                    path: p(k::VOIDS),
+                    source,
+                })?),
+            };
+            let receipt = Receipt {
+                line_id: self.id(&obj, k::LINE_ID, &p(k::LINE_ID))?,
+                quantity: self.quantity(&obj, k::QUANTITY, &p(k::QUANTITY), Editable::No)?,
+                condition,
+                serials: self.strings(&obj, k::SERIALS, &p(k::SERIALS))?,
+                note: self.string(&obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+                recorded_by: self.id(&obj, k::RECORDED_BY, &p(k::RECORDED_BY))?,
+                device_id: self.id(&obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
+                recorded_at: self.int(&obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
+                voids,
+                id: id.clone(),
+            };
+            receipts.insert(id, receipt);
+        }
+        // References are checked once every receipt is known: a void may name
+        // a receipt that sorts after it.
+        for receipt in receipts.values() {
+            receipt.check(lines, &receipts)?;
+        }
+        Ok(receipts)
+    }
+
+    fn reviews(
+        &mut self,
+        receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
+    ) -> Result<BTreeMap<crate::ids::ReviewId, Review>, ModelError> {
+        let mut reviews = BTreeMap::new();
+        for (id, obj) in self.entries::<crate::ids::ReviewId>(k::REVIEWS)? {
+            let p = |key: &str| format!("{}/{id}/{key}", k::REVIEWS);
+            let verdict = match self.opt_string(&obj, k::VERDICT, &p(k::VERDICT), Editable::No)? {
+                None => None,
+                Some(s) => Some(Verdict::parse(&s).ok_or_else(|| {
+                    ModelError::invalid(
+                        p(k::VERDICT),
+                        format!(
+                            "unknown verdict {s:?} (expected approved, has_issues or rejected)"
+                        ),
+                    )
+                })?),
+            };
+            let resolves = self
+                .strings(&obj, k::RESOLVES, &p(k::RESOLVES))?
+                .into_iter()
+                .map(|s| {
+                    s.parse().map_err(|source| ModelError::BadId {
+                        path: p(k::RESOLVES),
+                        source,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let review = Review {
+                by: self.id(&obj, k::BY, &p(k::BY))?,
+                at: self.int(&obj, k::AT, &p(k::AT), Editable::No)?,
+                note: self.string(&obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+                verdict,
+                resolves,
+                id: id.clone(),
+            };
+            review.check(receipts)?;
+            reviews.insert(id, review);
+        }
+        Ok(reviews)
+    }
+}

@@ -1,0 +1,487 @@
+//! Typed values of a shipment document, the rules each value must satisfy and
+//! the precise error for each broken rule.
+//!
+//! The same checks run when a phone records a receipt (before anything is
+//! saved) and when the server reads a merged document (before anything is
+//! committed), so the two sides cannot disagree about what is valid.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, FacilityId, IdError, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
+
+/// Version of the document layout this code reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+/// Largest quantity on one line or receipt: far above any real delivery, low
+/// enough that totals over a whole programme cannot overflow.
+pub const MAX_QUANTITY: u64 = 1_000_000;
+/// Longest free-text note, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+/// Longest short text (donor, item, unit…), in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+/// Longest serial number, in characters.
+pub const MAX_SERIAL_CHARS: usize = 64;
+/// Most serial numbers on one line or receipt.
+pub const MAX_SERIALS: usize = 1_000;
+
+/// State of the units a receipt counts, in the vocabulary freight already uses
+/// for receipt exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Received in good order.
+    Good,
+    Damaged,
+    /// Arrived, but incomplete (accessories, parts or documentation missing).
+    MissingParts,
+    /// Something arrived, but not the item the line expects.
+    WrongItem,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 4] = [
+        Condition::Good,
+        Condition::Damaged,
+        Condition::MissingParts,
+        Condition::WrongItem,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Good => "good",
+            Condition::Damaged => "damaged",
+            Condition::MissingParts => "missing_parts",
+            Condition::WrongItem => "wrong_item",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Condition> {
+        Condition::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A coordinator's judgement in a review, as field teams know it from ODK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approved,
+    HasIssues,
+    Rejected,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Approved, Verdict::HasIssues, Verdict::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::HasIssues => "has_issues",
+            Verdict::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// The shipment's header: what was sent, by whom, to where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub id: ShipmentId,
+    pub donor: String,
+    pub programme: String,
+    /// Waybill or donor manifest number.
+    pub reference: String,
+    pub destination_facility: FacilityId,
+    /// Expected arrival, `YYYY-MM-DD`, if known.
+    pub expected_on: Option<String>,
+    pub created_by: UserId,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub note: String,
+}
+
+/// One expected line of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub id: LineId,
+    pub item: String,
+    /// e.g. "imaging", "endoscopy", "vehicle": used to group totals.
+    pub category: String,
+    pub unit: String,
+    pub quantity_expected: u64,
+    pub serials_expected: Vec<String>,
+}
+
+/// One receipt event: what someone counted, on which line, in what state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: ReceiptId,
+    pub line_id: LineId,
+    /// Units counted. Zero only for a receipt that just voids another.
+    pub quantity: u64,
+    pub condition: Condition,
+    pub serials: Vec<String>,
+    pub note: String,
+    pub recorded_by: UserId,
+    pub device_id: DeviceId,
+    /// When the phone recorded it, milliseconds since the Unix epoch.
+    pub recorded_at: i64,
+    /// An earlier receipt this one replaces (a correction) or cancels.
+    pub voids: Option<ReceiptId>,
+}
+
+/// A coordinator's review note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub id: ReviewId,
+    pub by: UserId,
+    pub at: i64,
+    pub note: String,
+    pub verdict: Option<Verdict>,
+    /// Receipts this review settles (empty: the shipment as a whole).
+    pub resolves: Vec<ReceiptId>,
+}
+
+/// A field that two people edited concurrently. `values` holds every value,
+/// the winner (the one the document shows) first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Slash-separated path, e.g. `shipment/note` or `lines/l1/quantity_expected`.
+    pub path: String,
+    pub values: Vec<ConflictValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictValue {
+    pub value: String,
+    /// Hex automerge actor id of the device that wrote this value.
+    pub actor: String,
+}
+
+/// A whole shipment, read and validated from its document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub header: Header,
+    pub lines: BTreeMap<LineId, Line>,
+    pub receipts: BTreeMap<ReceiptId, Receipt>,
+    pub reviews: BTreeMap<ReviewId, Review>,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// What a coordinator supplies to create a shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShipment {
+    pub id: ShipmentId,
+    pub donor: String,
+    pub programme: String,
+    pub reference: String,
+    pub destination_facility: FacilityId,
+    pub expected_on: Option<String>,
+    #[serde(default)]
+    pub note: String,
+    pub lines: Vec<Line>,
+}
+
+/// What a receiver supplies to record a receipt; who, where and when come
+/// from the [`Recorder`] and the clock the caller passes in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewReceipt {
+    pub id: ReceiptId,
+    pub line_id: LineId,
+    pub quantity: u64,
+    pub condition: Condition,
+    #[serde(default)]
+    pub serials: Vec<String>,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub voids: Option<ReceiptId>,
+}
+
+/// Who is making a change: the person and the device they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorder {
+    pub user: UserId,
+    pub device: DeviceId,
+}
+
+/// Why a document, or a change to it, is not a valid shipment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("the bytes are not an automerge document or change: {0}")]
+    Corrupt(String),
+    #[error("document schema {found} is not supported (this build reads {SCHEMA_VERSION})")]
+    UnsupportedSchema { found: String },
+    #[error("{path}: missing")]
+    Missing { path: String },
+    #[error("{path}: expected {expected}")]
+    WrongType {
+        path: String,
+        expected: &'static str,
+    },
+    #[error("{path}: {source}")]
+    BadId { path: String, source: IdError },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{path}: quantity must be between 1 and {MAX_QUANTITY}")]
+    QuantityOutOfRange { path: String },
+    #[error("receipt {receipt}: no line {line} in this shipment")]
+    UnknownLine { receipt: ReceiptId, line: LineId },
+    #[error("receipt {receipt}: voids receipt {voids}, which does not exist")]
+    VoidsUnknownReceipt {
+        receipt: ReceiptId,
+        voids: ReceiptId,
+    },
+    #[error("receipt {receipt}: a receipt cannot void itself")]
+    VoidsItself { receipt: ReceiptId },
+    #[error("review {review}: resolves receipt {receipt}, which does not exist")]
+    ResolvesUnknownReceipt {
+        review: ReviewId,
+        receipt: ReceiptId,
+    },
+    #[error("{kind} {id} already exists")]
+    AlreadyExists { kind: &'static str, id: String },
+    #[error("{path}: recorded events are immutable; record a correction that voids it instead")]
+    Immutable { path: String },
+    #[error("{path}: cannot be removed")]
+    Removed { path: String },
+    #[error("shipment id cannot change from {from} to {to}")]
+    IdChanged { from: ShipmentId, to: ShipmentId },
+}
+
+impl ModelError {
+    pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ModelError::Invalid {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub(crate) fn check_label(path: &str, s: &str, required: bool) -> Result<(), ModelError> {
+    if required && s.trim().is_empty() {
+        return Err(ModelError::invalid(path, "must not be empty"));
+    }
+    check_text(path, s, MAX_LABEL_CHARS)
+}
+
+pub(crate) fn check_text(path: &str, s: &str, max_chars: usize) -> Result<(), ModelError> {
+    if s.chars().count() > max_chars {
+        return Err(ModelError::invalid(
+            path,
+            format!("longer than {max_chars} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ModelError::invalid(path, "contains control characters"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_serials(path: &str, serials: &[String]) -> Result<(), ModelError> {
+    if serials.len() > MAX_SERIALS {
+        return Err(ModelError::invalid(
+            path,
+            format!("more than {MAX_SERIALS} serial numbers"),
+        ));
+    }
+    for (i, s) in serials.iter().enumerate() {
+        let p = format!("{path}/{i}");
+        if s.trim().is_empty() {
+            return Err(ModelError::invalid(p, "serial number is empty"));
+        }
+        if s.chars().count() > MAX_SERIAL_CHARS {
+            return Err(ModelError::invalid(
+                p,
+                format!("serial number longer than {MAX_SERIAL_CHARS} characters"),
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(ModelError::invalid(p, "contains control characters"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_quantity(path: &str, q: u64) -> Result<(), ModelError> {
+    if q == 0 || q > MAX_QUANTITY {
+        return Err(ModelError::QuantityOutOfRange { path: path.into() });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_date(path: &str, s: &str) -> Result<(), ModelError> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+        && (1..=12).contains(&s[5..7].parse::<u8>().unwrap_or(0))
+        && (1..=31).contains(&s[8..10].parse::<u8>().unwrap_or(0));
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::invalid(path, "expected a date as YYYY-MM-DD"))
+    }
+}
+
+pub(crate) fn check_time(path: &str, t: i64) -> Result<(), ModelError> {
+    if t < 0 {
+        return Err(ModelError::invalid(path, "time before 1970"));
+    }
+    Ok(())
+}
+
+impl Header {
+    pub(crate) fn check(&self) -> Result<(), ModelError> {
+        check_label("shipment/donor", &self.donor, true)?;
+        check_label("shipment/programme", &self.programme, false)?;
+        check_label("shipment/reference", &self.reference, false)?;
+        if let Some(d) = &self.expected_on {
+            check_date("shipment/expected_on", d)?;
+        }
+        check_time("shipment/created_at", self.created_at)?;
+        check_text("shipment/note", &self.note, MAX_NOTE_CHARS)
+    }
+}
+
+impl Line {
+    pub(crate) fn check(&self) -> Result<(), ModelError> {
+        let p = format!("lines/{}", self.id);
+        check_label(&format!("{p}/item"), &self.item, true)?;
+        check_label(&format!("{p}/category"), &self.category, true)?;
+        check_label(&format!("{p}/unit"), &self.unit, true)?;
+        check_quantity(&format!("{p}/quantity_expected"), self.quantity_expected)?;
+        check_serials(&format!("{p}/serials_expected"), &self.serials_expected)
+    }
+}
+
+impl Receipt {
+    /// Checks this receipt on its own and against the shipment it belongs to.
+    pub(crate) fn check(
+        &self,
+        lines: &BTreeMap<LineId, Line>,
+        receipts: &BTreeMap<ReceiptId, Receipt>,
+    ) -> Result<(), ModelError> {
+        let p = format!("receipts/{}", self.id);
+        if !lines.contains_key(&self.line_id) {
+            return Err(ModelError::UnknownLine {
+                receipt: self.id.clone(),
+                line: self.line_id.clone(),
+            });
+        }
+        // A pure void carries no units; anything else must count some.
+        if !(self.quantity == 0 && self.voids.is_some()) {
+            check_quantity(&format!("{p}/quantity"), self.quantity)?;
+        }
+        check_serials(&format!("{p}/serials"), &self.serials)?;
+        check_text(&format!("{p}/note"), &self.note, MAX_NOTE_CHARS)?;
+        check_time(&format!("{p}/recorded_at"), self.recorded_at)?;
+        if let Some(v) = &self.voids {
+            if v == &self.id {
+                return Err(ModelError::VoidsItself {
+                    receipt: self.id.clone(),
+                });
+            }
+            if !receipts.contains_key(v) {
+                return Err(ModelError::VoidsUnknownReceipt {
+                    receipt: self.id.clone(),
+                    voids: v.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Review {
+    pub(crate) fn check(&self, receipts: &BTreeMap<ReceiptId, Receipt>) -> Result<(), ModelError> {
+        let p = format!("reviews/{}", self.id);
+        check_text(&format!("{p}/note"), &self.note, MAX_NOTE_CHARS)?;
+        check_time(&format!("{p}/at"), self.at)?;
+        if let Some(r) = self.resolves.iter().find(|r| !receipts.contains_key(*r)) {
+            return Err(ModelError::ResolvesUnknownReceipt {
+                review: self.id.clone(),
+                receipt: r.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Shipment {
+    /// Receipts that a later receipt voids. Voids are final: voiding a void
+    /// does not bring the first receipt back (record it again instead), which
+    /// keeps the rule simple enough to explain to a receiver.
+    pub fn voided(&self) -> std::collections::BTreeSet<&ReceiptId> {
+        self.receipts
+            .values()
+            .filter_map(|r| r.voids.as_ref())
+            .collect()
+    }
+
+    /// Receipts that count: every receipt no other receipt voids.
+    pub fn active_receipts(&self) -> impl Iterator<Item = &Receipt> {
+        let voided = self.voided();
+        self.receipts
+            .values()
+            .filter(move |r| !voided.contains(&r.id))
+    }
+
+    /// Checks that `self` may follow `before`: events are never edited or
+    /// removed, lines never removed, and the shipment keeps its id. The server
+    /// runs this on every incoming change, so a phone that only appends (the
+    /// only thing the app can do) can never be refused by it.
+    pub fn check_transition_from(&self, before: &Shipment) -> Result<(), ModelError> {
+        if self.header.id != before.header.id {
+            return Err(ModelError::IdChanged {
+                from: before.header.id.clone(),
+                to: self.header.id.clone(),
+            });
+        }
+        for id in before.lines.keys() {
+            if !self.lines.contains_key(id) {
+                return Err(ModelError::Removed {
+                    path: format!("lines/{id}"),
+                });
+            }
+        }
+        for (id, old) in &before.receipts {
+            match self.receipts.get(id) {
+                None => {
+                    return Err(ModelError::Removed {
+                        path: format!("receipts/{id}"),
+                    });
+                }
+                Some(new) if new != old => {
+                    return Err(ModelError::Immutable {
+                        path: format!("receipts/{id}"),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, old) in &before.reviews {
+            match self.reviews.get(id) {
+                None => {
+                    return Err(ModelError::Removed {
+                        path: format!("reviews/{id}"),
+                    });
+                }
+                Some(new) if new != old => {
+                    return Err(ModelError::Immutable {
+                        path: format!("reviews/{id}"),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! The server's sans-IO sync step: check a phone's changes against the
+//! model, merge them, and decide what the phone still lacks. The server crate
+//! wraps this in a database transaction; nothing here does I/O.
+
+use std::collections::BTreeSet;
+
+use super::protocol::{Changes, RefusalCode};
+use crate::model::{ModelError, Shipment, ShipmentDoc};
+use automerge::{ActorId, Change, ChangeHash};
+
+/// Why a document's upload was refused. Nothing of it may be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{reason}")]
+    Corrupt { reason: String },
+    #[error("change {hash} is signed by actor {found}, not by this device ({expected})")]
+    WrongActor {
+        hash: ChangeHash,
+        found: String,
+        expected: String,
+    },
+    #[error("the server lacks {} change(s) these depend on", missing.len())]
+    MissingDependencies { missing: Vec<ChangeHash> },
+    #[error("{0}")]
+    Invalid(#[from] ModelError),
+}
+
+impl Refusal {
+    /// The wire code, or `None` for missing dependencies (not a refusal the
+    /// phone shows a person: it just re-sends everything).
+    pub fn code(&self) -> Option<RefusalCode> {
+        match self {
+            Refusal::Corrupt { .. } => Some(RefusalCode::Corrupt),
+            Refusal::WrongActor { .. } => Some(RefusalCode::WrongActor),
+            Refusal::MissingDependencies { .. } => None,
+            Refusal::Invalid(_) => Some(RefusalCode::Invalid),
+        }
+    }
+}
+
+/// Parses an upload, strictly: one bad byte refuses all of it.
+pub fn parse_changes(changes: &Changes) -> Result<Vec<Change>, Refusal> {
+    changes.decode().map_err(|e| Refusal::Corrupt {
+        reason: e.to_string(),
+    })
+}
+
+/// A successful merge: the new document and the changes it did not have.
+#[derive(Debug)]
+pub struct Merged {
+    pub doc: ShipmentDoc,
+    pub shipment: Shipment,
+    /// In causal order; empty when the upload was a retry of stored changes.
+    pub new_changes: Vec<Change>,
+}
+
+/// Checks `changes` from the device whose actor is `actor` and merges them
+/// into a copy of `current`. `current` itself is never touched, so a refusal
+/// leaves the server exactly as it was.
+pub fn merge_upload(
+    current: &ShipmentDoc,
+    changes: Vec<Change>,
+    actor: &ActorId,
+) -> Result<Merged, Refusal> {
+    let mut doc = current.clone();
+    let before_heads = doc.heads();
+    let known: BTreeSet<ChangeHash> = changes
+        .iter()
+        .map(Change::hash)
+        .filter(|h| doc.automerge_mut().get_change_by_hash(h).is_some())
+        .collect();
+    let mut new_changes: Vec<Change> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for change in changes {
+        let hash = change.hash();
+        if known.contains(&hash) || !seen.insert(hash) {
+            continue;
+        }
+        if change.actor_id() != actor {
+            return Err(Refusal::WrongActor {
+                hash,
+                found: change.actor_id().to_hex_string(),
+                expected: actor.to_hex_string(),
+            });
+        }
+        new_changes.push(change);
+    }
+    if new_changes.is_empty() {
+        let shipment = doc.read()?;
+        return Ok(Merged {
+            doc,
+            shipment,
+            new_changes,
+        });
+    }
+
+    let before = current.read()?;
+    doc.automerge_mut()
+        .apply_changes(new_changes.iter().cloned())
+        .map_err(|e| Refusal::Corrupt {
+            reason: e.to_string(),
+        })?;
+    // Changes whose dependencies are missing wait in automerge's queue
+    // instead of applying; they must not be acknowledged.
+    let missing = doc.automerge_mut().get_missing_deps(&[]);
+    if !missing.is_empty() {
+        return Err(Refusal::MissingDependencies { missing });
+    }
+    let shipment = doc.read()?;
+    shipment.check_transition_from(&before)?;
+    // Store in the order automerge applied them, so a replay from the
+    // changes table always meets dependencies first.
+    let order: std::collections::HashMap<ChangeHash, usize> = doc
+        .automerge_mut()
+        .get_changes(&before_heads)
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    new_changes.sort_by_key(|c| order.get(&c.hash()).copied());
+    Ok(Merged {
+        doc,
+        shipment,
+        new_changes,
+    })
+}
