@@ -1,1 +1,113 @@
-fn main() {}
+//! The `aidsync` command.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use aidsync_server::app::{Application, Config, redact};
+use aidsync_server::service::Limits;
+
+#[derive(Parser)]
+#[command(
+    name = "aidsync",
+    version,
+    about = "Offline-first sync server for humanitarian equipment receipts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AIDSYNC_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// SQLite path (`sqlite:./aidsync.db`, or a bare path) or `postgres://…` URL.
+    #[arg(
+        long,
+        env = "AIDSYNC_DATABASE_URL",
+        default_value = "sqlite:./aidsync.db"
+    )]
+    database_url: String,
+    /// Seed demo facilities, devices and shipments (skipped if already seeded).
+    #[arg(long)]
+    demo: bool,
+    /// Largest request body after decompression, in bytes.
+    #[arg(long, env = "AIDSYNC_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most documents in one sync request.
+    #[arg(long, env = "AIDSYNC_MAX_DOCS_PER_SYNC", default_value_t = Limits::default().max_docs_per_sync)]
+    max_docs_per_sync: usize,
+    /// Most changes for one document in one sync request.
+    #[arg(long, env = "AIDSYNC_MAX_CHANGES_PER_DOC", default_value_t = Limits::default().max_changes_per_doc)]
+    max_changes_per_doc: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config {
+        bind: args.bind,
+        database_url: args.database_url,
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_docs_per_sync: args.max_docs_per_sync,
+            max_changes_per_doc: args.max_changes_per_doc,
+        },
+    };
+    let app = Application::build(config.clone()).await?;
+    let addr = app.local_addr()?;
+    if args.demo {
+        let demo = aidsync_server::demo::seed(app.db()).await?;
+        println!("{}", demo.instructions(&format!("http://{addr}")));
+    }
+    tracing::info!(%addr, database = %redact(&config.database_url), "aidsync listening");
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

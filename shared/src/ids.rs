@@ -117,11 +117,18 @@ id_type!(
 /// Turns 16 random bytes (drawn by the caller: this crate draws no randomness)
 /// into a 32-character id usable as any of the id types above.
 pub fn id_from_random(bytes: [u8; 16]) -> String {
+    to_hex(&bytes)
+}
+
+/// Lower-case hex of any bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

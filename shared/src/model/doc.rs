@@ -139,6 +139,24 @@ impl ShipmentDoc {
         read_shipment(&self.doc)
     }
 
+    /// The change that created each receipt, by receipt id: lets the server
+    /// say when a receipt reached it, from its append-only change log.
+    pub fn receipt_origins(&self) -> std::collections::BTreeMap<crate::ids::ReceiptId, ChangeHash> {
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(receipts) = container(&self.doc, k::RECEIPTS) else {
+            return out;
+        };
+        for key in self.doc.keys(&receipts) {
+            let Ok(id) = key.parse() else { continue };
+            if let Ok(Some((_, obj))) = self.doc.get(&receipts, key.as_str())
+                && let Some(hash) = self.doc.hash_for_opid(&obj)
+            {
+                out.insert(id, hash);
+            }
+        }
+        out
+    }
+
     /// Records a receipt as one change. Refused, leaving the document as it
     /// was, if the receipt breaks any rule (unknown line, zero quantity…).
     pub fn record_receipt(

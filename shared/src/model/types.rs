@@ -435,7 +435,8 @@ impl Shipment {
     }
 
     /// Checks that `self` may follow `before`: events are never edited or
-    /// removed, lines never removed, and the shipment keeps its id. The server
+    /// removed, lines never removed, and the shipment keeps its id and its
+    /// destination (which decides who may see it). The server
     /// runs this on every incoming change, so a phone that only appends (the
     /// only thing the app can do) can never be refused by it.
     pub fn check_transition_from(&self, before: &Shipment) -> Result<(), ModelError> {
@@ -443,6 +444,11 @@ impl Shipment {
             return Err(ModelError::IdChanged {
                 from: before.header.id.clone(),
                 to: self.header.id.clone(),
+            });
+        }
+        if self.header.destination_facility != before.header.destination_facility {
+            return Err(ModelError::Immutable {
+                path: "shipment/destination_facility".into(),
             });
         }
         for id in before.lines.keys() {

@@ -1,0 +1,59 @@
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use aidsync_shared::sync::protocol::{CONTENT_TYPE, SyncRequest, decode, encode};
+
+use crate::app::AppState;
+use crate::caller::Caller;
+use crate::error::AppError;
+use crate::service::now_ms;
+use crate::service::sync::sync as run_sync;
+
+/// `POST /api/v1/sync`: CBOR in, CBOR out.
+///
+/// The body is always a `SyncResponse` once the request is well-formed. The
+/// status tells whether every upload was stored: 200 if so (or nothing was
+/// uploaded), 422 if some document's changes were refused, 404 if an upload
+/// named a document that does not exist for this caller. Refusals are per
+/// document, and the other documents in the request are stored and answered.
+pub async fn sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with(CONTENT_TYPE) {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "expected Content-Type: {CONTENT_TYPE}"
+        )));
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+            "sync body larger than {} bytes; sync more often",
+            state.limits.max_body_bytes
+        )),
+        _ => AppError::BadRequest(e.body_text()),
+    })?;
+    let request: SyncRequest = decode(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let outcome = run_sync(&state.db, &caller, request, &state.limits, now_ms()).await?;
+    let status = if outcome.refused > 0 {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else if outcome.not_found > 0 {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        encode(&outcome.response),
+    )
+        .into_response())
+}

@@ -1,0 +1,288 @@
+//! `POST /api/v1/sync`, minus HTTP: store what a phone sent, answer with
+//! what it lacks. The protocol is described in `aidsync_shared::sync`.
+//!
+//! Two transactions per request: a write transaction that checks and stores
+//! uploads (skipped when the phone uploads nothing), then a read-only one
+//! that sees a single consistent state for the answer. The write commits
+//! before anything is acknowledged.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{Change, ChangeHash};
+use serde_bytes::ByteBuf;
+
+use aidsync_shared::derive::summarize;
+use aidsync_shared::ids::ShipmentId;
+use aidsync_shared::model::ShipmentDoc;
+use aidsync_shared::sync::protocol::{
+    Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
+    heads_to_wire,
+};
+use aidsync_shared::sync::server::{Refusal, merge_upload, parse_changes};
+
+use super::Limits;
+use super::shipments::projection;
+use crate::caller::Caller;
+use crate::error::AppError;
+use crate::storage::{ChangeAuthor, Db, StoredDocument};
+
+/// The answer, and how the HTTP layer should report it.
+pub struct SyncOutcome {
+    pub response: SyncResponse,
+    /// Uploads refused for a reason a person must act on.
+    pub refused: usize,
+    /// Uploads for documents that do not exist (or the caller may not see).
+    pub not_found: usize,
+}
+
+pub async fn sync(
+    db: &Db,
+    caller: &Caller,
+    request: SyncRequest,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<SyncOutcome, AppError> {
+    if request.protocol != PROTOCOL_VERSION {
+        return Err(AppError::BadRequest(format!(
+            "sync protocol {} is not supported (this server speaks {PROTOCOL_VERSION}); update the app",
+            request.protocol
+        )));
+    }
+    if request.docs.len() > limits.max_docs_per_sync {
+        return Err(AppError::PayloadTooLarge(format!(
+            "{} documents in one sync; the limit is {}",
+            request.docs.len(),
+            limits.max_docs_per_sync
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    if let Some(dup) = request.docs.iter().find(|d| !seen.insert(&d.id)) {
+        return Err(AppError::BadRequest(format!(
+            "document {} appears twice",
+            dup.id
+        )));
+    }
+    let cursor = i64::try_from(request.cursor)
+        .map_err(|_| AppError::BadRequest("cursor out of range".into()))?;
+
+    // Decode before taking any lock: it is the expensive, client-controlled part.
+    let uploads: Vec<(ShipmentId, Result<Vec<Change>, Refusal>)> = request
+        .docs
+        .into_iter()
+        .map(|d| {
+            let parsed = parse_changes(&d.changes);
+            (d.id, parsed)
+        })
+        .collect();
+    let uploaded_hashes: BTreeMap<ShipmentId, BTreeSet<ChangeHash>> = uploads
+        .iter()
+        .map(|(id, r)| {
+            let hashes = r
+                .as_ref()
+                .map(|cs| cs.iter().map(Change::hash).collect())
+                .unwrap_or_default();
+            (id.clone(), hashes)
+        })
+        .collect();
+
+    let results = if uploads.is_empty() {
+        BTreeMap::new()
+    } else {
+        store_uploads(db, caller, uploads, limits, now_ms).await?
+    };
+    let refused = results
+        .values()
+        .filter(|r| matches!(r, UploadResult::Refused { .. }))
+        .count();
+    let not_found = results
+        .values()
+        .filter(|r| matches!(r, UploadResult::NotFound))
+        .count();
+
+    let response = answer(db, caller, cursor, results, &uploaded_hashes).await?;
+    Ok(SyncOutcome {
+        response,
+        refused,
+        not_found,
+    })
+}
+
+fn refusal_result(refusal: &Refusal) -> UploadResult {
+    match refusal.code() {
+        Some(code) => UploadResult::Refused {
+            code,
+            reason: refusal.to_string(),
+        },
+        None => UploadResult::MissingDependencies,
+    }
+}
+
+/// Checks every upload and stores the acceptable ones in one transaction.
+async fn store_uploads(
+    db: &Db,
+    caller: &Caller,
+    mut uploads: Vec<(ShipmentId, Result<Vec<Change>, Refusal>)>,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<BTreeMap<ShipmentId, UploadResult>, AppError> {
+    // A fixed lock order: two requests touching the same documents never deadlock.
+    uploads.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut results = BTreeMap::new();
+    let mut accepted: Vec<(StoredDocument, aidsync_shared::sync::server::Merged)> = Vec::new();
+
+    let mut tx = db.begin_write().await?;
+    for (id, parsed) in uploads {
+        let stored = match tx.load_document(id.as_str(), true).await? {
+            Some(s) if caller.may_see(&s.facility_id) => s,
+            _ => {
+                results.insert(id, UploadResult::NotFound);
+                continue;
+            }
+        };
+        let changes = match parsed {
+            Ok(c) if c.len() > limits.max_changes_per_doc => {
+                results.insert(
+                    id,
+                    UploadResult::Refused {
+                        code: RefusalCode::TooLarge,
+                        reason: format!(
+                            "{} changes in one upload; the limit is {} (sync more often)",
+                            c.len(),
+                            limits.max_changes_per_doc
+                        ),
+                    },
+                );
+                continue;
+            }
+            Ok(c) => c,
+            Err(refusal) => {
+                results.insert(id, refusal_result(&refusal));
+                continue;
+            }
+        };
+        let current = ShipmentDoc::from_automerge(stored.doc.clone());
+        match merge_upload(&current, changes, &caller.actor) {
+            Err(refusal) => {
+                tracing::info!(shipment = %id, device = %caller.device, %refusal, "upload refused");
+                results.insert(id, refusal_result(&refusal));
+            }
+            Ok(merged) if merged.new_changes.is_empty() => {
+                results.insert(id, UploadResult::Accepted { new: 0 });
+            }
+            Ok(merged) => {
+                results.insert(
+                    id,
+                    UploadResult::Accepted {
+                        new: u32::try_from(merged.new_changes.len()).unwrap_or(u32::MAX),
+                    },
+                );
+                accepted.push((stored, merged));
+            }
+        }
+    }
+
+    if accepted.is_empty() {
+        // Nothing new: release the locks without taking a version.
+        tx.commit().await?;
+        return Ok(results);
+    }
+    let version = tx.next_version().await?;
+    let author = ChangeAuthor {
+        device_id: Some(caller.device.as_str()),
+        user_id: caller.user.as_str(),
+    };
+    for (mut stored, merged) in accepted {
+        let added = merged.new_changes.len() as i64;
+        let last_seq = tx
+            .append_changes(&stored.id, &merged.new_changes, version, &author, now_ms)
+            .await?;
+        stored.doc = merged.doc.into_automerge();
+        tx.touch_document(&mut stored, version, last_seq, added)
+            .await?;
+        let summary = summarize(&merged.shipment);
+        tx.upsert_shipment(&projection(&merged.shipment, &summary, now_ms))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Builds the response from one consistent read of the database.
+async fn answer(
+    db: &Db,
+    caller: &Caller,
+    cursor: i64,
+    mut results: BTreeMap<ShipmentId, UploadResult>,
+    uploaded: &BTreeMap<ShipmentId, BTreeSet<ChangeHash>>,
+) -> Result<SyncResponse, AppError> {
+    let mut tx = db.begin_read().await?;
+    let now_version = tx.current_version().await?;
+    // A cursor from the future means this server lost commits (restored from
+    // a backup): start the phone over so it re-sends what is missing.
+    let reset = cursor > now_version;
+    let since = if reset { 0 } else { cursor };
+
+    let facility = caller.facility.as_ref().map(|f| f.as_str());
+    let mut ids: BTreeMap<String, Option<i64>> = tx
+        .changed_documents(since, facility)
+        .await?
+        .into_iter()
+        .map(|(id, created)| (id, Some(created)))
+        .collect();
+    for (id, result) in &results {
+        if !matches!(result, UploadResult::NotFound) {
+            ids.entry(id.to_string()).or_insert(None);
+        }
+    }
+
+    let mut docs = Vec::with_capacity(ids.len() + results.len());
+    for (id_s, _) in ids {
+        let Some(stored) = tx.load_document(&id_s, false).await? else {
+            continue;
+        };
+        let id = ShipmentId::parse(&id_s)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored id {id_s}: {e}")))?;
+        let mut doc = stored.doc;
+        let (snapshot, changes) = if stored.created_version > since {
+            (Some(ByteBuf::from(doc.save())), Changes::default())
+        } else {
+            let theirs = uploaded.get(&id);
+            let mut wanted = Vec::new();
+            for hash_s in tx.change_hashes_since(&id_s, since).await? {
+                let hash: ChangeHash = hash_s.parse().map_err(|e| {
+                    AppError::Internal(anyhow::anyhow!("stored hash {hash_s}: {e}"))
+                })?;
+                if theirs.is_some_and(|t| t.contains(&hash)) {
+                    continue;
+                }
+                if let Some(change) = doc.get_change_by_hash(&hash) {
+                    wanted.push(change);
+                }
+            }
+            (None, Changes::encode(&doc, &wanted))
+        };
+        docs.push(DocDownload {
+            upload: results.remove(&id),
+            id,
+            snapshot,
+            changes,
+            heads: heads_to_wire(&doc.get_heads()),
+        });
+    }
+    // Uploads for documents the phone may not see get an answer too.
+    for (id, result) in results {
+        docs.push(DocDownload {
+            id,
+            upload: Some(result),
+            snapshot: None,
+            changes: Changes::default(),
+            heads: Vec::new(),
+        });
+    }
+    tx.commit().await?;
+    Ok(SyncResponse {
+        cursor: u64::try_from(now_version).unwrap_or(0),
+        reset,
+        docs,
+    })
+}

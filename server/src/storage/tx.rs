@@ -1,0 +1,304 @@
+//! One database transaction of the sync service or the write API.
+
+use automerge::{AutoCommit, Change};
+use sqlx::{Any, Row, Transaction};
+
+use super::{Backend, ChangeAuthor, ShipmentRow, StorageError};
+
+/// Compact a document's snapshot once this many changes follow it, so that
+/// loading a document never replays a long tail.
+const SNAPSHOT_EVERY: i64 = 32;
+
+/// A document as loaded: its automerge state and its bookkeeping.
+pub struct StoredDocument {
+    pub id: String,
+    pub facility_id: String,
+    pub created_version: i64,
+    pub version: i64,
+    pub doc: AutoCommit,
+    /// Changes stored after the snapshot (what the next compaction folds in).
+    pub tail: i64,
+}
+
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+fn corrupt(id: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::CorruptDocument {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+impl Tx {
+    pub(super) fn new(
+        tx: Transaction<'static, Any>,
+        backend: Backend,
+        gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Self {
+        Tx {
+            tx,
+            backend,
+            _gate: gate,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StorageError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The commit counter as this transaction sees it.
+    pub async fn current_version(&mut self) -> Result<i64, StorageError> {
+        let v = sqlx::query("SELECT value FROM sync_counter WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await?
+            .try_get("value")?;
+        Ok(v)
+    }
+
+    /// Takes the next commit version. On PostgreSQL this locks the counter
+    /// row until commit, which orders versions by commit time; take it last,
+    /// after the per-document work, to hold the lock briefly.
+    pub async fn next_version(&mut self) -> Result<i64, StorageError> {
+        let v =
+            sqlx::query("UPDATE sync_counter SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get("value")?;
+        Ok(v)
+    }
+
+    /// Loads a document, locking its row against concurrent writers
+    /// (PostgreSQL; SQLite writers are already serialized).
+    pub async fn load_document(
+        &mut self,
+        id: &str,
+        lock: bool,
+    ) -> Result<Option<StoredDocument>, StorageError> {
+        let sql = match (self.backend, lock) {
+            (Backend::Postgres, true) => {
+                "SELECT facility_id, created_version, version, snapshot, snapshot_seq
+                 FROM documents WHERE id = $1 FOR UPDATE"
+            }
+            _ => {
+                "SELECT facility_id, created_version, version, snapshot, snapshot_seq
+                 FROM documents WHERE id = $1"
+            }
+        };
+        let Some(row) = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let snapshot: Vec<u8> = row.try_get("snapshot")?;
+        let snapshot_seq: i64 = row.try_get("snapshot_seq")?;
+        let mut doc = AutoCommit::load(&snapshot).map_err(|e| corrupt(id, e))?;
+        let tail_rows = sqlx::query(
+            "SELECT bytes FROM changes WHERE document_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id)
+        .bind(snapshot_seq)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let tail = tail_rows.len() as i64;
+        let changes = tail_rows
+            .into_iter()
+            .map(|r| {
+                let bytes: Vec<u8> = r.try_get("bytes")?;
+                Change::from_bytes(bytes).map_err(|e| corrupt(id, e))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        doc.apply_changes(changes).map_err(|e| corrupt(id, e))?;
+        Ok(Some(StoredDocument {
+            id: id.to_owned(),
+            facility_id: row.try_get("facility_id")?,
+            created_version: row.try_get("created_version")?,
+            version: row.try_get("version")?,
+            doc,
+            tail,
+        }))
+    }
+
+    /// Stores a new document whose first changes are `changes`.
+    pub async fn insert_document(
+        &mut self,
+        id: &str,
+        facility_id: &str,
+        doc: &mut AutoCommit,
+        version: i64,
+        author: &ChangeAuthor<'_>,
+        received_at: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO documents (id, facility_id, created_version, version, snapshot, snapshot_seq)
+             VALUES ($1, $2, $3, $3, $4, 0)",
+        )
+        .bind(id)
+        .bind(facility_id)
+        .bind(version)
+        .bind(doc.save())
+        .execute(&mut *self.tx)
+        .await?;
+        let changes = doc.get_changes(&[]);
+        let seq = self
+            .append_changes(id, &changes, version, author, received_at)
+            .await?;
+        // The snapshot already holds these changes.
+        sqlx::query("UPDATE documents SET snapshot_seq = $2 WHERE id = $1")
+            .bind(id)
+            .bind(seq)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends changes (duplicates are skipped) and returns the last seq.
+    pub async fn append_changes(
+        &mut self,
+        document_id: &str,
+        changes: &[Change],
+        version: i64,
+        author: &ChangeAuthor<'_>,
+        received_at: i64,
+    ) -> Result<i64, StorageError> {
+        for change in changes {
+            sqlx::query(
+                "INSERT INTO changes (document_id, hash, actor_id, bytes, version, device_id, user_id, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (document_id, hash) DO NOTHING",
+            )
+            .bind(document_id)
+            .bind(change.hash().to_string())
+            .bind(change.actor_id().to_hex_string())
+            .bind(change.raw_bytes().to_vec())
+            .bind(version)
+            .bind(author.device_id)
+            .bind(author.user_id)
+            .bind(received_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        let seq =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes WHERE document_id = $1")
+                .bind(document_id)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get("seq")?;
+        Ok(seq)
+    }
+
+    /// Records that `doc` changed at `version`, compacting its snapshot when
+    /// the tail has grown. The snapshot replaces nothing: changes stay.
+    pub async fn touch_document(
+        &mut self,
+        stored: &mut StoredDocument,
+        version: i64,
+        last_seq: i64,
+        added: i64,
+    ) -> Result<(), StorageError> {
+        if stored.tail + added >= SNAPSHOT_EVERY {
+            sqlx::query(
+                "UPDATE documents SET version = $2, snapshot = $3, snapshot_seq = $4 WHERE id = $1",
+            )
+            .bind(&stored.id)
+            .bind(version)
+            .bind(stored.doc.save())
+            .bind(last_seq)
+            .execute(&mut *self.tx)
+            .await?;
+            stored.tail = 0;
+        } else {
+            sqlx::query("UPDATE documents SET version = $2 WHERE id = $1")
+                .bind(&stored.id)
+                .bind(version)
+                .execute(&mut *self.tx)
+                .await?;
+            stored.tail += added;
+        }
+        stored.version = version;
+        Ok(())
+    }
+
+    pub async fn upsert_shipment(&mut self, row: &ShipmentRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipments (id, facility_id, donor, programme, reference, expected_on, status,
+                 expected, received, damaged, outstanding, receipts, duplicates, conflicts,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (id) DO UPDATE SET
+                 facility_id = excluded.facility_id, donor = excluded.donor,
+                 programme = excluded.programme, reference = excluded.reference,
+                 expected_on = excluded.expected_on, status = excluded.status,
+                 expected = excluded.expected, received = excluded.received,
+                 damaged = excluded.damaged, outstanding = excluded.outstanding,
+                 receipts = excluded.receipts, duplicates = excluded.duplicates,
+                 conflicts = excluded.conflicts, updated_at = excluded.updated_at",
+        )
+        .bind(&row.id)
+        .bind(&row.facility_id)
+        .bind(&row.donor)
+        .bind(&row.programme)
+        .bind(&row.reference)
+        .bind(&row.expected_on)
+        .bind(&row.status)
+        .bind(row.expected)
+        .bind(row.received)
+        .bind(row.damaged)
+        .bind(row.outstanding)
+        .bind(row.receipts)
+        .bind(row.duplicates)
+        .bind(row.conflicts)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Ids and creation versions of documents changed after `since` that a
+    /// caller restricted to `facility` (or to none) may see.
+    pub async fn changed_documents(
+        &mut self,
+        since: i64,
+        facility: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, created_version FROM documents
+             WHERE version > $1 AND ($2 IS NULL OR facility_id = $2)
+             ORDER BY id",
+        )
+        .bind(since)
+        .bind(facility)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("created_version")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Hex hashes of a document's changes committed after `since`.
+    pub async fn change_hashes_since(
+        &mut self,
+        document_id: &str,
+        since: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT hash FROM changes WHERE document_id = $1 AND version > $2 ORDER BY seq",
+        )
+        .bind(document_id)
+        .bind(since)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("hash"))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
