@@ -1,1 +1,21 @@
+//! Black-box test support for aidsync: a real server on a free port over a
+//! throwaway database, and simulated phones that run `aidsync_shared`'s
+//! client engine over real HTTP.
+//!
+//! - [`harness`]: [`harness::TestDb`] (a temporary SQLite file or a fresh
+//!   PostgreSQL database) and [`harness::TestServer`] (start, stop, restart).
+//! - [`phone`]: [`phone::Phone`], one simulated phone, with wire-level byte
+//!   counts and fault injection (lost requests, lost responses).
+//! - [`fingerprint`]: a digest of everything the server stored, to prove a
+//!   refused request changed nothing.
+//!
+//! The `aidsync-phones` binary builds the simulator from the same parts.
 
+pub mod fingerprint;
+pub mod harness;
+pub mod phone;
+
+/// Milliseconds since the Unix epoch, for the engine's `now_ms` arguments.
+pub fn now_ms() -> i64 {
+    aidsync_server::service::now_ms()
+}

@@ -1,0 +1,44 @@
+//! End-to-end tests: a real server on port 0 over a throwaway database,
+//! phones running the shared client engine over HTTP.
+//!
+//! Every storage scenario runs on SQLite, and again on PostgreSQL when
+//! `AIDSYNC_TEST_POSTGRES_URL` names a server (otherwise those tests print
+//! that they were skipped).
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod common;
+mod sync_story;
+
+/// Runs an async scenario `fn(&TestDb)` as one SQLite test and one
+/// PostgreSQL test.
+macro_rules! on_both_backends {
+    ($scenario:path => $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let db = aidsync_tests::harness::TestDb::sqlite().unwrap();
+            $scenario(&db).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(db) = aidsync_tests::harness::TestDb::postgres(stringify!($postgres))
+                .await
+                .unwrap()
+            else {
+                return;
+            };
+            $scenario(&db).await;
+            db.cleanup().await.unwrap();
+        }
+    };
+}
+
+on_both_backends!(sync_story::two_phones_offline_on_one_shipment => sqlite_two_phones_offline_on_one_shipment, postgres_two_phones_offline_on_one_shipment);
+on_both_backends!(sync_story::retried_sync_is_a_no_op => sqlite_retried_sync_is_a_no_op, postgres_retried_sync_is_a_no_op);
+on_both_backends!(sync_story::restart_loses_nothing_acknowledged => sqlite_restart_loses_nothing_acknowledged, postgres_restart_loses_nothing_acknowledged);
+on_both_backends!(sync_story::lagging_phone_catches_up_and_new_shipments_arrive => sqlite_lagging_phone_catches_up, postgres_lagging_phone_catches_up);
+on_both_backends!(bad_input::bad_sync_requests_are_refused_and_change_nothing => sqlite_bad_sync_requests_change_nothing, postgres_bad_sync_requests_change_nothing);
+on_both_backends!(bad_input::bad_json_requests_are_refused => sqlite_bad_json_requests_are_refused, postgres_bad_json_requests_are_refused);
+on_both_backends!(bad_input::one_bad_document_does_not_block_the_others => sqlite_one_bad_document_does_not_block_the_others, postgres_one_bad_document_does_not_block_the_others);
