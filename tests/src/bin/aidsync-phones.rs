@@ -1,1 +1,325 @@
-fn main() {}
+//! `aidsync-phones`: many simulated phones against a running server.
+//!
+//! Each phone registers as a receiver of a facility that has shipments,
+//! syncs once, goes offline and records receipts on its facility's
+//! shipments (several phones share each shipment). Then power comes back:
+//! every phone syncs at once through a network that loses requests and
+//! responses at `--drop-rate`, retrying until its outbox is acknowledged.
+//! Finally every phone and a coordinator's fresh replica must hold identical
+//! documents, and the server must count every receipt exactly once.
+//!
+//! Prints one JSON line of figures on stdout; progress goes to stderr. Exits
+//! non-zero unless everything converged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use serde_json::{Value, json};
+
+use aidsync_shared::ids::{LineId, ReceiptId, ShipmentId, id_from_random};
+use aidsync_shared::model::{Condition, NewReceipt};
+use aidsync_tests::phone::{Api, Fault, Phone, SyncError, Traffic};
+
+#[derive(Debug, Parser)]
+#[command(about = "Simulate phones recording offline and syncing at once")]
+struct Args {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "AIDSYNC_SERVER")]
+    server: String,
+    /// Number of phones.
+    #[arg(long, default_value_t = 20)]
+    phones: usize,
+    /// Receipts each phone records while offline.
+    #[arg(long, default_value_t = 10)]
+    receipts: usize,
+    /// Probability that a sync attempt loses its request or its response.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// Seed for every random choice (which shipment, which losses);
+    /// random when not given. Printed with the figures to replay a run.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Give up on a phone after this many failed attempts in a row.
+    #[arg(long, default_value_t = 200)]
+    max_attempts: u32,
+}
+
+/// What one phone did after power came back.
+struct Outcome {
+    phone: Phone,
+    attempts: u64,
+    lost: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(figures) => {
+            println!("{figures}");
+            if figures["converged"] != Value::Bool(true) {
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("aidsync-phones: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Value> {
+    if !(0.0..1.0).contains(&args.drop_rate) {
+        bail!("--drop-rate must be at least 0 and below 1");
+    }
+    let api = Api::new(&args.server);
+    let seed = args.seed.unwrap_or_else(|| rand::rng().next_u64());
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Runs against one server must not collide, even with the same seed:
+    // user names and receipt ids carry a tag fresh to this run.
+    let run_tag = format!("{:06x}", rand::rng().next_u32() & 0xff_ffff);
+
+    // What is there to receive, per facility.
+    let coordinator = Phone::register(&api, &format!("sim-coordinator-{run_tag}"), None)
+        .await
+        .with_context(|| format!("registering a device at {}", args.server))?;
+    let shipments = shipments_by_facility(&api, coordinator.token()).await?;
+    if shipments.is_empty() {
+        bail!("the server has no shipments: start it with `aidsync serve --demo`");
+    }
+    let before = total_receipts(&api, coordinator.token()).await?;
+    let facilities: Vec<&String> = shipments.keys().collect();
+
+    // Register and fetch documents while online.
+    eprintln!(
+        "aidsync-phones: {} phones x {} receipts over {} facilities, drop rate {}",
+        args.phones,
+        args.receipts,
+        facilities.len(),
+        args.drop_rate
+    );
+    let mut phones = Vec::with_capacity(args.phones);
+    for n in 0..args.phones {
+        let facility = facilities[n % facilities.len()];
+        let mut phone = Phone::register(
+            &api,
+            &format!("sim-{run_tag}-{n:03}"),
+            Some(facility.as_str()),
+        )
+        .await?;
+        phone.sync_settled().await?;
+        phone.traffic = Traffic::default();
+        phones.push(phone);
+    }
+
+    // Offline: record.
+    for phone in &mut phones {
+        let ids: Vec<ShipmentId> = phone.engine.shipment_ids().cloned().collect();
+        for _ in 0..args.receipts {
+            let id = &ids[rng.random_range(0..ids.len())];
+            let lines: Vec<LineId> = phone.engine.shipment(id)?.lines.into_keys().collect();
+            let line = lines[rng.random_range(0..lines.len())].clone();
+            phone
+                .record(id, random_receipt(&mut rng, &run_tag, line)?)
+                .await?;
+        }
+    }
+    let recorded = args.phones * args.receipts;
+
+    // Power is back: everyone at once.
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(phones.len());
+    for (n, phone) in phones.into_iter().enumerate() {
+        let seed = seed.wrapping_mul(1_000_003).wrapping_add(n as u64);
+        let (drop_rate, max_attempts) = (args.drop_rate, args.max_attempts);
+        tasks.push(tokio::spawn(reconnect(
+            phone,
+            drop_rate,
+            max_attempts,
+            seed,
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await??);
+    }
+    // Phones that finished early missed later uploads: one more quiet round.
+    for outcome in &mut outcomes {
+        outcome.phone.sync_settled().await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Compare every replica with a fresh copy of the server's documents.
+    let mut reference = Phone::register(&api, &format!("sim-check-{run_tag}"), None).await?;
+    reference.sync_settled().await?;
+    let mut differing = Vec::new();
+    for outcome in &outcomes {
+        let phone = &outcome.phone;
+        for id in phone.engine.shipment_ids() {
+            let mine = phone.engine.document(id).map(|d| d.clone().get_heads());
+            let server = reference.engine.document(id).map(|d| d.clone().get_heads());
+            let same_heads = mine.is_some() && mine == server;
+            let same_reading = phone.engine.shipment(id).ok() == reference.engine.shipment(id).ok();
+            if !(same_heads && same_reading) {
+                differing.push(format!("{}:{id}", phone.device.user));
+            }
+        }
+        if phone.engine.shipment_ids().count() != shipments[phone_facility(phone)?].len() {
+            differing.push(format!("{}: missing shipments", phone.device.user));
+        }
+    }
+    let pending: usize = outcomes.iter_mut().map(|o| o.phone.engine.pending()).sum();
+    let after = total_receipts(&api, coordinator.token()).await?;
+    let counted = after - before;
+    for d in differing.iter().take(10) {
+        eprintln!("aidsync-phones: replica differs: {d}");
+    }
+    if counted != recorded as u64 {
+        eprintln!("aidsync-phones: recorded {recorded} receipts, the server counts {counted}");
+    }
+    let converged = differing.is_empty() && pending == 0 && counted == recorded as u64;
+
+    let mut traffic = Traffic::default();
+    let (mut attempts, mut lost) = (0, 0);
+    for o in &outcomes {
+        traffic += o.phone.traffic;
+        attempts += o.attempts;
+        lost += o.lost;
+    }
+    Ok(json!({
+        "phones": args.phones,
+        "receipts": recorded,
+        "seconds": round3(seconds),
+        "receipts_per_s": round3(recorded as f64 / seconds.max(1e-9)),
+        "bytes_up": traffic.bytes_up,
+        "bytes_down": traffic.bytes_down,
+        "http_requests": traffic.requests,
+        "round_trips_per_sync": round3(attempts as f64 / args.phones.max(1) as f64),
+        "lost": lost,
+        "drop_rate": args.drop_rate,
+        "seed": seed,
+        "converged": converged,
+    }))
+}
+
+/// Syncs until the phone's outbox is acknowledged, through a lossy network.
+async fn reconnect(
+    mut phone: Phone,
+    drop_rate: f64,
+    max_attempts: u32,
+    seed: u64,
+) -> anyhow::Result<Outcome> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut attempts, mut lost, mut failures) = (0u64, 0u64, 0u32);
+    loop {
+        let fault = if rng.random_bool(drop_rate) {
+            if rng.random_bool(0.5) {
+                Fault::LoseRequest
+            } else {
+                Fault::LoseResponse
+            }
+        } else {
+            Fault::None
+        };
+        attempts += 1;
+        match phone.sync(fault).await {
+            Ok(report) => {
+                if !report.refused.is_empty() {
+                    bail!("{}: refused {:?}", phone.device.user, report.refused);
+                }
+                failures = 0;
+                if !report.again && phone.engine.pending() == 0 {
+                    return Ok(Outcome {
+                        phone,
+                        attempts,
+                        lost,
+                    });
+                }
+            }
+            Err(SyncError::Lost(_)) => {
+                lost += 1;
+                failures += 1;
+                // A phone waits before retrying; jitter keeps retries apart.
+                let wait = 5 * u64::from(failures.min(8)) + rng.random_range(0..10);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(e) => return Err(e).context(phone.device.user.to_string()),
+        }
+        if failures >= max_attempts {
+            bail!(
+                "{}: gave up after {failures} lost attempts",
+                phone.device.user
+            );
+        }
+    }
+}
+
+fn random_receipt(rng: &mut StdRng, run_tag: &str, line: LineId) -> anyhow::Result<NewReceipt> {
+    let mut id = [0u8; 16];
+    rng.fill_bytes(&mut id);
+    let condition = match rng.random_range(0..10) {
+        0 => Condition::Damaged,
+        1 => Condition::MissingParts,
+        _ => Condition::Good,
+    };
+    Ok(NewReceipt {
+        id: ReceiptId::parse(format!("{run_tag}-{}", id_from_random(id)))?,
+        line_id: line,
+        quantity: rng.random_range(1..=3),
+        condition,
+        serials: Vec::new(),
+        note: String::new(),
+        voids: None,
+    })
+}
+
+fn phone_facility(phone: &Phone) -> anyhow::Result<&str> {
+    phone
+        .device
+        .facility
+        .as_ref()
+        .map(|f| f.as_str())
+        .context("simulated phones are receivers")
+}
+
+async fn shipments_by_facility(
+    api: &Api,
+    token: &str,
+) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in list(api, token).await? {
+        let facility = row["facility_id"].as_str().context("facility_id")?;
+        let id = row["id"].as_str().context("id")?;
+        out.entry(facility.to_owned())
+            .or_default()
+            .insert(id.to_owned());
+    }
+    Ok(out)
+}
+
+async fn total_receipts(api: &Api, token: &str) -> anyhow::Result<u64> {
+    list(api, token)
+        .await?
+        .iter()
+        .map(|row| row["receipts"].as_u64().context("receipts"))
+        .sum()
+}
+
+async fn list(api: &Api, token: &str) -> anyhow::Result<Vec<Value>> {
+    let (status, body) = api.get(Some(token), "/api/v1/shipments").await?;
+    if !status.is_success() {
+        bail!("listing shipments: {status} {body}");
+    }
+    match body {
+        Value::Array(rows) => Ok(rows),
+        other => bail!("listing shipments: unexpected {other}"),
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
