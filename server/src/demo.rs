@@ -57,7 +57,7 @@ impl Demo {
         s.push_str(&format!(
             "\nTry:\n  curl -s -H 'Authorization: Bearer {coordinator}' {base_url}/api/v1/shipments\n  \
              curl -s -H 'Authorization: Bearer {coordinator}' '{base_url}/api/v1/shipments?facility=izium-central'\n  \
-             cargo run --release -p aidsync-tests --bin aidsync-phones -- --server {base_url} --phones 20 --receipts 10\n"
+             cargo run -p aidsync-tests --bin aidsync-phones -- --server {base_url} --phones 20 --receipts 10\n"
         ));
         s
     }
