@@ -13,7 +13,10 @@ use aidsync_shared::model::{Line, NewShipment};
 use crate::caller::{Caller, token_hash};
 use crate::error::AppError;
 use crate::service::{now_ms, shipments};
-use crate::storage::{Db, DeviceRow};
+use crate::storage::{Db, DeviceRow, FacilityRow};
+
+/// The region every demo facility is in.
+pub const REGION: &str = "Kharkiv";
 
 /// (facility id, name)
 pub const FACILITIES: [(&str, &str); 4] = [
@@ -243,6 +246,15 @@ async fn device(
 
 /// Seeds whatever part of the demo is missing.
 pub async fn seed(db: &Db) -> Result<Demo, AppError> {
+    for (id, name) in FACILITIES {
+        db.insert_facility(&FacilityRow {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            region: REGION.to_owned(),
+            created_at: now_ms(),
+        })
+        .await?;
+    }
     let mut devices = Vec::new();
     let coordinator = device(db, "coordinator-olena", None, &mut devices).await?;
     for (facility, _) in FACILITIES {

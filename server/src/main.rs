@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use aidsync_server::app::{Application, Config, redact};
-use aidsync_server::service::Limits;
+use aidsync_server::service::facilities::{self, NewFacility};
+use aidsync_server::service::{Limits, now_ms};
+use aidsync_server::storage::Db;
+use aidsync_shared::ids::FacilityId;
+use anyhow::Context;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +25,45 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Manage the database directly (the server may be running).
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Same as `serve --database-url`.
+    #[arg(
+        long,
+        env = "AIDSYNC_DATABASE_URL",
+        default_value = "sqlite:./aidsync.db"
+    )]
+    database_url: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Facilities: the hospitals shipments are destined to.
+    #[command(subcommand)]
+    Facility(FacilityCommand),
+}
+
+#[derive(Subcommand)]
+enum FacilityCommand {
+    /// Add a facility.
+    Add {
+        /// Short id, e.g. `kharkiv-regional` (letters, digits, `-`, `_`).
+        id: String,
+        /// Full name, e.g. "Kharkiv Regional Clinical Hospital".
+        #[arg(long)]
+        name: String,
+        /// Region, e.g. "Kharkiv"; coordinators can be scoped to one.
+        #[arg(long)]
+        region: String,
+    },
+    /// List every facility.
+    List,
 }
 
 #[derive(clap::Args)]
@@ -58,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Admin(args) => admin(args).await,
     }
 }
 
@@ -81,6 +125,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let db = Db::connect(&args.database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact(&args.database_url)))?;
+    let result = match args.command {
+        AdminCommand::Facility(FacilityCommand::Add { id, name, region }) => {
+            let new = NewFacility {
+                id: FacilityId::parse(&id)
+                    .map_err(|e| anyhow::anyhow!("facility id {id:?}: {e}"))?,
+                name,
+                region,
+            };
+            facilities::add(&db, new, now_ms())
+                .await
+                .map(|row| println!("added facility {} ({}, {})", row.id, row.name, row.region))
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+        AdminCommand::Facility(FacilityCommand::List) => {
+            let rows = db.list_facilities().await?;
+            println!("{:<24} {:<16} NAME", "ID", "REGION");
+            for f in rows {
+                println!("{:<24} {:<16} {}", f.id, f.region, f.name);
+            }
+            Ok(())
+        }
+    };
+    db.close().await;
+    result
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.

@@ -2,6 +2,7 @@
 //! they parse, call [`crate::service`], and shape the response.
 
 mod devices;
+mod facilities;
 mod json;
 mod shipments;
 mod sync;
@@ -28,6 +29,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/devices", post(devices::register))
         .route("/api/v1/sync", post(sync::sync))
+        .route(
+            "/api/v1/facilities",
+            get(facilities::list).post(facilities::create),
+        )
         .route(
             "/api/v1/shipments",
             get(shipments::list).post(shipments::create),

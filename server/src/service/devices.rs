@@ -47,6 +47,9 @@ pub async fn register(
             "name: longer than 200 characters".into(),
         ));
     }
+    if let Some(facility) = &req.facility {
+        super::facilities::require(db, "facility", facility).await?;
+    }
     let device_id = DeviceId::parse(id_from_random(random16()))
         .map_err(|e| AppError::Internal(anyhow::anyhow!("device id: {e}")))?;
     let actor_id = ActorId::from(random16()).to_hex_string();

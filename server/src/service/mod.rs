@@ -3,6 +3,7 @@
 //! [`AppError`](crate::error::AppError).
 
 pub mod devices;
+pub mod facilities;
 pub mod shipments;
 pub mod sync;
 

@@ -51,6 +51,7 @@ pub async fn create(
                 .unwrap_or_default()
         )));
     }
+    super::facilities::require(db, "destination_facility", &new.destination_facility).await?;
     let mut doc = ShipmentDoc::create(&new, &caller.user, caller.actor.clone(), now_ms)
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let shipment = doc

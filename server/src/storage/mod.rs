@@ -8,6 +8,7 @@
 //! Layout: [`Db`] owns the pool and answers single-statement reads;
 //! [`Tx`] is a transaction for one sync or one API write.
 
+mod facilities;
 mod tx;
 
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub use facilities::FacilityRow;
 pub use tx::{StoredDocument, Tx};
 
 /// Which database is behind the pool.

@@ -495,6 +495,24 @@ pub async fn bad_json_requests_are_refused(db: &TestDb) {
         .unwrap();
     assert!(status.is_client_error(), "{status} {body}");
 
+    // Facilities must exist before anything names them.
+    let nowhere = shipment_json("jica-test-011", "atlantis-central");
+    let (status, body) = api
+        .post(token, "/api/v1/shipments", &nowhere)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("atlantis-central"));
+    let (status, body) = api
+        .post(
+            None,
+            "/api/v1/devices",
+            &json!({ "user": "anna", "facility": "atlantis-central" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
     assert_eq!(Fingerprint::take(db.url()).await.unwrap(), before);
     world.server.stop().await.unwrap();
 }

@@ -35,9 +35,25 @@ impl World {
             api,
             coordinator,
         };
+        for facility in [FACILITY, OTHER_FACILITY] {
+            world.add_facility(facility).await;
+        }
         world.create_shipment(SHIPMENT, FACILITY).await;
         world.create_shipment(SECOND_SHIPMENT, FACILITY).await;
         world
+    }
+
+    pub async fn add_facility(&self, id: &str) {
+        let (status, body) = self
+            .api
+            .post(
+                Some(&self.coordinator.token),
+                "/api/v1/facilities",
+                &json!({ "id": id, "name": format!("Hospital {id}"), "region": "Kharkiv" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "adding facility {id}: {body}");
     }
 
     pub async fn create_shipment(&self, id: &str, facility: &str) {

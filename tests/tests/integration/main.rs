@@ -39,6 +39,7 @@ on_both_backends!(sync_story::two_phones_offline_on_one_shipment => sqlite_two_p
 on_both_backends!(sync_story::retried_sync_is_a_no_op => sqlite_retried_sync_is_a_no_op, postgres_retried_sync_is_a_no_op);
 on_both_backends!(sync_story::restart_loses_nothing_acknowledged => sqlite_restart_loses_nothing_acknowledged, postgres_restart_loses_nothing_acknowledged);
 on_both_backends!(sync_story::lagging_phone_catches_up_and_new_shipments_arrive => sqlite_lagging_phone_catches_up, postgres_lagging_phone_catches_up);
+on_both_backends!(sync_story::facilities_are_scoped_and_managed_by_coordinators => sqlite_facilities_are_scoped, postgres_facilities_are_scoped);
 on_both_backends!(bad_input::bad_sync_requests_are_refused_and_change_nothing => sqlite_bad_sync_requests_change_nothing, postgres_bad_sync_requests_change_nothing);
 on_both_backends!(bad_input::bad_json_requests_are_refused => sqlite_bad_json_requests_are_refused, postgres_bad_json_requests_are_refused);
 on_both_backends!(bad_input::one_bad_document_does_not_block_the_others => sqlite_one_bad_document_does_not_block_the_others, postgres_one_bad_document_does_not_block_the_others);

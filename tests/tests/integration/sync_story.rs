@@ -262,3 +262,63 @@ pub async fn lagging_phone_catches_up_and_new_shipments_arrive(db: &TestDb) {
     assert_eq!(ids, vec!["jica-test-004".to_string()]);
     world.server.stop().await.unwrap();
 }
+
+pub async fn facilities_are_scoped_and_managed_by_coordinators(db: &TestDb) {
+    let world = World::new(db).await;
+    let token = Some(world.coordinator.token.as_str());
+    let receiver = world.api.register("anna", Some(FACILITY)).await.unwrap();
+
+    let (status, all) = world.api.get(token, "/api/v1/facilities").await.unwrap();
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![OTHER_FACILITY, FACILITY]);
+
+    // A receiver sees its own facility only, and cannot add one.
+    let (status, own) = world
+        .api
+        .get(Some(&receiver.token), "/api/v1/facilities")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    assert_eq!(own[0]["id"], FACILITY);
+    assert_eq!(own[0]["region"], "Kharkiv");
+    let new =
+        serde_json::json!({ "id": "balakliia-central", "name": "Balakliia", "region": "Kharkiv" });
+    let (status, body) = world
+        .api
+        .post(Some(&receiver.token), "/api/v1/facilities", &new)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+
+    // A coordinator can, once; bad values are refused.
+    let (status, body) = world
+        .api
+        .post(token, "/api/v1/facilities", &new)
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = world
+        .api
+        .post(token, "/api/v1/facilities", &new)
+        .await
+        .unwrap();
+    assert_eq!(status, 409);
+    let unnamed = serde_json::json!({ "id": "x-1", "name": " ", "region": "Kharkiv" });
+    let (status, body) = world
+        .api
+        .post(token, "/api/v1/facilities", &unnamed)
+        .await
+        .unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("name"));
+    let (status, _) = world.api.get(None, "/api/v1/facilities").await.unwrap();
+    assert_eq!(status, 401);
+    world.server.stop().await.unwrap();
+}
