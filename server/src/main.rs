@@ -5,9 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 use aidsync_server::app::{Application, Config, redact};
 use aidsync_server::service::facilities::{self, NewFacility};
+use aidsync_server::service::users::{self, NewUser};
 use aidsync_server::service::{Limits, now_ms};
 use aidsync_server::storage::Db;
-use aidsync_shared::ids::FacilityId;
+use aidsync_shared::ids::{FacilityId, UserId};
+use aidsync_shared::roles::Role;
 use anyhow::Context;
 
 #[derive(Parser)]
@@ -47,6 +49,42 @@ enum AdminCommand {
     /// Facilities: the hospitals shipments are destined to.
     #[command(subcommand)]
     Facility(FacilityCommand),
+    /// People: receivers, coordinators and admins.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. Without --password-stdin a strong password is generated
+    /// and printed once.
+    Add {
+        /// Login name (letters, digits, `-`, `_`), e.g. `olena`.
+        id: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// receiver, coordinator or admin.
+        #[arg(long)]
+        role: String,
+        /// A receiver's facility id.
+        #[arg(long)]
+        facility: Option<String>,
+        /// A coordinator's region; omit for every region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List every user (never their passwords).
+    List,
+    /// Set a new password (generated and printed unless --password-stdin).
+    ResetPassword {
+        id: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +182,76 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 .map(|row| println!("added facility {} ({}, {})", row.id, row.name, row.region))
                 .map_err(|e| anyhow::anyhow!("{e}"))
         }
+        AdminCommand::User(UserCommand::Add {
+            id,
+            name,
+            role,
+            facility,
+            region,
+            password_stdin,
+        }) => {
+            let new = NewUser {
+                id: UserId::parse(&id).map_err(|e| anyhow::anyhow!("user id {id:?}: {e}"))?,
+                name,
+                role: Role::parse(&role).with_context(|| {
+                    format!("role {role:?}: expected receiver, coordinator or admin")
+                })?,
+                facility: facility
+                    .map(|f| {
+                        FacilityId::parse(&f).map_err(|e| anyhow::anyhow!("facility {f:?}: {e}"))
+                    })
+                    .transpose()?,
+                region,
+            };
+            let (password, generated) = password_from(password_stdin)?;
+            let row = users::add(&db, new, &password, now_ms())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("added {} {} ({})", row.role, row.id, row.name);
+            if generated {
+                println!(
+                    "password: {password}\n(shown once; give it to {} in person)",
+                    row.name
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::User(UserCommand::List) => {
+            let rows = db.list_users().await?;
+            println!(
+                "{:<20} {:<12} {:<24} {:<10} NAME",
+                "ID", "ROLE", "FACILITY", "REGION"
+            );
+            for u in rows {
+                let scope = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                let status = if u.disabled_at.is_some() {
+                    " (disabled)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<20} {:<12} {:<24} {:<10} {}{status}",
+                    u.id,
+                    u.role,
+                    scope(u.facility_id),
+                    scope(u.region),
+                    u.name
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::User(UserCommand::ResetPassword { id, password_stdin }) => {
+            let id = UserId::parse(&id).map_err(|e| anyhow::anyhow!("user id {id:?}: {e}"))?;
+            let (password, generated) = password_from(password_stdin)?;
+            users::reset_password(&db, &id, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("password of {id} replaced");
+            if generated {
+                println!("password: {password}\n(shown once)");
+            }
+            Ok(())
+        }
         AdminCommand::Facility(FacilityCommand::List) => {
             let rows = db.list_facilities().await?;
             println!("{:<24} {:<16} NAME", "ID", "REGION");
@@ -155,6 +263,18 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     };
     db.close().await;
     result
+}
+
+/// The password to set, and whether it was generated (so must be shown).
+fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !stdin {
+        return Ok((users::generate_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.

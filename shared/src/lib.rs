@@ -11,6 +11,7 @@
 //!   receipts, reading it back into typed values, and validating it.
 //! - [`derive`]: figures derived from a shipment, never stored: per-line totals,
 //!   serial mismatches, shipment status, possible duplicates.
+//! - [`roles`]: who may do what (receiver, coordinator, admin).
 //! - [`sync`]: the one-round-trip sync protocol (wire types), the server's
 //!   sans-IO merge step and the client engine with its storage trait.
 //!
@@ -20,6 +21,7 @@
 pub mod derive;
 pub mod ids;
 pub mod model;
+pub mod roles;
 pub mod sync;
 
 pub use automerge;

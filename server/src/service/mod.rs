@@ -6,6 +6,7 @@ pub mod devices;
 pub mod facilities;
 pub mod shipments;
 pub mod sync;
+pub mod users;
 
 /// Limits on what one client request may ask of the server.
 #[derive(Debug, Clone)]

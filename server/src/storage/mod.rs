@@ -10,6 +10,7 @@
 
 mod facilities;
 mod tx;
+mod users;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use sqlx::{AnyPool, Row};
 
 pub use facilities::FacilityRow;
 pub use tx::{StoredDocument, Tx};
+pub use users::UserRow;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
