@@ -9,6 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
+use crate::http::throttle::Throttles;
 use crate::service::Limits;
 use crate::storage::Db;
 
@@ -17,6 +19,19 @@ use crate::storage::Db;
 pub struct AppState {
     pub db: Db,
     pub limits: Arc<Limits>,
+    pub clock: Clock,
+    pub throttles: Arc<Throttles>,
+}
+
+impl AppState {
+    pub fn new(db: Db, limits: Limits, clock: Clock) -> AppState {
+        AppState {
+            db,
+            throttles: Arc::new(Throttles::new(&limits)),
+            limits: Arc::new(limits),
+            clock,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -43,10 +58,7 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind))?;
         Ok(Application {
             listener,
-            state: AppState {
-                db,
-                limits: Arc::new(config.limits),
-            },
+            state: AppState::new(db, config.limits, Clock::default()),
         })
     }
 
@@ -58,6 +70,15 @@ impl Application {
         &self.state.db
     }
 
+    /// The clock handlers read; tests move it forward.
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.state.limits
+    }
+
     /// Serves until `shutdown` resolves, then waits for in-flight requests
     /// (a sync that has started commits and answers) and closes the pool.
     pub async fn run_until_stopped(
@@ -66,7 +87,9 @@ impl Application {
     ) -> std::io::Result<()> {
         let db = self.state.db.clone();
         let router = crate::http::router(self.state);
-        axum::serve(self.listener, router)
+        // Connection info gives the per-IP limits their key.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         db.close().await;

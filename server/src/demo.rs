@@ -1,17 +1,19 @@
 //! The demo data set: Government of Japan / JICA deliveries to hospitals in
-//! Kharkiv region, so a newcomer has something real-looking to sync against.
+//! Kharkiv region, with demo accounts, so a newcomer has something
+//! real-looking to log in to and sync against.
 //!
 //! Seeding is idempotent: run `--demo` on every start and it adds only what
-//! is missing. Demo devices have fixed, printed tokens; never use `--demo`
-//! on a server that holds real data.
+//! is missing. Demo accounts have printed passwords and each has a demo
+//! device with a fixed token; never use `--demo` on a server that holds
+//! real data.
 
-use automerge::ActorId;
-
-use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ShipmentId, UserId};
+use aidsync_shared::ids::{FacilityId, LineId, ShipmentId, UserId};
 use aidsync_shared::model::{Line, NewShipment};
+use aidsync_shared::roles::Role;
 
 use crate::caller::{Caller, token_hash};
 use crate::error::AppError;
+use crate::service::users::{self, NewUser};
 use crate::service::{now_ms, shipments};
 use crate::storage::{Db, DeviceRow, FacilityRow};
 
@@ -26,14 +28,37 @@ pub const FACILITIES: [(&str, &str); 4] = [
     ("chuhuiv-central", "Chuhuiv Central District Hospital"),
 ];
 
-pub struct DemoDevice {
+/// The demo coordinator (region Kharkiv).
+pub const COORDINATOR: &str = "olena";
+/// The demo admin.
+pub const ADMIN: &str = "admin";
+/// (user id, name, facility id): one receiver per demo facility.
+pub const RECEIVERS: [(&str, &str, &str); 4] = [
+    ("anna", "Anna Shevchenko", "kharkiv-regional"),
+    ("petro", "Petro Bondarenko", "kharkiv-emergency"),
+    ("iryna", "Iryna Melnyk", "izium-central"),
+    ("mykola", "Mykola Tkachenko", "chuhuiv-central"),
+];
+
+/// A demo account's password: public, like everything about the demo.
+pub fn password(user: &str) -> String {
+    format!("{user}-demo-password")
+}
+
+/// The fixed token of a demo account's demo device.
+pub fn token(user: &str) -> String {
+    format!("demo-{user}")
+}
+
+pub struct DemoAccount {
     pub user: String,
-    pub facility: Option<String>,
-    pub token: String,
+    pub role: Role,
+    /// A receiver's facility, or a coordinator's region.
+    pub scope: String,
 }
 
 pub struct Demo {
-    pub devices: Vec<DemoDevice>,
+    pub accounts: Vec<DemoAccount>,
     pub shipments: usize,
     pub created: usize,
 }
@@ -47,19 +72,27 @@ impl Demo {
             self.created,
             FACILITIES.len()
         );
-        s.push_str("Demo device tokens (send as `Authorization: Bearer TOKEN`):\n");
-        for d in &self.devices {
+        s.push_str("Demo accounts (log in with the password, or use the token directly):\n");
+        s.push_str(&format!(
+            "  {:<8} {:<12} {:<20} {:<26} TOKEN\n",
+            "USER", "ROLE", "FACILITY / REGION", "PASSWORD"
+        ));
+        for a in &self.accounts {
             s.push_str(&format!(
-                "  {:<34} {:<20} {}\n",
-                d.user,
-                d.facility.as_deref().unwrap_or("(all facilities)"),
-                d.token
+                "  {:<8} {:<12} {:<20} {:<26} {}\n",
+                a.user,
+                a.role.as_str(),
+                a.scope,
+                password(&a.user),
+                token(&a.user)
             ));
         }
-        let coordinator = self.devices.first().map(|d| d.token.as_str()).unwrap_or("");
+        let coordinator = token(COORDINATOR);
+        let anna = password("anna");
         s.push_str(&format!(
             "\nTry:\n  curl -s -H 'Authorization: Bearer {coordinator}' {base_url}/api/v1/shipments\n  \
-             curl -s -H 'Authorization: Bearer {coordinator}' '{base_url}/api/v1/shipments?facility=izium-central'\n  \
+             curl -s -X POST -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"user\":\"anna\",\"password\":\"{anna}\",\"device_name\":\"curl\"}}' {base_url}/api/v1/login\n  \
              cargo run -p aidsync-tests --bin aidsync-phones -- --server {base_url} --phones 20 --receipts 10\n"
         ));
         s
@@ -201,51 +234,67 @@ where
         .map_err(|e| AppError::Internal(anyhow::anyhow!("demo id {s}: {e}")))
 }
 
-/// Ensures a demo device exists and returns its caller context.
-async fn device(
+/// Ensures a demo account and its demo device exist (renewing the device's
+/// token so it never expires while the demo runs), and returns the caller
+/// context of that device.
+async fn account(
     db: &Db,
-    user: &str,
-    facility: Option<&str>,
-    out: &mut Vec<DemoDevice>,
+    new: NewUser,
+    ttl_ms: i64,
+    out: &mut Vec<DemoAccount>,
 ) -> Result<Caller, AppError> {
-    let token = format!("demo-{user}");
-    let hash = token_hash(&token);
-    let row = match db.device_by_token_hash(&hash).await? {
-        Some(row) => row,
+    let user_id = new.id.to_string();
+    let user = match db.user(&user_id).await? {
+        Some(user) => user,
+        None => users::add(db, new.clone(), &password(&user_id), now_ms()).await?,
+    };
+    let expires_at = now_ms().saturating_add(ttl_ms);
+    let hash = token_hash(&token(&user_id));
+    let device = match db.device_by_token_hash(&hash).await? {
+        Some(device) => {
+            db.set_device_expiry(&device.id, expires_at).await?;
+            device
+        }
         None => {
-            let row = DeviceRow {
-                id: format!("demo-device-{user}"),
-                user_id: user.to_owned(),
-                facility_id: facility.map(str::to_owned),
-                name: format!("demo phone of {user}"),
-                actor_id: ActorId::random().to_hex_string(),
+            let device = DeviceRow {
+                id: format!("demo-device-{user_id}"),
+                user_id: user_id.clone(),
+                facility_id: user.facility_id.clone(),
+                name: format!("demo device of {user_id}"),
+                actor_id: automerge::ActorId::random().to_hex_string(),
                 created_at: now_ms(),
+                expires_at,
                 revoked_at: None,
             };
-            db.insert_device(&row, &hash).await?;
-            row
+            db.insert_device(&device, &hash).await?;
+            device
         }
     };
-    out.push(DemoDevice {
-        user: user.to_owned(),
-        facility: facility.map(str::to_owned),
-        token,
+    out.push(DemoAccount {
+        user: user_id,
+        role: new.role,
+        scope: new
+            .facility
+            .as_ref()
+            .map(ToString::to_string)
+            .or(new.region.clone())
+            .unwrap_or_else(|| "-".into()),
     });
     Ok(Caller {
-        device: id::<DeviceId>(&row.id)?,
-        user: id::<UserId>(&row.user_id)?,
-        actor: ActorId::try_from(row.actor_id.as_str())
+        device: id(&device.id)?,
+        user: new.id,
+        role: new.role,
+        facility: new.facility,
+        region: new.region,
+        actor: automerge::ActorId::try_from(device.actor_id.as_str())
             .map_err(|e| AppError::Internal(anyhow::anyhow!("demo actor: {e}")))?,
-        facility: row
-            .facility_id
-            .as_deref()
-            .map(id::<FacilityId>)
-            .transpose()?,
+        expires_at,
     })
 }
 
-/// Seeds whatever part of the demo is missing.
-pub async fn seed(db: &Db) -> Result<Demo, AppError> {
+/// Seeds whatever part of the demo is missing. `ttl_ms` is the token
+/// lifetime the server runs with.
+pub async fn seed(db: &Db, ttl_ms: i64) -> Result<Demo, AppError> {
     for (id, name) in FACILITIES {
         db.insert_facility(&FacilityRow {
             id: id.to_owned(),
@@ -255,18 +304,45 @@ pub async fn seed(db: &Db) -> Result<Demo, AppError> {
         })
         .await?;
     }
-    let mut devices = Vec::new();
-    let coordinator = device(db, "coordinator-olena", None, &mut devices).await?;
-    for (facility, _) in FACILITIES {
-        device(
+    let mut accounts = Vec::new();
+    let person = |user: &str, name: &str, role: Role| -> Result<NewUser, AppError> {
+        Ok(NewUser {
+            id: id::<UserId>(user)?,
+            name: name.to_owned(),
+            role,
+            facility: None,
+            region: None,
+        })
+    };
+    account(
+        db,
+        person(ADMIN, "Demo Administrator", Role::Admin)?,
+        ttl_ms,
+        &mut accounts,
+    )
+    .await?;
+    let coordinator = account(
+        db,
+        NewUser {
+            region: Some(REGION.to_owned()),
+            ..person(COORDINATOR, "Olena Kovalenko", Role::Coordinator)?
+        },
+        ttl_ms,
+        &mut accounts,
+    )
+    .await?;
+    for (user, name, facility) in RECEIVERS {
+        account(
             db,
-            &format!("receiver-{facility}"),
-            Some(facility),
-            &mut devices,
+            NewUser {
+                facility: Some(id::<FacilityId>(facility)?),
+                ..person(user, name, Role::Receiver)?
+            },
+            ttl_ms,
+            &mut accounts,
         )
         .await?;
     }
-
     let mut created = 0;
     for (n, (sid, donor, facility, reference, expected_on, items)) in PLAN.iter().enumerate() {
         let lines = items
@@ -309,7 +385,7 @@ pub async fn seed(db: &Db) -> Result<Demo, AppError> {
         }
     }
     Ok(Demo {
-        devices,
+        accounts,
         shipments: PLAN.len(),
         created,
     })

@@ -14,8 +14,10 @@ use crate::storage::StorageError;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing, unknown or revoked device token")]
+    #[error("missing, unknown, expired or revoked token; log in again")]
     Unauthorized,
+    #[error("wrong user name or password")]
+    BadCredentials,
     /// Known caller, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
@@ -29,6 +31,12 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Over a rate limit; the client may retry after this many seconds.
+    #[error("{message}; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -39,13 +47,14 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Storage(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,12 +69,22 @@ impl IntoResponse for AppError {
         } else {
             self.to_string()
         };
+        let retry_after = match &self {
+            AppError::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
+        let headers = response.headers_mut();
+        if matches!(self, AppError::Unauthorized) {
+            headers.insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -7,9 +7,12 @@
 //!   graceful shutdown.
 //! - [`http`]: routes and middleware (compression, body limits, tracing);
 //!   thin handlers.
-//! - [`caller`]: the request context, who is calling (a device token today).
-//! - [`service`]: what the server does — sync, shipments, devices — over
-//!   storage, with the model and merge rules from `aidsync_shared`.
+//! - [`caller`]: the request context: which device, which user, what role.
+//! - [`clock`]: the one clock handlers read (tests move it forward).
+//! - [`rate_limit`]: sans-IO keyed token buckets behind the 429s.
+//! - [`service`]: what the server does — sync, shipments, accounts, login,
+//!   devices, audit — over storage, with the model and the merge and
+//!   permission rules from `aidsync_shared`.
 //! - [`storage`]: the database: migrations, the append-only change log,
 //!   document snapshots and the shipments projection.
 //! - [`demo`]: the demo data set behind `aidsync serve --demo`.
@@ -17,8 +20,10 @@
 
 pub mod app;
 pub mod caller;
+pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod rate_limit;
 pub mod service;
 pub mod storage;

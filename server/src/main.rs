@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 use aidsync_server::app::{Application, Config, redact};
 use aidsync_server::service::facilities::{self, NewFacility};
 use aidsync_server::service::users::{self, NewUser};
-use aidsync_server::service::{Limits, now_ms};
+use aidsync_server::service::{DAY_MS, Limits, audit, devices, now_ms};
 use aidsync_server::storage::Db;
 use aidsync_shared::ids::{FacilityId, UserId};
 use aidsync_shared::roles::Role;
@@ -52,6 +52,33 @@ enum AdminCommand {
     /// People: receivers, coordinators and admins.
     #[command(subcommand)]
     User(UserCommand),
+    /// Devices: one per login; revoke a lost phone here.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// The audit trail: changes a user or a device sent, newest first.
+    Changes {
+        /// Only this user's changes.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this device's changes.
+        #[arg(long)]
+        device: Option<String>,
+        /// Most rows to show.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// List devices (newest first), optionally one user's.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a device: its token stops working at its next request. What
+    /// it already synced stays, attributed to it.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -116,9 +143,12 @@ struct ServeArgs {
         default_value = "sqlite:./aidsync.db"
     )]
     database_url: String,
-    /// Seed demo facilities, devices and shipments (skipped if already seeded).
+    /// Seed demo facilities, accounts and shipments (skipped if already seeded).
     #[arg(long)]
     demo: bool,
+    /// Days a login's token works before the phone must log in again.
+    #[arg(long, env = "AIDSYNC_TOKEN_TTL_DAYS", default_value_t = Limits::default().token_ttl_ms / DAY_MS)]
+    token_ttl_days: i64,
     /// Largest request body after decompression, in bytes.
     #[arg(long, env = "AIDSYNC_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: usize,
@@ -128,6 +158,18 @@ struct ServeArgs {
     /// Most changes for one document in one sync request.
     #[arg(long, env = "AIDSYNC_MAX_CHANGES_PER_DOC", default_value_t = Limits::default().max_changes_per_doc)]
     max_changes_per_doc: usize,
+    /// Largest stored size of one shipment document, in bytes.
+    #[arg(long, env = "AIDSYNC_MAX_DOCUMENT_BYTES", default_value_t = Limits::default().max_document_bytes)]
+    max_document_bytes: usize,
+    /// Requests per minute one token may make (0: unlimited).
+    #[arg(long, env = "AIDSYNC_REQUESTS_PER_MINUTE_PER_TOKEN", default_value_t = Limits::default().requests_per_minute_per_token)]
+    requests_per_minute_per_token: u32,
+    /// Requests per minute one IP address may make (0: unlimited).
+    #[arg(long, env = "AIDSYNC_REQUESTS_PER_MINUTE_PER_IP", default_value_t = Limits::default().requests_per_minute_per_ip)]
+    requests_per_minute_per_ip: u32,
+    /// Failed logins per minute per IP address and per user name (0: unlimited).
+    #[arg(long, env = "AIDSYNC_LOGIN_FAILURES_PER_MINUTE", default_value_t = Limits::default().login_failures_per_minute)]
+    login_failures_per_minute: u32,
 }
 
 #[tokio::main]
@@ -151,12 +193,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             max_docs_per_sync: args.max_docs_per_sync,
             max_changes_per_doc: args.max_changes_per_doc,
+            max_document_bytes: args.max_document_bytes,
+            token_ttl_ms: args.token_ttl_days.saturating_mul(DAY_MS),
+            requests_per_minute_per_token: args.requests_per_minute_per_token,
+            requests_per_minute_per_ip: args.requests_per_minute_per_ip,
+            login_failures_per_minute: args.login_failures_per_minute,
         },
     };
+    if args.token_ttl_days < 1 {
+        anyhow::bail!("--token-ttl-days must be at least 1");
+    }
     let app = Application::build(config.clone()).await?;
     let addr = app.local_addr()?;
     if args.demo {
-        let demo = aidsync_server::demo::seed(app.db()).await?;
+        let demo = aidsync_server::demo::seed(app.db(), config.limits.token_ttl_ms).await?;
         println!("{}", demo.instructions(&format!("http://{addr}")));
     }
     tracing::info!(%addr, database = %redact(&config.database_url), "aidsync listening");
@@ -252,6 +302,63 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AdminCommand::Device(DeviceCommand::List { user }) => {
+            let rows = db.list_devices(user.as_deref()).await?;
+            println!(
+                "{:<34} {:<16} {:<17} {:<17} NAME",
+                "ID", "USER", "CREATED", "STATUS"
+            );
+            let now = now_ms();
+            for d in rows {
+                let status = match d.revoked_at {
+                    Some(at) => format!("revoked {}", date(at)),
+                    None if d.expires_at <= now => format!("expired {}", date(d.expires_at)),
+                    None => format!("until {}", date(d.expires_at)),
+                };
+                println!(
+                    "{:<34} {:<16} {:<17} {:<17} {}",
+                    d.id,
+                    d.user_id,
+                    date(d.created_at),
+                    status,
+                    d.name
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::Device(DeviceCommand::Revoke { id }) => devices::revoke(&db, &id, now_ms())
+            .await
+            .map(|d| {
+                println!(
+                    "revoked device {} of {} ({}); its synced records stay",
+                    d.id, d.user_id, d.name
+                )
+            })
+            .map_err(|e| anyhow::anyhow!("{e}")),
+        AdminCommand::Changes {
+            user,
+            device,
+            limit,
+        } => {
+            let rows = audit::changes(&db, user, device, Some(limit))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{:<17} {:<16} {:<34} {:<20} CHANGE",
+                "RECEIVED", "USER", "DEVICE", "SHIPMENT"
+            );
+            for c in rows {
+                println!(
+                    "{:<17} {:<16} {:<34} {:<20} {}",
+                    date(c.received_at),
+                    c.user_id,
+                    c.device_id.as_deref().unwrap_or("-"),
+                    c.document_id,
+                    &c.hash[..c.hash.len().min(16)]
+                );
+            }
+            Ok(())
+        }
         AdminCommand::Facility(FacilityCommand::List) => {
             let rows = db.list_facilities().await?;
             println!("{:<24} {:<16} NAME", "ID", "REGION");
@@ -263,6 +370,28 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     };
     db.close().await;
     result
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a time in ms since the epoch, for tables.
+fn date(ms: i64) -> String {
+    // Days to civil date (Howard Hinnant's algorithm): no date crate needed
+    // for one column.
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 /// The password to set, and whether it was generated (so must be shown).

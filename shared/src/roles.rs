@@ -1,7 +1,17 @@
 //! Who may do what. The server enforces these rules on every request; the
 //! phone knows them too, so it refuses an action before the server has to.
+//!
+//! [`check_edit`] is the rule for documents: given a shipment before and
+//! after someone's changes, it says whether that person was allowed to make
+//! them. The server runs it on every upload; the phone checks the same
+//! [`Action`]s before it saves anything.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceId, ReceiptId, ReviewId, UserId};
+use crate::model::Shipment;
 
 /// A person's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -12,8 +22,33 @@ pub enum Role {
     /// Programme or ministry staff for a region (or all): creates shipments,
     /// edits expected lines, writes reviews.
     Coordinator,
-    /// Manages facilities, accounts and devices.
+    /// Manages facilities, accounts and devices. Sees no shipment data: an
+    /// account manager has no business reading what hospitals received.
     Admin,
+}
+
+/// Something a role may or may not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Record a receipt, or a correction that voids one.
+    RecordReceipts,
+    /// Create a shipment, edit its header or its expected lines.
+    ManageShipments,
+    /// Write a review note on a shipment.
+    WriteReviews,
+    /// Manage facilities, accounts and devices.
+    Administer,
+}
+
+impl Action {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::RecordReceipts => "record or void receipts",
+            Action::ManageShipments => "create shipments or edit their header and expected lines",
+            Action::WriteReviews => "write reviews",
+            Action::Administer => "manage facilities, accounts and devices",
+        }
+    }
 }
 
 impl Role {
@@ -31,19 +66,26 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
-    /// Recording and voiding receipts.
-    pub fn may_record_receipts(self) -> bool {
-        self == Role::Receiver
+    /// The one table of rights. Kept disjoint on purpose: a coordinator who
+    /// also counts boxes uses a receiver account, so every receipt is
+    /// attributable to someone who was at the facility.
+    pub fn may(self, action: Action) -> bool {
+        matches!(
+            (self, action),
+            (Role::Receiver, Action::RecordReceipts)
+                | (Role::Coordinator, Action::ManageShipments)
+                | (Role::Coordinator, Action::WriteReviews)
+                | (Role::Admin, Action::Administer)
+        )
     }
 
-    /// Creating shipments, editing expected lines, writing reviews.
-    pub fn may_manage_shipments(self) -> bool {
-        self == Role::Coordinator
-    }
-
-    /// Facilities, accounts and devices.
-    pub fn may_administer(self) -> bool {
-        self == Role::Admin
+    /// [`Self::may`], as an error that tells the person why not.
+    pub fn require(self, action: Action) -> Result<(), Forbidden> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(Forbidden::Role { role: self, action })
+        }
     }
 }
 
@@ -53,21 +95,124 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// Who is changing a document, as far as the rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editor {
+    pub user: UserId,
+    pub role: Role,
+    /// Devices receipts may name. The phone: itself. The server: every
+    /// device this user ever logged in from, so records a phone made before
+    /// its token expired still sync after the user logs in again.
+    pub devices: BTreeSet<DeviceId>,
+}
+
+/// Why someone may not make a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Forbidden {
+    #[error("a {role} may not {}", action.describe())]
+    Role { role: Role, action: Action },
+    #[error("receipt {receipt} claims to be recorded by {claimed}, but the sender is {user}")]
+    ReceiptOfAnotherUser {
+        receipt: ReceiptId,
+        claimed: UserId,
+        user: UserId,
+    },
+    #[error("receipt {receipt} names device {device}, which is not one of {user}'s devices")]
+    ReceiptOfAnotherDevice {
+        receipt: ReceiptId,
+        device: DeviceId,
+        user: UserId,
+    },
+    #[error("review {review} claims to be by {claimed}, but the sender is {user}")]
+    ReviewOfAnotherUser {
+        review: ReviewId,
+        claimed: UserId,
+        user: UserId,
+    },
+}
+
+/// Checks that `editor` may turn `before` into `after`. Both must be valid
+/// shipments and `after` a valid successor ([`Shipment::check_transition_from`]),
+/// so the only differences left are additions and edits of editable fields.
+pub fn check_edit(before: &Shipment, after: &Shipment, editor: &Editor) -> Result<(), Forbidden> {
+    // A losing concurrent write to a header or line field changes no value
+    // but adds a conflict, so conflicts count as edits too.
+    let manifest_conflicts = |s: &Shipment| -> Vec<_> {
+        s.conflicts
+            .iter()
+            .filter(|c| c.path.starts_with("shipment/") || c.path.starts_with("lines/"))
+            .cloned()
+            .collect()
+    };
+    if after.header != before.header
+        || after.lines != before.lines
+        || manifest_conflicts(after) != manifest_conflicts(before)
+    {
+        editor.role.require(Action::ManageShipments)?;
+    }
+    for (id, receipt) in &after.receipts {
+        if before.receipts.contains_key(id) {
+            continue;
+        }
+        editor.role.require(Action::RecordReceipts)?;
+        if receipt.recorded_by != editor.user {
+            return Err(Forbidden::ReceiptOfAnotherUser {
+                receipt: id.clone(),
+                claimed: receipt.recorded_by.clone(),
+                user: editor.user.clone(),
+            });
+        }
+        if !editor.devices.contains(&receipt.device_id) {
+            return Err(Forbidden::ReceiptOfAnotherDevice {
+                receipt: id.clone(),
+                device: receipt.device_id.clone(),
+                user: editor.user.clone(),
+            });
+        }
+    }
+    for (id, review) in &after.reviews {
+        if before.reviews.contains_key(id) {
+            continue;
+        }
+        editor.role.require(Action::WriteReviews)?;
+        if review.by != editor.user {
+            return Err(Forbidden::ReviewOfAnotherUser {
+                review: id.clone(),
+                claimed: review.by.clone(),
+                user: editor.user.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Role;
+    use super::{Action, Role};
 
     #[test]
     fn names_round_trip_and_rights_do_not_overlap() {
+        let actions = [
+            Action::RecordReceipts,
+            Action::ManageShipments,
+            Action::WriteReviews,
+            Action::Administer,
+        ];
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
-            let rights = [
-                role.may_record_receipts(),
-                role.may_manage_shipments(),
-                role.may_administer(),
-            ];
-            assert_eq!(rights.iter().filter(|r| **r).count(), 1, "{role}");
         }
+        for action in actions {
+            let holders: Vec<Role> = Role::ALL.into_iter().filter(|r| r.may(action)).collect();
+            assert_eq!(holders.len(), 1, "{action:?} is held by {holders:?}");
+        }
+        assert!(Role::Receiver.may(Action::RecordReceipts));
+        assert!(Role::Coordinator.may(Action::WriteReviews));
+        assert!(!Role::Admin.may(Action::RecordReceipts));
         assert_eq!(Role::parse("Admin"), None);
+        let refusal = Role::Receiver.require(Action::WriteReviews).err();
+        assert_eq!(
+            refusal.map(|e| e.to_string()).as_deref(),
+            Some("a receiver may not write reviews")
+        );
     }
 }

@@ -3,16 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
+
 use automerge::{ActorId, Change};
 use serde_bytes::ByteBuf;
 
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
 use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, ShipmentDoc};
+use aidsync_shared::roles::{Editor, Forbidden, Role};
 use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity, MemoryStore};
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, RefusalCode, SyncRequest, SyncResponse, UploadResult, heads_to_wire,
 };
-use aidsync_shared::sync::server::merge_upload;
+use aidsync_shared::sync::server::{Uploader, merge_upload};
 
 const T0: i64 = 1_790_000_000_000;
 
@@ -20,11 +23,24 @@ const T0: i64 = 1_790_000_000_000;
 struct FakeServer {
     doc: ShipmentDoc,
     version: u64,
-    phone_actor: ActorId,
+    /// Who the phone's token says it is.
+    uploader: Uploader,
+}
+
+/// Anna, a receiver, holding `device` whose changes are signed by `actor`.
+fn anna(device: &str, actor: &ActorId) -> Uploader {
+    Uploader {
+        editor: Editor {
+            user: UserId::parse("anna").unwrap(),
+            role: Role::Receiver,
+            devices: BTreeSet::from([DeviceId::parse(device).unwrap()]),
+        },
+        actors: BTreeSet::from([actor.clone()]),
+    }
 }
 
 impl FakeServer {
-    fn new(phone_actor: ActorId) -> FakeServer {
+    fn new(uploader: Uploader) -> FakeServer {
         let new = NewShipment {
             id: ShipmentId::parse("jica-engine-1").unwrap(),
             donor: "JICA".into(),
@@ -52,7 +68,7 @@ impl FakeServer {
         FakeServer {
             doc,
             version: 1,
-            phone_actor,
+            uploader,
         }
     }
 
@@ -65,7 +81,7 @@ impl FakeServer {
         let mut upload = None;
         for up in &request.docs {
             let changes: Vec<Change> = up.changes.decode().unwrap();
-            upload = Some(match merge_upload(&self.doc, changes, &self.phone_actor) {
+            upload = Some(match merge_upload(&self.doc, changes, &self.uploader) {
                 Ok(merged) => {
                     let new = merged.new_changes.len() as u32;
                     self.doc = merged.doc;
@@ -114,12 +130,13 @@ async fn phone() -> (ClientEngine<MemoryStore>, FakeServer) {
     engine
         .set_identity(Identity {
             user: UserId::parse("anna").unwrap(),
+            role: Role::Receiver,
             device: DeviceId::parse("anna-phone").unwrap(),
             actor: actor.to_hex_string(),
         })
         .await
         .unwrap();
-    let mut server = FakeServer::new(actor);
+    let mut server = FakeServer::new(anna("anna-phone", &actor));
     let request = engine.sync_request();
     assert!(request.docs.is_empty());
     let report = engine
@@ -231,7 +248,7 @@ fn refusals_are_reported_and_kept_for_the_ui() {
         let (mut engine, mut server) = phone().await;
         let id = server.id();
         // The server expects another actor: every upload is refused.
-        server.phone_actor = ActorId::random();
+        server.uploader = anna("anna-phone", &ActorId::random());
         engine
             .record_receipt(&id, receipt("r1", 1), T0 + 1)
             .await
@@ -250,5 +267,81 @@ fn refusals_are_reported_and_kept_for_the_ui() {
         assert!(engine.refusal(&id).is_some());
         // Nothing is dropped: the record still waits.
         assert_eq!(engine.pending(), 1);
+    });
+}
+
+#[test]
+fn the_phone_refuses_what_its_role_may_not_do() {
+    block_on(async {
+        let (mut engine, server) = phone().await;
+        let id = server.id();
+        let mut identity = engine.identity().unwrap().clone();
+        identity.role = Role::Coordinator;
+        engine.set_identity(identity).await.unwrap();
+        let err = engine
+            .record_receipt(&id, receipt("r1", 1), T0 + 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Forbidden(Forbidden::Role { .. })),
+            "{err}"
+        );
+        assert_eq!(engine.pending(), 0);
+        assert!(engine.shipment(&id).unwrap().receipts.is_empty());
+    });
+}
+
+#[test]
+fn records_made_before_a_new_login_still_sync() {
+    block_on(async {
+        let (mut engine, mut server) = phone().await;
+        let id = server.id();
+        engine
+            .record_receipt(&id, receipt("before", 1), T0 + 1)
+            .await
+            .unwrap();
+        // The token expired; Anna logs in again and gets a new device.
+        let old = server.uploader.clone();
+        let new_actor = ActorId::random();
+        engine
+            .set_identity(Identity {
+                user: UserId::parse("anna").unwrap(),
+                role: Role::Receiver,
+                device: DeviceId::parse("anna-phone-2").unwrap(),
+                actor: new_actor.to_hex_string(),
+            })
+            .await
+            .unwrap();
+        engine
+            .record_receipt(&id, receipt("after", 2), T0 + 2)
+            .await
+            .unwrap();
+        assert_eq!(engine.pending(), 2);
+
+        // Knowing only the new device, the server refuses the old record...
+        server.uploader = anna("anna-phone-2", &new_actor);
+        let response = server.sync(&engine.sync_request());
+        assert!(matches!(
+            response.docs[0].upload,
+            Some(UploadResult::Refused {
+                code: RefusalCode::WrongActor,
+                ..
+            })
+        ));
+        // ...knowing all of Anna's devices (as the real one does), it takes both.
+        let mut all = anna("anna-phone-2", &new_actor);
+        all.editor.devices.extend(old.editor.devices);
+        all.actors.extend(old.actors);
+        server.uploader = all;
+        let response = server.sync(&engine.sync_request());
+        assert_eq!(
+            response.docs[0].upload,
+            Some(UploadResult::Accepted { new: 2 })
+        );
+        engine.apply_response(response, T0 + 3).await.unwrap();
+        assert_eq!(engine.pending(), 0);
+        let receipts = server.doc.read().unwrap().receipts;
+        let devices: Vec<&str> = receipts.values().map(|r| r.device_id.as_str()).collect();
+        assert_eq!(devices, ["anna-phone-2", "anna-phone"]);
     });
 }

@@ -18,8 +18,9 @@ use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, Shi
 use aidsync_shared::model::{
     Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc,
 };
+use aidsync_shared::roles::{Editor, Role};
 use aidsync_shared::sync::protocol::Changes;
-use aidsync_shared::sync::server::merge_upload;
+use aidsync_shared::sync::server::{Uploader, merge_upload};
 
 const T0: i64 = 1_790_000_000_000;
 
@@ -94,8 +95,15 @@ fn scenario() -> impl Strategy<Value = (usize, Vec<Op>)> {
 
 struct Phone {
     doc: ShipmentDoc,
-    actor: ActorId,
     who: Recorder,
+    /// What the server knows of this phone's user.
+    uploader: Uploader,
+}
+
+impl Phone {
+    fn is(&self, role: Role) -> bool {
+        self.uploader.editor.role == role
+    }
 }
 
 fn new_shipment() -> NewShipment {
@@ -149,14 +157,26 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
             let actor = ActorId::random();
             let mut doc = ShipmentDoc::load(&saved).unwrap();
             doc.set_actor(actor.clone());
-            Phone {
-                doc,
-                actor,
-                who: Recorder {
-                    user: UserId::parse(format!("user-{n}")).unwrap(),
-                    device: DeviceId::parse(format!("device-{n}")).unwrap(),
+            let who = Recorder {
+                user: UserId::parse(format!("user-{n}")).unwrap(),
+                device: DeviceId::parse(format!("device-{n}")).unwrap(),
+            };
+            // Odd phones are coordinators: every run has both roles, and
+            // from three phones on, concurrent edits within a role.
+            let role = if n % 2 == 1 {
+                Role::Coordinator
+            } else {
+                Role::Receiver
+            };
+            let uploader = Uploader {
+                editor: Editor {
+                    user: who.user.clone(),
+                    role,
+                    devices: BTreeSet::from([who.device.clone()]),
                 },
-            }
+                actors: BTreeSet::from([actor]),
+            };
+            Phone { doc, who, uploader }
         })
         .collect();
     let mut recorded: BTreeSet<ReceiptId> = BTreeSet::new();
@@ -177,6 +197,9 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
                 serial,
             } => {
                 let p = &mut replicas[phone];
+                if !p.is(Role::Receiver) {
+                    continue;
+                }
                 let id = ReceiptId::parse(fresh("r")).unwrap();
                 let new = NewReceipt {
                     id: id.clone(),
@@ -192,6 +215,9 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
             }
             Op::Void { phone, pick } => {
                 let p = &mut replicas[phone];
+                if !p.is(Role::Receiver) {
+                    continue;
+                }
                 let shipment = p.doc.read().unwrap();
                 let active: Vec<_> = shipment.active_receipts().cloned().collect();
                 if active.is_empty() {
@@ -212,12 +238,18 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
                 recorded.insert(id);
             }
             Op::Note { phone, text } => {
+                if !replicas[phone].is(Role::Coordinator) {
+                    continue;
+                }
                 replicas[phone]
                     .doc
                     .set_note(&format!("note {text} from {phone}"), now)
                     .unwrap();
             }
             Op::ExpectedOn { phone, day } => {
+                if !replicas[phone].is(Role::Coordinator) {
+                    continue;
+                }
                 let date = day.map(|d| format!("2026-12-{d:02}"));
                 replicas[phone]
                     .doc
@@ -226,6 +258,9 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
             }
             Op::Review { phone } => {
                 let p = &mut replicas[phone];
+                if !p.is(Role::Coordinator) {
+                    continue;
+                }
                 let review = NewReview {
                     id: ReviewId::parse(fresh("rv")).unwrap(),
                     note: "checked".into(),
@@ -270,7 +305,7 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
 /// by the server's own step. Valid offline edits must never be refused.
 fn upload(server: &mut ShipmentDoc, phone: &mut Phone) -> Result<(), TestCaseError> {
     let changes = missing_in(&phone.doc, server);
-    match merge_upload(server, changes, &phone.actor) {
+    match merge_upload(server, changes, &phone.uploader) {
         Ok(merged) => {
             *server = merged.doc;
             Ok(())
@@ -308,13 +343,14 @@ fn concurrent_voids_of_one_receipt_converge() {
             serial: None,
         },
         Op::Upload { phone: 0 },
-        Op::Download { phone: 1 },
+        Op::Download { phone: 2 },
         Op::Void { phone: 0, pick: 0 },
-        Op::Void { phone: 1, pick: 0 },
-        Op::Note { phone: 0, text: 1 },
-        Op::Note { phone: 1, text: 2 },
+        Op::Void { phone: 2, pick: 0 },
+        // Phones 1 and 3 are coordinators.
+        Op::Note { phone: 1, text: 1 },
+        Op::Note { phone: 3, text: 2 },
     ];
-    let shipment = run(2, &ops).unwrap();
+    let shipment = run(4, &ops).unwrap();
     let voids = shipment
         .receipts
         .values()

@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use aidsync_server::app::{Application, Config};
+use aidsync_server::clock::Clock;
 use aidsync_server::service::Limits;
 use aidsync_server::storage::Db;
 
@@ -106,6 +107,7 @@ pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     db: Db,
+    clock: Clock,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -124,6 +126,7 @@ impl TestServer {
         .await?;
         let base = format!("http://{}", app.local_addr()?);
         let db = app.db().clone();
+        let clock = app.clock().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -131,6 +134,7 @@ impl TestServer {
         Ok(TestServer {
             base,
             db,
+            clock,
             stop: Some(stop),
             task,
         })
@@ -138,6 +142,12 @@ impl TestServer {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The server's clock: move it forward to expire tokens or refill rate
+    /// limits without sleeping.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Graceful shutdown: in-flight requests finish, the pool closes.

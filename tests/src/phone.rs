@@ -8,9 +8,10 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use aidsync_server::service::devices::RegisteredDevice;
-use aidsync_shared::ids::ShipmentId;
+use aidsync_server::service::auth::Session;
+use aidsync_shared::ids::{DeviceId, ShipmentId, UserId};
 use aidsync_shared::model::{NewReceipt, Receipt};
+use aidsync_shared::roles::Role;
 use aidsync_shared::sync::client::{
     ClientEngine, ClientError, Identity, MemoryStore, MemoryStoreError, SyncReport,
 };
@@ -140,25 +141,19 @@ impl Api {
         }
     }
 
-    /// Registers a device: a receiver's phone when `facility` is given, a
-    /// coordinator's otherwise.
-    pub async fn register(
-        &self,
-        user: &str,
-        facility: Option<&str>,
-    ) -> anyhow::Result<RegisteredDevice> {
+    /// Logs in as `user`: a new device and its token.
+    pub async fn login(&self, user: &str, password: &str) -> anyhow::Result<Session> {
         let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/devices",
+            .post(
                 None,
-                Some(&json!({ "user": user, "facility": facility, "name": "simulated phone" })),
+                "/api/v1/login",
+                &json!({ "user": user, "password": password, "device_name": "simulated phone" }),
             )
             .await?;
-        if status != StatusCode::CREATED && status != StatusCode::OK {
-            bail!("registering {user}: {status} {body}");
+        if status != StatusCode::CREATED {
+            bail!("logging in as {user}: {status} {body}");
         }
-        serde_json::from_value(body).context("registration response")
+        serde_json::from_value(body).context("login response")
     }
 
     pub async fn get(
@@ -210,34 +205,51 @@ impl Api {
     }
 }
 
-/// A phone: a registered device with its own engine and memory store.
+/// A phone: a logged-in device with its own engine and memory store.
 pub struct Phone {
-    pub device: RegisteredDevice,
+    pub session: Session,
     pub engine: ClientEngine<MemoryStore>,
     pub traffic: Traffic,
     http: reqwest::Client,
     sync_url: String,
 }
 
+/// The engine's identity for a login.
+pub fn identity(session: &Session) -> anyhow::Result<Identity> {
+    Ok(Identity {
+        user: UserId::parse(&session.user.id)?,
+        role: Role::parse(&session.user.role).context("role in the login response")?,
+        device: DeviceId::parse(&session.device_id)?,
+        actor: session.actor_id.clone(),
+    })
+}
+
 impl Phone {
-    /// Registers a new device and opens an empty engine for it.
-    pub async fn register(api: &Api, user: &str, facility: Option<&str>) -> anyhow::Result<Phone> {
-        let device = api.register(user, facility).await?;
+    /// Logs in as `user` and opens an empty engine for the new device.
+    pub async fn login(api: &Api, user: &str, password: &str) -> anyhow::Result<Phone> {
+        let session = api.login(user, password).await?;
         let mut engine = ClientEngine::open(MemoryStore::default()).await?;
-        engine
-            .set_identity(Identity {
-                user: device.user.clone(),
-                device: device.device_id.clone(),
-                actor: device.actor_id.clone(),
-            })
-            .await?;
+        engine.set_identity(identity(&session)?).await?;
         Ok(Phone {
-            device,
+            session,
             engine,
             traffic: Traffic::default(),
             http: api.http.clone(),
             sync_url: format!("{}/api/v1/sync", api.base),
         })
+    }
+
+    /// Logs in again on this phone (its token expired or was revoked): a
+    /// new device and token, the same local store and outbox.
+    pub async fn login_again(&mut self, api: &Api, password: &str) -> anyhow::Result<()> {
+        let session = api.login(&self.session.user.id, password).await?;
+        self.engine.set_identity(identity(&session)?).await?;
+        self.session = session;
+        Ok(())
+    }
+
+    pub fn user(&self) -> &str {
+        &self.session.user.id
     }
 
     /// The same phone talking to a server at another address (a restarted
@@ -251,7 +263,7 @@ impl Phone {
     }
 
     pub fn token(&self) -> &str {
-        &self.device.token
+        &self.session.token
     }
 
     /// Records a receipt locally (offline); durable when it returns.
@@ -277,7 +289,7 @@ impl Phone {
         let wire = post_raw(
             &self.http,
             &self.sync_url,
-            Some(&self.device.token),
+            Some(&self.session.token),
             protocol::CONTENT_TYPE,
             &request,
             true,

@@ -7,7 +7,6 @@ use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::service::facilities::{self, NewFacility};
-use crate::service::now_ms;
 use crate::storage::FacilityRow;
 
 /// `GET /api/v1/facilities`
@@ -24,6 +23,6 @@ pub async fn create(
     caller: Caller,
     ApiJson(new): ApiJson<NewFacility>,
 ) -> Result<(StatusCode, Json<FacilityRow>), AppError> {
-    let row = facilities::create(&state.db, &caller, new, now_ms()).await?;
+    let row = facilities::create(&state.db, &caller, new, state.clock.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(row)))
 }

@@ -1,13 +1,16 @@
 //! The HTTP surface: routes, body handling and middleware. Handlers are thin:
 //! they parse, call [`crate::service`], and shape the response.
 
-mod devices;
+mod admin;
+mod auth;
 mod facilities;
 mod json;
 mod shipments;
 mod sync;
+pub mod throttle;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -15,6 +18,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
@@ -25,9 +29,11 @@ pub use json::ApiJson;
 /// Every route, with its middleware. Tests drive this directly or over a port.
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/v1/devices", post(devices::register))
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/me", get(auth::me))
         .route("/api/v1/sync", post(sync::sync))
         .route(
             "/api/v1/facilities",
@@ -38,10 +44,24 @@ pub fn router(state: AppState) -> Router {
             get(shipments::list).post(shipments::create),
         )
         .route("/api/v1/shipments/{id}", get(shipments::detail))
+        .route(
+            "/api/v1/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route("/api/v1/users/{id}/password", post(admin::reset_password))
+        .route("/api/v1/devices", get(admin::list_devices))
+        .route("/api/v1/devices/{id}/revoke", post(admin::revoke_device))
+        .route("/api/v1/changes", get(admin::list_changes))
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
+                // Before any body is read or decompressed: a flood costs
+                // the server as little as possible.
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    throttle::limit_requests,
+                ))
                 // A panic is a bug, but it must not take the server down.
                 .layer(CatchPanicLayer::custom(|_| {
                     AppError::Internal(anyhow::anyhow!("handler panicked")).into_response_owned()
@@ -52,8 +72,31 @@ pub fn router(state: AppState) -> Router {
                 // refused as early as a large plain body.
                 .layer(DefaultBodyLimit::max(max_body)),
         )
-        .with_state(state)
+        .with_state(state);
+    SECURITY_HEADERS
+        .into_iter()
+        .fold(router, |router, (name, value)| {
+            router.layer(SetResponseHeaderLayer::if_not_present(
+                name,
+                HeaderValue::from_static(value),
+            ))
+        })
 }
+
+/// Headers on every response. The API serves no pages yet, but the phone
+/// app will be served from here: a strict policy now means a page can only
+/// run this origin's scripts and is never framed by another site.
+const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data: blob:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+         form-action 'self'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
 
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,

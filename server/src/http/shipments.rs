@@ -11,7 +11,6 @@ use super::ApiJson;
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::service::now_ms;
 use crate::service::shipments::{self, ShipmentDetail};
 use crate::storage::{ShipmentFilter, ShipmentRow};
 
@@ -64,6 +63,6 @@ pub async fn create(
     caller: Caller,
     ApiJson(new): ApiJson<NewShipment>,
 ) -> Result<(StatusCode, Json<ShipmentDetail>), AppError> {
-    let created = shipments::create(&state.db, &caller, new, now_ms()).await?;
+    let created = shipments::create(&state.db, &caller, new, state.clock.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }

@@ -9,15 +9,15 @@ use aidsync_shared::sync::protocol::{CONTENT_TYPE, SyncRequest, decode, encode};
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::service::now_ms;
 use crate::service::sync::sync as run_sync;
 
 /// `POST /api/v1/sync`: CBOR in, CBOR out.
 ///
 /// The body is always a `SyncResponse` once the request is well-formed. The
 /// status tells whether every upload was stored: 200 if so (or nothing was
-/// uploaded), 422 if some document's changes were refused, 404 if an upload
-/// named a document that does not exist for this caller. Refusals are per
+/// uploaded), 403 if some document's changes were not the caller's to make,
+/// 422 if some were refused as invalid, 404 if an upload named a document
+/// that does not exist for this caller. Refusals are per
 /// document, and the other documents in the request are stored and answered.
 pub async fn sync(
     State(state): State<AppState>,
@@ -42,8 +42,17 @@ pub async fn sync(
         _ => AppError::BadRequest(e.body_text()),
     })?;
     let request: SyncRequest = decode(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let outcome = run_sync(&state.db, &caller, request, &state.limits, now_ms()).await?;
-    let status = if outcome.refused > 0 {
+    let outcome = run_sync(
+        &state.db,
+        &caller,
+        request,
+        &state.limits,
+        state.clock.now_ms(),
+    )
+    .await?;
+    let status = if outcome.forbidden > 0 {
+        StatusCode::FORBIDDEN
+    } else if outcome.refused > 0 {
         StatusCode::UNPROCESSABLE_ENTITY
     } else if outcome.not_found > 0 {
         StatusCode::NOT_FOUND

@@ -1,35 +1,18 @@
-//! Registering devices: each gets an id, an automerge actor id and a token.
+//! Devices: one per login, each with its own token and automerge actor id.
+//! Revoking one shuts it out at its next request; what it already synced
+//! stays, attributed to it.
 
 use automerge::ActorId;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
-use aidsync_shared::ids::{DeviceId, FacilityId, UserId, id_from_random, to_hex};
+use aidsync_shared::ids::{DeviceId, id_from_random, to_hex};
 
 use crate::caller::token_hash;
 use crate::error::AppError;
-use crate::storage::{Db, DeviceRow};
+use crate::storage::{Db, DeviceRow, UserRow};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct RegisterDevice {
-    pub user: UserId,
-    /// The facility a receiver's phone serves; omit for a coordinator.
-    #[serde(default)]
-    pub facility: Option<FacilityId>,
-    #[serde(default)]
-    pub name: String,
-}
-
-/// Returned once: the token is not stored and cannot be shown again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RegisteredDevice {
-    pub device_id: DeviceId,
-    pub user: UserId,
-    pub facility: Option<FacilityId>,
-    /// Hex automerge actor id the device must sign its changes with.
-    pub actor_id: String,
-    pub token: String,
-}
+/// Longest device name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
 
 fn random16() -> [u8; 16] {
     let mut b = [0u8; 16];
@@ -37,39 +20,55 @@ fn random16() -> [u8; 16] {
     b
 }
 
-pub async fn register(
+/// A fresh opaque token: 256 random bits as hex.
+pub fn new_token() -> String {
+    to_hex(&[random16(), random16()].concat())
+}
+
+/// Registers a device for `user` and returns it with its token, which is
+/// not stored (only its hash is) and so is shown this once.
+pub async fn create(
     db: &Db,
-    req: RegisterDevice,
+    user: &UserRow,
+    name: &str,
+    ttl_ms: i64,
     now_ms: i64,
-) -> Result<RegisteredDevice, AppError> {
-    if req.name.chars().count() > 200 {
+) -> Result<(DeviceRow, String), AppError> {
+    let name = name.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AppError::Unprocessable(format!(
+            "device_name: longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
         return Err(AppError::Unprocessable(
-            "name: longer than 200 characters".into(),
+            "device_name: contains control characters".into(),
         ));
     }
-    if let Some(facility) = &req.facility {
-        super::facilities::require(db, "facility", facility).await?;
-    }
-    let device_id = DeviceId::parse(id_from_random(random16()))
+    let id = DeviceId::parse(id_from_random(random16()))
         .map_err(|e| AppError::Internal(anyhow::anyhow!("device id: {e}")))?;
-    let actor_id = ActorId::from(random16()).to_hex_string();
-    let token = to_hex(&[random16(), random16()].concat());
+    let token = new_token();
     let row = DeviceRow {
-        id: device_id.to_string(),
-        user_id: req.user.to_string(),
-        facility_id: req.facility.as_ref().map(ToString::to_string),
-        name: req.name,
-        actor_id: actor_id.clone(),
+        id: id.to_string(),
+        user_id: user.id.clone(),
+        facility_id: user.facility_id.clone(),
+        name: name.to_owned(),
+        actor_id: ActorId::from(random16()).to_hex_string(),
         created_at: now_ms,
+        expires_at: now_ms.saturating_add(ttl_ms),
         revoked_at: None,
     };
     db.insert_device(&row, &token_hash(&token)).await?;
-    tracing::info!(device = %device_id, user = %req.user, "device registered");
-    Ok(RegisteredDevice {
-        device_id,
-        user: req.user,
-        facility: req.facility,
-        actor_id,
-        token,
-    })
+    tracing::info!(device = %row.id, user = %row.user_id, "device logged in");
+    Ok((row, token))
+}
+
+/// Revokes a device: its token stops working at its next request.
+pub async fn revoke(db: &Db, id: &str, now_ms: i64) -> Result<DeviceRow, AppError> {
+    let row = db
+        .revoke_device(id, now_ms)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no device {id}")))?;
+    tracing::info!(device = %row.id, user = %row.user_id, "device revoked");
+    Ok(row)
 }

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use aidsync_shared::ids::FacilityId;
+use aidsync_shared::roles::{Action, Role};
 
 use crate::caller::Caller;
 use crate::error::AppError;
@@ -17,19 +18,15 @@ pub struct NewFacility {
     pub region: String,
 }
 
-/// Adds a facility on behalf of `caller`: coordinators only, since a
-/// facility decides who sees which shipments.
+/// Adds a facility on behalf of `caller`: admins only, since a facility
+/// and its region decide who sees which shipments.
 pub async fn create(
     db: &Db,
     caller: &Caller,
     new: NewFacility,
     now_ms: i64,
 ) -> Result<FacilityRow, AppError> {
-    if caller.facility.is_some() {
-        return Err(AppError::Forbidden(
-            "only coordinators may add facilities".into(),
-        ));
-    }
+    caller.require(Action::Administer)?;
     add(db, new, now_ms).await
 }
 
@@ -63,18 +60,25 @@ pub async fn add(db: &Db, new: NewFacility, now_ms: i64) -> Result<FacilityRow, 
     Ok(row)
 }
 
-/// Facilities the caller may see: a receiver its own, a coordinator all.
+/// Facilities the caller may see: a receiver its own, a coordinator those
+/// of their region (or all), an admin all (to manage them).
 pub async fn list(db: &Db, caller: &Caller) -> Result<Vec<FacilityRow>, AppError> {
     let all = db.list_facilities().await?;
-    Ok(all.into_iter().filter(|f| caller.may_see(&f.id)).collect())
+    if caller.role == Role::Admin {
+        return Ok(all);
+    }
+    let scope = caller.scope();
+    Ok(all
+        .into_iter()
+        .filter(|f| scope.contains(&f.id, Some(&f.region)))
+        .collect())
 }
 
-/// Refuses a facility id that names no facility.
-pub async fn require(db: &Db, field: &str, id: &FacilityId) -> Result<(), AppError> {
-    match db.facility(id.as_str()).await? {
-        Some(_) => Ok(()),
-        None => Err(AppError::Unprocessable(format!(
+/// The facility `id` names, or a 422 saying it does not exist.
+pub async fn require(db: &Db, field: &str, id: &FacilityId) -> Result<FacilityRow, AppError> {
+    db.facility(id.as_str()).await?.ok_or_else(|| {
+        AppError::Unprocessable(format!(
             "{field}: no facility {id}; add it first (`aidsync admin facility add`)"
-        ))),
-    }
+        ))
+    })
 }

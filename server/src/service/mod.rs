@@ -2,13 +2,16 @@
 //! database, the caller and parsed input, and returns domain results or an
 //! [`AppError`](crate::error::AppError).
 
+pub mod audit;
+pub mod auth;
 pub mod devices;
 pub mod facilities;
 pub mod shipments;
 pub mod sync;
 pub mod users;
 
-/// Limits on what one client request may ask of the server.
+/// Limits on what clients may ask of the server. Every one is a flag of
+/// `aidsync serve` (see the README's configuration table).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest request body, after decompression, in bytes.
@@ -17,7 +20,22 @@ pub struct Limits {
     pub max_docs_per_sync: usize,
     /// Most changes for one document in one sync request.
     pub max_changes_per_doc: usize,
+    /// Largest stored size of one shipment document, in bytes; an upload
+    /// that would grow a document past it is refused.
+    pub max_document_bytes: usize,
+    /// How long a login's token works, in milliseconds: long enough for
+    /// weeks offline.
+    pub token_ttl_ms: i64,
+    /// Requests per minute one token may make (0: unlimited).
+    pub requests_per_minute_per_token: u32,
+    /// Requests per minute one IP address may make (0: unlimited).
+    pub requests_per_minute_per_ip: u32,
+    /// Failed logins per minute for one IP address, and for one user name,
+    /// before further attempts are refused (0: unlimited).
+    pub login_failures_per_minute: u32,
 }
+
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -25,6 +43,11 @@ impl Default for Limits {
             max_body_bytes: 8 * 1024 * 1024,
             max_docs_per_sync: 1_000,
             max_changes_per_doc: 10_000,
+            max_document_bytes: 32 * 1024 * 1024,
+            token_ttl_ms: 90 * DAY_MS,
+            requests_per_minute_per_token: 600,
+            requests_per_minute_per_ip: 6_000,
+            login_failures_per_minute: 10,
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use aidsync_shared::derive::{Summary, summarize};
 use aidsync_shared::ids::ShipmentId;
 use aidsync_shared::model::{Conflict, Header, Line, NewShipment, Review, Shipment, ShipmentDoc};
+use aidsync_shared::roles::Action;
 
 use crate::caller::Caller;
 use crate::error::AppError;
@@ -34,24 +35,26 @@ pub fn projection(shipment: &Shipment, summary: &Summary, updated_at: i64) -> Sh
     }
 }
 
-/// Creates a shipment document signed by the caller's device.
+/// Creates a shipment document signed by the caller's device: coordinators
+/// only, for a facility in their region.
 pub async fn create(
     db: &Db,
     caller: &Caller,
     new: NewShipment,
     now_ms: i64,
 ) -> Result<ShipmentDetail, AppError> {
-    if !caller.may_see(new.destination_facility.as_str()) {
-        return Err(AppError::Unprocessable(format!(
-            "destination_facility: this device may only create shipments for {}",
-            caller
-                .facility
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default()
+    caller.require(Action::ManageShipments)?;
+    let facility =
+        super::facilities::require(db, "destination_facility", &new.destination_facility).await?;
+    if !caller
+        .scope()
+        .contains(&facility.id, Some(facility.region.as_str()))
+    {
+        return Err(AppError::Forbidden(format!(
+            "destination_facility: {} is outside your region",
+            facility.id
         )));
     }
-    super::facilities::require(db, "destination_facility", &new.destination_facility).await?;
     let mut doc = ShipmentDoc::create(&new, &caller.user, caller.actor.clone(), now_ms)
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let shipment = doc
@@ -91,15 +94,9 @@ pub async fn create(
 pub async fn list(
     db: &Db,
     caller: &Caller,
-    mut filter: ShipmentFilter,
+    filter: ShipmentFilter,
 ) -> Result<Vec<ShipmentRow>, AppError> {
-    if let Some(own) = &caller.facility {
-        match &filter.facility {
-            Some(f) if f != own.as_str() => return Ok(Vec::new()),
-            _ => filter.facility = Some(own.to_string()),
-        }
-    }
-    Ok(db.list_shipments(&filter).await?)
+    Ok(db.list_shipments(&caller.scope(), &filter).await?)
 }
 
 /// A receipt with when it reached the server.
@@ -133,7 +130,10 @@ pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<Shipmen
         .await?
         .ok_or_else(not_found)?;
     tx.commit().await?;
-    if !caller.may_see(&stored.facility_id) {
+    if !caller
+        .scope()
+        .contains(&stored.facility_id, stored.region.as_deref())
+    {
         return Err(not_found());
     }
     let doc = ShipmentDoc::from_automerge(stored.doc);

@@ -12,13 +12,14 @@ use automerge::{Change, ChangeHash};
 use serde_bytes::ByteBuf;
 
 use aidsync_shared::derive::summarize;
-use aidsync_shared::ids::ShipmentId;
+use aidsync_shared::ids::{DeviceId, ShipmentId};
 use aidsync_shared::model::ShipmentDoc;
+use aidsync_shared::roles::{Action, Editor, Role};
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
     heads_to_wire,
 };
-use aidsync_shared::sync::server::{Refusal, merge_upload, parse_changes};
+use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload, parse_changes};
 
 use super::Limits;
 use super::shipments::projection;
@@ -29,6 +30,9 @@ use crate::storage::{ChangeAuthor, Db, StoredDocument};
 /// The answer, and how the HTTP layer should report it.
 pub struct SyncOutcome {
     pub response: SyncResponse,
+    /// Uploads refused because the caller may not make them (another
+    /// device's actor, another user's receipt, a role's limits).
+    pub forbidden: usize,
     /// Uploads refused for a reason a person must act on.
     pub refused: usize,
     /// Uploads for documents that do not exist (or the caller may not see).
@@ -42,6 +46,12 @@ pub async fn sync(
     limits: &Limits,
     now_ms: i64,
 ) -> Result<SyncOutcome, AppError> {
+    if caller.role == Role::Admin {
+        return Err(AppError::Forbidden(format!(
+            "an admin may not sync shipments; they may {}",
+            Action::Administer.describe()
+        )));
+    }
     if request.protocol != PROTOCOL_VERSION {
         return Err(AppError::BadRequest(format!(
             "sync protocol {} is not supported (this server speaks {PROTOCOL_VERSION}); update the app",
@@ -90,10 +100,23 @@ pub async fn sync(
     } else {
         store_uploads(db, caller, uploads, limits, now_ms).await?
     };
+    let forbidden = results
+        .values()
+        .filter(|r| {
+            matches!(
+                r,
+                UploadResult::Refused {
+                    code: RefusalCode::Forbidden | RefusalCode::WrongActor,
+                    ..
+                }
+            )
+        })
+        .count();
     let refused = results
         .values()
         .filter(|r| matches!(r, UploadResult::Refused { .. }))
-        .count();
+        .count()
+        - forbidden;
     let not_found = results
         .values()
         .filter(|r| matches!(r, UploadResult::NotFound))
@@ -102,6 +125,7 @@ pub async fn sync(
     let response = answer(db, caller, cursor, results, &uploaded_hashes).await?;
     Ok(SyncOutcome {
         response,
+        forbidden,
         refused,
         not_found,
     })
@@ -117,6 +141,29 @@ fn refusal_result(refusal: &Refusal) -> UploadResult {
     }
 }
 
+/// The caller as the merge rules see it: their role, and every device and
+/// actor of theirs, so records a phone made under an earlier login (before
+/// its token expired or was revoked) still sync under the new one.
+async fn uploader(db: &Db, caller: &Caller) -> Result<Uploader, AppError> {
+    let mut devices = BTreeSet::from([caller.device.clone()]);
+    let mut actors = BTreeSet::from([caller.actor.clone()]);
+    for (device, actor) in db.user_actors(caller.user.as_str()).await? {
+        let internal = |e: &dyn std::fmt::Display| {
+            AppError::Internal(anyhow::anyhow!("device {device} of {}: {e}", caller.user))
+        };
+        devices.insert(DeviceId::parse(&device).map_err(|e| internal(&e))?);
+        actors.insert(automerge::ActorId::try_from(actor.as_str()).map_err(|e| internal(&e))?);
+    }
+    Ok(Uploader {
+        editor: Editor {
+            user: caller.user.clone(),
+            role: caller.role,
+            devices,
+        },
+        actors,
+    })
+}
+
 /// Checks every upload and stores the acceptable ones in one transaction.
 async fn store_uploads(
     db: &Db,
@@ -130,10 +177,12 @@ async fn store_uploads(
     let mut results = BTreeMap::new();
     let mut accepted: Vec<(StoredDocument, aidsync_shared::sync::server::Merged)> = Vec::new();
 
+    let uploader = uploader(db, caller).await?;
+    let scope = caller.scope();
     let mut tx = db.begin_write().await?;
     for (id, parsed) in uploads {
         let stored = match tx.load_document(id.as_str(), true).await? {
-            Some(s) if caller.may_see(&s.facility_id) => s,
+            Some(s) if scope.contains(&s.facility_id, s.region.as_deref()) => s,
             _ => {
                 results.insert(id, UploadResult::NotFound);
                 continue;
@@ -160,8 +209,24 @@ async fn store_uploads(
                 continue;
             }
         };
+        // Raw change bytes over-count what the document will hold once
+        // compacted, so this refuses early rather than late.
+        let incoming: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
+        if stored.stored_bytes.saturating_add(incoming) > limits.max_document_bytes {
+            results.insert(
+                id,
+                UploadResult::Refused {
+                    code: RefusalCode::TooLarge,
+                    reason: format!(
+                        "the shipment would exceed {} bytes; ask a coordinator to split it",
+                        limits.max_document_bytes
+                    ),
+                },
+            );
+            continue;
+        }
         let current = ShipmentDoc::from_automerge(stored.doc.clone());
-        match merge_upload(&current, changes, &caller.actor) {
+        match merge_upload(&current, changes, &uploader) {
             Err(refusal) => {
                 tracing::info!(shipment = %id, device = %caller.device, %refusal, "upload refused");
                 results.insert(id, refusal_result(&refusal));
@@ -222,9 +287,8 @@ async fn answer(
     let reset = cursor > now_version;
     let since = if reset { 0 } else { cursor };
 
-    let facility = caller.facility.as_ref().map(|f| f.as_str());
     let mut ids: BTreeMap<String, Option<i64>> = tx
-        .changed_documents(since, facility)
+        .changed_documents(since, &caller.scope())
         .await?
         .into_iter()
         .map(|(id, created)| (id, Some(created)))

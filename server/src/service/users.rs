@@ -4,9 +4,12 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 
-use aidsync_shared::ids::{FacilityId, UserId};
-use aidsync_shared::roles::Role;
+use serde::{Deserialize, Serialize};
 
+use aidsync_shared::ids::{FacilityId, UserId};
+use aidsync_shared::roles::{Action, Role};
+
+use crate::caller::Caller;
 use crate::error::AppError;
 use crate::storage::{Db, UserRow};
 
@@ -15,15 +18,87 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_CHARS: usize = 1_000;
 const MAX_TEXT_CHARS: usize = 200;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct NewUser {
     pub id: UserId,
     pub name: String,
     pub role: Role,
     /// Required for a receiver, refused for anyone else.
+    #[serde(default)]
     pub facility: Option<FacilityId>,
     /// A coordinator's region; `None` means every region.
+    #[serde(default)]
     pub region: Option<String>,
+}
+
+/// `POST /api/v1/users`: a new user, with a password or without one (then
+/// a strong one is generated and returned once).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateUser {
+    #[serde(flatten)]
+    pub user: NewUser,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// A user just created or whose password was just reset, with the password
+/// if the server generated it (shown this once, never stored in clear).
+#[derive(Debug, Clone, Serialize)]
+pub struct WithPassword {
+    #[serde(flatten)]
+    pub user: UserRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The password to set, and whether the server generated it.
+fn chosen_or_generated(password: Option<String>) -> (String, bool) {
+    match password {
+        Some(p) => (p, false),
+        None => (generate_password(), true),
+    }
+}
+
+/// Adds a user on behalf of an admin.
+pub async fn create(
+    db: &Db,
+    caller: &Caller,
+    req: CreateUser,
+    now_ms: i64,
+) -> Result<WithPassword, AppError> {
+    caller.require(Action::Administer)?;
+    let (password, generated) = chosen_or_generated(req.password);
+    let user = add(db, req.user, &password, now_ms).await?;
+    Ok(WithPassword {
+        user,
+        password: generated.then_some(password),
+    })
+}
+
+/// Every user, for an admin.
+pub async fn list(db: &Db, caller: &Caller) -> Result<Vec<UserRow>, AppError> {
+    caller.require(Action::Administer)?;
+    Ok(db.list_users().await?)
+}
+
+/// Replaces a user's password on behalf of an admin.
+pub async fn reset(
+    db: &Db,
+    caller: &Caller,
+    id: &UserId,
+    password: Option<String>,
+) -> Result<WithPassword, AppError> {
+    caller.require(Action::Administer)?;
+    let (password, generated) = chosen_or_generated(password);
+    reset_password(db, id, &password).await?;
+    let user = db
+        .user(id.as_str())
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no user {id}")))?;
+    Ok(WithPassword {
+        user,
+        password: generated.then_some(password),
+    })
 }
 
 /// Adds a user with `password`.

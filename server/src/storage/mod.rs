@@ -8,6 +8,8 @@
 //! Layout: [`Db`] owns the pool and answers single-statement reads;
 //! [`Tx`] is a transaction for one sync or one API write.
 
+mod audit;
+mod devices;
 mod facilities;
 mod tx;
 mod users;
@@ -18,6 +20,8 @@ use std::sync::Arc;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+pub use audit::{ChangeFilter, ChangeRow};
+pub use devices::{CallerRow, DeviceRow};
 pub use facilities::FacilityRow;
 pub use tx::{StoredDocument, Tx};
 pub use users::UserRow;
@@ -45,18 +49,6 @@ pub enum StorageError {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A registered device, as the request context needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
-    pub id: String,
-    pub user_id: String,
-    pub facility_id: Option<String>,
-    pub name: String,
-    pub actor_id: String,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
 /// One row of the shipments projection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ShipmentRow {
@@ -83,6 +75,49 @@ pub struct ShipmentRow {
 pub struct ShipmentFilter {
     pub facility: Option<String>,
     pub status: Option<String>,
+}
+
+/// Which shipments someone may see, by their destination facility.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every facility (a coordinator without a region).
+    All,
+    /// One facility (a receiver).
+    Facility(String),
+    /// Every facility in a region (a regional coordinator).
+    Region(String),
+    /// None (an admin: accounts, not shipments).
+    Nothing,
+}
+
+impl Scope {
+    /// Whether a document destined to `facility`, in `region`, is visible.
+    pub fn contains(&self, facility: &str, region: Option<&str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Facility(f) => f == facility,
+            Scope::Region(r) => region == Some(r.as_str()),
+            Scope::Nothing => false,
+        }
+    }
+
+    /// `(facility, region)` to bind to [`scope_sql`]'s `$a` and `$b`.
+    fn binds(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Scope::Facility(f) => (Some(f), None),
+            Scope::Region(r) => (None, Some(r)),
+            Scope::All | Scope::Nothing => (None, None),
+        }
+    }
+}
+
+/// The condition a query over `facility_id` adds for a [`Scope`], with its
+/// two placeholders written `$a` and `$b` (callers number them).
+fn scope_sql(a: usize, b: usize) -> String {
+    format!(
+        "(${a} IS NULL OR facility_id = ${a}) AND \
+         (${b} IS NULL OR facility_id IN (SELECT id FROM facilities WHERE region = ${b}))"
+    )
 }
 
 /// Who sent a change, as stored beside it.
@@ -207,69 +242,32 @@ impl Db {
         Ok(Tx::new(tx, self.backend, None))
     }
 
-    pub async fn insert_device(
-        &self,
-        device: &DeviceRow,
-        token_hash: &str,
-    ) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO devices (id, user_id, facility_id, name, actor_id, token_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&device.id)
-        .bind(&device.user_id)
-        .bind(&device.facility_id)
-        .bind(&device.name)
-        .bind(&device.actor_id)
-        .bind(token_hash)
-        .bind(device.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn device_by_token_hash(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<DeviceRow>, StorageError> {
-        let row = sqlx::query(
-            "SELECT id, user_id, facility_id, name, actor_id, created_at, revoked_at
-             FROM devices WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(DeviceRow {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                facility_id: r.try_get("facility_id")?,
-                name: r.try_get("name")?,
-                actor_id: r.try_get("actor_id")?,
-                created_at: r.try_get("created_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
-        })
-        .transpose()
-    }
-
     /// Shipments from the projection, newest first.
     pub async fn list_shipments(
         &self,
+        scope: &Scope,
         filter: &ShipmentFilter,
     ) -> Result<Vec<ShipmentRow>, StorageError> {
-        let rows = sqlx::query(
+        if *scope == Scope::Nothing {
+            return Ok(Vec::new());
+        }
+        let (facility, region) = scope.binds();
+        let sql = format!(
             "SELECT id, facility_id, donor, programme, reference, expected_on, status, expected,
                     received, damaged, outstanding, receipts, duplicates, conflicts, created_at,
                     updated_at
              FROM shipments
-             WHERE ($1 IS NULL OR facility_id = $1) AND ($2 IS NULL OR status = $2)
+             WHERE ($1 IS NULL OR facility_id = $1) AND ($2 IS NULL OR status = $2) AND {}
              ORDER BY created_at DESC, id",
-        )
-        .bind(&filter.facility)
-        .bind(&filter.status)
-        .fetch_all(&self.pool)
-        .await?;
+            scope_sql(3, 4)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&filter.facility)
+            .bind(&filter.status)
+            .bind(facility)
+            .bind(region)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(shipment_row)
             .collect::<Result<_, sqlx::Error>>()

@@ -3,7 +3,7 @@
 use automerge::{AutoCommit, Change};
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, ChangeAuthor, ShipmentRow, StorageError};
+use super::{Backend, ChangeAuthor, Scope, ShipmentRow, StorageError, scope_sql};
 
 /// Compact a document's snapshot once this many changes follow it, so that
 /// loading a document never replays a long tail.
@@ -13,11 +13,16 @@ const SNAPSHOT_EVERY: i64 = 32;
 pub struct StoredDocument {
     pub id: String,
     pub facility_id: String,
+    /// The destination facility's region, which decides which coordinators
+    /// see the document.
+    pub region: Option<String>,
     pub created_version: i64,
     pub version: i64,
     pub doc: AutoCommit,
     /// Changes stored after the snapshot (what the next compaction folds in).
     pub tail: i64,
+    /// Bytes stored for the document: its snapshot and the changes after it.
+    pub stored_bytes: usize,
 }
 
 pub struct Tx {
@@ -79,17 +84,18 @@ impl Tx {
         id: &str,
         lock: bool,
     ) -> Result<Option<StoredDocument>, StorageError> {
-        let sql = match (self.backend, lock) {
-            (Backend::Postgres, true) => {
-                "SELECT facility_id, created_version, version, snapshot, snapshot_seq
-                 FROM documents WHERE id = $1 FOR UPDATE"
-            }
-            _ => {
-                "SELECT facility_id, created_version, version, snapshot, snapshot_seq
-                 FROM documents WHERE id = $1"
-            }
+        let lock = if lock && self.backend == Backend::Postgres {
+            "FOR UPDATE"
+        } else {
+            ""
         };
-        let Some(row) = sqlx::query(sql)
+        let sql = format!(
+            "SELECT facility_id, created_version, version, snapshot, snapshot_seq,
+                    (SELECT region FROM facilities WHERE facilities.id = documents.facility_id)
+                        AS region
+             FROM documents WHERE id = $1 {lock}"
+        );
+        let Some(row) = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?
@@ -107,10 +113,12 @@ impl Tx {
         .fetch_all(&mut *self.tx)
         .await?;
         let tail = tail_rows.len() as i64;
+        let mut stored_bytes = snapshot.len();
         let changes = tail_rows
             .into_iter()
             .map(|r| {
                 let bytes: Vec<u8> = r.try_get("bytes")?;
+                stored_bytes += bytes.len();
                 Change::from_bytes(bytes).map_err(|e| corrupt(id, e))
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
@@ -118,10 +126,12 @@ impl Tx {
         Ok(Some(StoredDocument {
             id: id.to_owned(),
             facility_id: row.try_get("facility_id")?,
+            region: row.try_get("region")?,
             created_version: row.try_get("created_version")?,
             version: row.try_get("version")?,
             doc,
             tail,
+            stored_bytes,
         }))
     }
 
@@ -262,21 +272,26 @@ impl Tx {
     }
 
     /// Ids and creation versions of documents changed after `since` that a
-    /// caller restricted to `facility` (or to none) may see.
+    /// caller with `scope` may see.
     pub async fn changed_documents(
         &mut self,
         since: i64,
-        facility: Option<&str>,
+        scope: &Scope,
     ) -> Result<Vec<(String, i64)>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT id, created_version FROM documents
-             WHERE version > $1 AND ($2 IS NULL OR facility_id = $2)
-             ORDER BY id",
-        )
-        .bind(since)
-        .bind(facility)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        if *scope == Scope::Nothing {
+            return Ok(Vec::new());
+        }
+        let (facility, region) = scope.binds();
+        let sql = format!(
+            "SELECT id, created_version FROM documents WHERE version > $1 AND {} ORDER BY id",
+            scope_sql(2, 3)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since)
+            .bind(facility)
+            .bind(region)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("created_version")?)))
             .collect::<Result<_, sqlx::Error>>()

@@ -71,6 +71,17 @@ impl Db {
             .transpose()?)
     }
 
+    pub async fn user(&self, id: &str) -> Result<Option<UserRow>, StorageError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, facility_id, region, created_at, disabled_at
+             FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
     /// Every user, by role then id.
     pub async fn list_users(&self) -> Result<Vec<UserRow>, StorageError> {
         let rows = sqlx::query(

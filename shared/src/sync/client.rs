@@ -24,11 +24,13 @@ use super::protocol::{
 };
 use crate::ids::{DeviceId, ShipmentId, UserId};
 use crate::model::{ModelError, NewReceipt, Receipt, Recorder, Shipment, ShipmentDoc};
+use crate::roles::{Action, Forbidden, Role};
 
-/// Who this phone is, as issued by the server when the device registered.
+/// Who this phone is, as issued by the server when the user logged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub user: UserId,
+    pub role: Role,
     pub device: DeviceId,
     /// Hex automerge actor id; every change this phone makes is signed with it.
     pub actor: String,
@@ -118,12 +120,14 @@ impl ClientStore for MemoryStore {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError<E: std::error::Error + 'static> {
-    #[error("this phone is not registered with a server yet")]
+    #[error("no one is logged in on this phone")]
     NotRegistered,
     #[error("no shipment {0} on this phone")]
     UnknownShipment(ShipmentId),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error("the local store failed: {0}")]
     Store(#[source] E),
     #[error("stored data is unreadable: {0}")]
@@ -208,9 +212,9 @@ impl<S: ClientStore> ClientEngine<S> {
         })
     }
 
-    /// Sets who this phone is (after registering or logging in). Unsynced
-    /// changes are kept: they were signed by the previous actor, which the
-    /// server still attributes to the device that made them.
+    /// Sets who this phone is (after logging in). Unsynced changes are kept:
+    /// they were signed by the previous device's actor, which the server
+    /// still accepts from the same user and attributes to that device.
     pub async fn set_identity(&mut self, identity: Identity) -> Result<(), ClientError<S::Error>> {
         let actor = parse_actor(&identity.actor)?;
         let mut meta = self.meta.clone();
@@ -274,6 +278,7 @@ impl<S: ClientStore> ClientEngine<S> {
             .identity
             .as_ref()
             .ok_or(ClientError::NotRegistered)?;
+        identity.role.require(Action::RecordReceipts)?;
         let who = Recorder {
             user: identity.user.clone(),
             device: identity.device.clone(),

@@ -83,8 +83,11 @@ pub enum UploadResult {
 pub enum RefusalCode {
     /// Bytes that are not automerge changes.
     Corrupt,
-    /// A change signed by an actor that is not the calling device's.
+    /// A change signed by an actor that is not one of the caller's devices.
     WrongActor,
+    /// The caller's role may not make this change, or a record claims to be
+    /// someone else's.
+    Forbidden,
     /// The merged document would break the model.
     Invalid,
     /// Too many changes or too large a document.

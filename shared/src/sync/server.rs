@@ -6,19 +6,32 @@ use std::collections::BTreeSet;
 
 use super::protocol::{Changes, RefusalCode};
 use crate::model::{ModelError, Shipment, ShipmentDoc};
+use crate::roles::{Editor, Forbidden, check_edit};
 use automerge::{ActorId, Change, ChangeHash};
+
+/// Who sent an upload: the person and every actor id they sign with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploader {
+    pub editor: Editor,
+    /// Actor ids of the user's devices. Normally the calling device's alone;
+    /// the server adds the user's earlier devices, so a phone that logged in
+    /// again after its token expired still uploads what it recorded before.
+    pub actors: BTreeSet<ActorId>,
+}
 
 /// Why a document's upload was refused. Nothing of it may be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("{reason}")]
     Corrupt { reason: String },
-    #[error("change {hash} is signed by actor {found}, not by this device ({expected})")]
+    #[error("change {hash} is signed by actor {found}, which is not a device of {user}")]
     WrongActor {
         hash: ChangeHash,
         found: String,
-        expected: String,
+        user: String,
     },
+    #[error("{0}")]
+    Forbidden(#[from] Forbidden),
     #[error("the server lacks {} change(s) these depend on", missing.len())]
     MissingDependencies { missing: Vec<ChangeHash> },
     #[error("{0}")]
@@ -32,6 +45,7 @@ impl Refusal {
         match self {
             Refusal::Corrupt { .. } => Some(RefusalCode::Corrupt),
             Refusal::WrongActor { .. } => Some(RefusalCode::WrongActor),
+            Refusal::Forbidden(_) => Some(RefusalCode::Forbidden),
             Refusal::MissingDependencies { .. } => None,
             Refusal::Invalid(_) => Some(RefusalCode::Invalid),
         }
@@ -54,13 +68,15 @@ pub struct Merged {
     pub new_changes: Vec<Change>,
 }
 
-/// Checks `changes` from the device whose actor is `actor` and merges them
-/// into a copy of `current`. `current` itself is never touched, so a refusal
-/// leaves the server exactly as it was.
+/// Checks `changes` from `uploader` and merges them into a copy of
+/// `current`: every change must be signed by one of the uploader's actors,
+/// the result must be a valid successor of `current`, and the uploader's
+/// role must allow every difference ([`check_edit`]). `current` itself is
+/// never touched, so a refusal leaves the server exactly as it was.
 pub fn merge_upload(
     current: &ShipmentDoc,
     changes: Vec<Change>,
-    actor: &ActorId,
+    uploader: &Uploader,
 ) -> Result<Merged, Refusal> {
     let mut doc = current.clone();
     let before_heads = doc.heads();
@@ -76,11 +92,11 @@ pub fn merge_upload(
         if known.contains(&hash) || !seen.insert(hash) {
             continue;
         }
-        if change.actor_id() != actor {
+        if !uploader.actors.contains(change.actor_id()) {
             return Err(Refusal::WrongActor {
                 hash,
                 found: change.actor_id().to_hex_string(),
-                expected: actor.to_hex_string(),
+                user: uploader.editor.user.to_string(),
             });
         }
         new_changes.push(change);
@@ -108,6 +124,7 @@ pub fn merge_upload(
     }
     let shipment = doc.read()?;
     shipment.check_transition_from(&before)?;
+    check_edit(&before, &shipment, &uploader.editor)?;
     // Store in the order automerge applied them, so a replay from the
     // changes table always meets dependencies first.
     let order: std::collections::HashMap<ChangeHash, usize> = doc

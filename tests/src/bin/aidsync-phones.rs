@@ -1,6 +1,7 @@
 //! `aidsync-phones`: many simulated phones against a running server.
 //!
-//! Each phone registers as a receiver of a facility that has shipments,
+//! Each phone logs in as the demo receiver of a facility that has
+//! shipments (a new device per phone; several phones share each account),
 //! syncs once, goes offline and records receipts on its facility's
 //! shipments (several phones share each shipment). Then power comes back:
 //! every phone syncs at once through a network that loses requests and
@@ -20,6 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{Value, json};
 
+use aidsync_server::demo;
 use aidsync_shared::ids::{LineId, ReceiptId, ShipmentId, id_from_random};
 use aidsync_shared::model::{Condition, NewReceipt};
 use aidsync_tests::phone::{Api, Fault, Phone, SyncError, Traffic};
@@ -80,16 +82,18 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let seed = args.seed.unwrap_or_else(|| rand::rng().next_u64());
     let mut rng = StdRng::seed_from_u64(seed);
     // Runs against one server must not collide, even with the same seed:
-    // user names and receipt ids carry a tag fresh to this run.
+    // receipt ids carry a tag fresh to this run.
     let run_tag = format!("{:06x}", rand::rng().next_u32() & 0xff_ffff);
 
     // What is there to receive, per facility.
-    let coordinator = Phone::register(&api, &format!("sim-coordinator-{run_tag}"), None)
+    let coordinator = login(&api, demo::COORDINATOR)
         .await
-        .with_context(|| format!("registering a device at {}", args.server))?;
-    let shipments = shipments_by_facility(&api, coordinator.token()).await?;
+        .with_context(|| format!("logging in at {} (is it a `--demo` server?)", args.server))?;
+    let mut shipments = shipments_by_facility(&api, coordinator.token()).await?;
+    // Only facilities with a demo receiver to log in as.
+    shipments.retain(|facility, _| receiver_of(facility).is_some());
     if shipments.is_empty() {
-        bail!("the server has no shipments: start it with `aidsync serve --demo`");
+        bail!("the server has no demo shipments: start it with `aidsync serve --demo`");
     }
     let before = total_receipts(&api, coordinator.token()).await?;
     let facilities: Vec<&String> = shipments.keys().collect();
@@ -105,12 +109,8 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let mut phones = Vec::with_capacity(args.phones);
     for n in 0..args.phones {
         let facility = facilities[n % facilities.len()];
-        let mut phone = Phone::register(
-            &api,
-            &format!("sim-{run_tag}-{n:03}"),
-            Some(facility.as_str()),
-        )
-        .await?;
+        let user = receiver_of(facility).context("demo receiver")?;
+        let mut phone = login(&api, user).await?;
         phone.sync_settled().await?;
         phone.traffic = Traffic::default();
         phones.push(phone);
@@ -154,7 +154,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let seconds = started.elapsed().as_secs_f64();
 
     // Compare every replica with a fresh copy of the server's documents.
-    let mut reference = Phone::register(&api, &format!("sim-check-{run_tag}"), None).await?;
+    let mut reference = login(&api, demo::COORDINATOR).await?;
     reference.sync_settled().await?;
     let mut differing = Vec::new();
     for outcome in &outcomes {
@@ -165,11 +165,11 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
             let same_heads = mine.is_some() && mine == server;
             let same_reading = phone.engine.shipment(id).ok() == reference.engine.shipment(id).ok();
             if !(same_heads && same_reading) {
-                differing.push(format!("{}:{id}", phone.device.user));
+                differing.push(format!("{}:{id}", phone.user()));
             }
         }
         if phone.engine.shipment_ids().count() != shipments[phone_facility(phone)?].len() {
-            differing.push(format!("{}: missing shipments", phone.device.user));
+            differing.push(format!("{}: missing shipments", phone.user()));
         }
     }
     let pending: usize = outcomes.iter_mut().map(|o| o.phone.engine.pending()).sum();
@@ -229,7 +229,7 @@ async fn reconnect(
         match phone.sync(fault).await {
             Ok(report) => {
                 if !report.refused.is_empty() {
-                    bail!("{}: refused {:?}", phone.device.user, report.refused);
+                    bail!("{}: refused {:?}", phone.user(), report.refused);
                 }
                 failures = 0;
                 if !report.again && phone.engine.pending() == 0 {
@@ -247,13 +247,10 @@ async fn reconnect(
                 let wait = 5 * u64::from(failures.min(8)) + rng.random_range(0..10);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            Err(e) => return Err(e).context(phone.device.user.to_string()),
+            Err(e) => return Err(e).context(phone.user().to_string()),
         }
         if failures >= max_attempts {
-            bail!(
-                "{}: gave up after {failures} lost attempts",
-                phone.device.user
-            );
+            bail!("{}: gave up after {failures} lost attempts", phone.user());
         }
     }
 }
@@ -279,11 +276,24 @@ fn random_receipt(rng: &mut StdRng, run_tag: &str, line: LineId) -> anyhow::Resu
 
 fn phone_facility(phone: &Phone) -> anyhow::Result<&str> {
     phone
-        .device
+        .session
+        .user
         .facility
-        .as_ref()
-        .map(|f| f.as_str())
+        .as_deref()
         .context("simulated phones are receivers")
+}
+
+/// The demo receiver who works at `facility`.
+fn receiver_of(facility: &str) -> Option<&'static str> {
+    demo::RECEIVERS
+        .iter()
+        .find(|(_, _, f)| *f == facility)
+        .map(|(user, _, _)| *user)
+}
+
+/// A new phone logged in as a demo account.
+async fn login(api: &Api, user: &str) -> anyhow::Result<Phone> {
+    Phone::login(api, user, &demo::password(user)).await
 }
 
 async fn shipments_by_facility(

@@ -25,14 +25,15 @@ const MAX_BODY: usize = 256 * 1024;
 /// A phone's copy of a shipment, to forge uploads from.
 fn forge(phone: &Phone, id: &ShipmentId) -> ShipmentDoc {
     let mut doc = ShipmentDoc::from_automerge(phone.engine.document(id).unwrap().clone());
-    doc.set_actor(ActorId::try_from(phone.device.actor_id.as_str()).unwrap());
+    doc.set_actor(ActorId::try_from(phone.session.actor_id.as_str()).unwrap());
     doc
 }
 
 fn recorder(phone: &Phone) -> Recorder {
+    let identity = aidsync_tests::phone::identity(&phone.session).unwrap();
     Recorder {
-        user: phone.device.user.clone(),
-        device: phone.device.device_id.clone(),
+        user: identity.user,
+        device: identity.device,
     }
 }
 
@@ -107,7 +108,12 @@ fn upload_result(wire: &WireResponse) -> UploadResult {
 }
 
 fn assert_refused(wire: &WireResponse, code: RefusalCode, reason_contains: &str) {
-    assert_eq!(wire.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Changes the caller may not make are 403; changes that break the model 422.
+    let status = match code {
+        RefusalCode::WrongActor | RefusalCode::Forbidden => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    assert_eq!(wire.status, status);
     match upload_result(wire) {
         UploadResult::Refused { code: got, reason } => {
             assert_eq!(got, code, "{reason}");
@@ -130,9 +136,7 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
     )
     .await;
     let id = shipment_id(SHIPMENT);
-    let mut phone = Phone::register(&world.api, "anna", Some(FACILITY))
-        .await
-        .unwrap();
+    let mut phone = world.receiver("anna", FACILITY).await;
     phone
         .record(
             &shipment_id(SHIPMENT),
@@ -141,9 +145,7 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
         .await
         .unwrap_err(); // no documents yet: refused locally
     phone.sync_settled().await.unwrap();
-    let stranger = Phone::register(&world.api, "vira", Some(OTHER_FACILITY))
-        .await
-        .unwrap();
+    let stranger = world.receiver("vira", OTHER_FACILITY).await;
     let client = Client {
         world: &world,
         token: phone.token().to_owned(),
@@ -329,9 +331,7 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
 
 pub async fn one_bad_document_does_not_block_the_others(db: &TestDb) {
     let world = World::new(db).await;
-    let mut phone = Phone::register(&world.api, "anna", Some(FACILITY))
-        .await
-        .unwrap();
+    let mut phone = world.receiver("anna", FACILITY).await;
     phone.sync_settled().await.unwrap();
 
     let first = shipment_id(SHIPMENT);
@@ -368,7 +368,7 @@ pub async fn one_bad_document_does_not_block_the_others(db: &TestDb) {
     )
     .await
     .unwrap();
-    assert_eq!(wire.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wire.status, StatusCode::FORBIDDEN);
     let response: SyncResponse = protocol::decode(&wire.body).unwrap();
     let result = |id: &ShipmentId| {
         response
@@ -479,10 +479,10 @@ pub async fn bad_json_requests_are_refused(db: &TestDb) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // A receiver cannot see another facility's shipment: it does not exist.
-    let stranger = api.register("vira", Some(OTHER_FACILITY)).await.unwrap();
+    let stranger = world.receiver("vira", OTHER_FACILITY).await;
     let (status, _) = api
         .get(
-            Some(&stranger.token),
+            Some(stranger.token()),
             &format!("/api/v1/shipments/{SHIPMENT}"),
         )
         .await
@@ -490,10 +490,14 @@ pub async fn bad_json_requests_are_refused(db: &TestDb) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, body) = api
-        .post(None, "/api/v1/devices", &json!({ "user": "" }))
+        .post(None, "/api/v1/login", &json!({ "user": "" }))
         .await
         .unwrap();
-    assert!(status.is_client_error(), "{status} {body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("password"),
+        "{body}"
+    );
 
     // Facilities must exist before anything names them.
     let nowhere = shipment_json("jica-test-011", "atlantis-central");
@@ -505,13 +509,15 @@ pub async fn bad_json_requests_are_refused(db: &TestDb) {
     assert!(body["error"].as_str().unwrap().contains("atlantis-central"));
     let (status, body) = api
         .post(
-            None,
-            "/api/v1/devices",
-            &json!({ "user": "anna", "facility": "atlantis-central" }),
+            Some(&world.admin.token),
+            "/api/v1/users",
+            &json!({ "id": "ghost", "name": "Ghost", "role": "receiver",
+                     "facility": "atlantis-central", "password": password("ghost") }),
         )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("atlantis-central"));
 
     assert_eq!(Fingerprint::take(db.url()).await.unwrap(), before);
     world.server.stop().await.unwrap();

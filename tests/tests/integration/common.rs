@@ -4,21 +4,36 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 use aidsync_server::service::Limits;
-use aidsync_server::service::devices::RegisteredDevice;
-use aidsync_shared::ids::{LineId, ReceiptId, ShipmentId, id_from_random};
+use aidsync_server::service::auth::Session;
+use aidsync_server::service::users::{self, NewUser};
+use aidsync_shared::ids::{LineId, ReceiptId, ShipmentId, UserId, id_from_random};
 use aidsync_shared::model::{Condition, NewReceipt};
+use aidsync_shared::roles::Role;
 use aidsync_tests::harness::{TestDb, TestServer};
-use aidsync_tests::phone::Api;
+use aidsync_tests::phone::{Api, Phone};
 
 pub const FACILITY: &str = "kharkiv-regional";
 pub const OTHER_FACILITY: &str = "izium-central";
+/// A facility outside the coordinator's region.
+pub const FAR_FACILITY: &str = "lviv-regional";
+pub const REGION: &str = "Kharkiv";
 pub const SHIPMENT: &str = "jica-test-001";
 pub const SECOND_SHIPMENT: &str = "jica-test-002";
+/// The first admin, created the way `aidsync admin user add` does.
+pub const ADMIN: &str = "root";
+/// The coordinator of [`REGION`].
+pub const COORDINATOR: &str = "olena";
+
+/// Every test account's password.
+pub fn password(user: &str) -> String {
+    format!("{user}-test-password")
+}
 
 pub struct World {
     pub server: TestServer,
     pub api: Api,
-    pub coordinator: RegisteredDevice,
+    pub admin: Session,
+    pub coordinator: Session,
 }
 
 impl World {
@@ -26,34 +41,90 @@ impl World {
         World::with_limits(db, Limits::default()).await
     }
 
+    /// A server with an admin, three facilities (two in [`REGION`], one
+    /// far away), a coordinator of the region and two shipments to
+    /// [`FACILITY`].
     pub async fn with_limits(db: &TestDb, limits: Limits) -> World {
         let server = TestServer::start_with(db.url(), limits).await.unwrap();
         let api = Api::new(&server.base);
-        let coordinator = api.register("coordinator-test", None).await.unwrap();
-        let world = World {
+        let root = NewUser {
+            id: UserId::parse(ADMIN).unwrap(),
+            name: "Test Administrator".into(),
+            role: Role::Admin,
+            facility: None,
+            region: None,
+        };
+        users::add(server.db(), root, &password(ADMIN), aidsync_tests::now_ms())
+            .await
+            .unwrap();
+        let admin = api.login(ADMIN, &password(ADMIN)).await.unwrap();
+        let mut world = World {
             server,
             api,
-            coordinator,
+            coordinator: admin.clone(),
+            admin,
         };
-        for facility in [FACILITY, OTHER_FACILITY] {
-            world.add_facility(facility).await;
-        }
+        world.add_facility(FACILITY, REGION).await;
+        world.add_facility(OTHER_FACILITY, REGION).await;
+        world.add_facility(FAR_FACILITY, "Lviv").await;
+        world
+            .add_user(COORDINATOR, "coordinator", None, Some(REGION))
+            .await;
+        world.coordinator = world
+            .api
+            .login(COORDINATOR, &password(COORDINATOR))
+            .await
+            .unwrap();
         world.create_shipment(SHIPMENT, FACILITY).await;
         world.create_shipment(SECOND_SHIPMENT, FACILITY).await;
         world
     }
 
-    pub async fn add_facility(&self, id: &str) {
+    pub async fn add_facility(&self, id: &str, region: &str) {
         let (status, body) = self
             .api
             .post(
-                Some(&self.coordinator.token),
+                Some(&self.admin.token),
                 "/api/v1/facilities",
-                &json!({ "id": id, "name": format!("Hospital {id}"), "region": "Kharkiv" }),
+                &json!({ "id": id, "name": format!("Hospital {id}"), "region": region }),
             )
             .await
             .unwrap();
         assert_eq!(status, 201, "adding facility {id}: {body}");
+    }
+
+    /// Adds an account through the admin API; its password is [`password`].
+    pub async fn add_user(
+        &self,
+        id: &str,
+        role: &str,
+        facility: Option<&str>,
+        region: Option<&str>,
+    ) {
+        let (status, body) = self
+            .api
+            .post(
+                Some(&self.admin.token),
+                "/api/v1/users",
+                &json!({
+                    "id": id, "name": format!("Test user {id}"), "role": role,
+                    "facility": facility, "region": region, "password": password(id),
+                }),
+            )
+            .await
+            .unwrap();
+        assert!(
+            status == 201 || status == 409,
+            "adding user {id}: {status} {body}"
+        );
+    }
+
+    /// A receiver of `facility` (created if new) logged in on a new phone.
+    pub async fn receiver(&self, user: &str, facility: &str) -> Phone {
+        self.add_user(user, "receiver", Some(facility), None).await;
+        Phone::login(&self.api, user, &password(user))
+            .await
+            .unwrap()
     }
 
     pub async fn create_shipment(&self, id: &str, facility: &str) {

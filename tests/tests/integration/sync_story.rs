@@ -5,19 +5,15 @@ use aidsync_shared::model::Condition;
 use aidsync_shared::sync::protocol::{self, SyncResponse, UploadResult};
 use aidsync_tests::fingerprint::Fingerprint;
 use aidsync_tests::harness::{TestDb, TestServer};
-use aidsync_tests::phone::{Api, Fault, Phone, post_raw};
+use aidsync_tests::phone::{Api, Fault, post_raw};
 
 use crate::common::*;
 
 pub async fn two_phones_offline_on_one_shipment(db: &TestDb) {
     let world = World::new(db).await;
     let id = shipment_id(SHIPMENT);
-    let mut anna = Phone::register(&world.api, "anna", Some(FACILITY))
-        .await
-        .unwrap();
-    let mut bohdan = Phone::register(&world.api, "bohdan", Some(FACILITY))
-        .await
-        .unwrap();
+    let mut anna = world.receiver("anna", FACILITY).await;
+    let mut bohdan = world.receiver("bohdan", FACILITY).await;
     // Online once: both phones receive the facility's shipments.
     anna.sync_settled().await.unwrap();
     bohdan.sync_settled().await.unwrap();
@@ -96,9 +92,7 @@ pub async fn two_phones_offline_on_one_shipment(db: &TestDb) {
 pub async fn retried_sync_is_a_no_op(db: &TestDb) {
     let world = World::new(db).await;
     let id = shipment_id(SHIPMENT);
-    let mut phone = Phone::register(&world.api, "anna", Some(FACILITY))
-        .await
-        .unwrap();
+    let mut phone = world.receiver("anna", FACILITY).await;
     phone.sync_settled().await.unwrap();
     phone
         .record(&id, receipt("line-1", 1, Condition::Good, &["US-1"]))
@@ -160,12 +154,8 @@ pub async fn retried_sync_is_a_no_op(db: &TestDb) {
 pub async fn restart_loses_nothing_acknowledged(db: &TestDb) {
     let world = World::new(db).await;
     let id = shipment_id(SHIPMENT);
-    let mut anna = Phone::register(&world.api, "anna", Some(FACILITY))
-        .await
-        .unwrap();
-    let mut bohdan = Phone::register(&world.api, "bohdan", Some(FACILITY))
-        .await
-        .unwrap();
+    let mut anna = world.receiver("anna", FACILITY).await;
+    let mut bohdan = world.receiver("bohdan", FACILITY).await;
     anna.sync_settled().await.unwrap();
     bohdan.sync_settled().await.unwrap();
     anna.record(&id, receipt("line-1", 4, Condition::Good, &[]))
@@ -219,15 +209,9 @@ pub async fn restart_loses_nothing_acknowledged(db: &TestDb) {
 pub async fn lagging_phone_catches_up_and_new_shipments_arrive(db: &TestDb) {
     let world = World::new(db).await;
     let id = shipment_id(SHIPMENT);
-    let mut early = Phone::register(&world.api, "anna", Some(FACILITY))
-        .await
-        .unwrap();
-    let mut late = Phone::register(&world.api, "bohdan", Some(FACILITY))
-        .await
-        .unwrap();
-    let mut elsewhere = Phone::register(&world.api, "vira", Some(OTHER_FACILITY))
-        .await
-        .unwrap();
+    let mut early = world.receiver("anna", FACILITY).await;
+    let mut late = world.receiver("bohdan", FACILITY).await;
+    let mut elsewhere = world.receiver("vira", OTHER_FACILITY).await;
     early.sync_settled().await.unwrap();
     for n in 1..=5 {
         early
@@ -263,57 +247,68 @@ pub async fn lagging_phone_catches_up_and_new_shipments_arrive(db: &TestDb) {
     world.server.stop().await.unwrap();
 }
 
-pub async fn facilities_are_scoped_and_managed_by_coordinators(db: &TestDb) {
+pub async fn facilities_are_scoped_and_managed_by_admins(db: &TestDb) {
     let world = World::new(db).await;
-    let token = Some(world.coordinator.token.as_str());
-    let receiver = world.api.register("anna", Some(FACILITY)).await.unwrap();
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let admin = Some(world.admin.token.as_str());
+    let coordinator = Some(world.coordinator.token.as_str());
+    let receiver = world.receiver("anna", FACILITY).await;
 
-    let (status, all) = world.api.get(token, "/api/v1/facilities").await.unwrap();
+    // An admin sees every facility, a coordinator those of the region.
+    let (status, all) = world.api.get(admin, "/api/v1/facilities").await.unwrap();
     assert_eq!(status, 200);
-    let ids: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![OTHER_FACILITY, FACILITY]);
+    assert_eq!(ids(&all), vec![OTHER_FACILITY, FACILITY, FAR_FACILITY]);
+    let (status, region) = world
+        .api
+        .get(coordinator, "/api/v1/facilities")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(ids(&region), vec![OTHER_FACILITY, FACILITY]);
 
     // A receiver sees its own facility only, and cannot add one.
     let (status, own) = world
         .api
-        .get(Some(&receiver.token), "/api/v1/facilities")
+        .get(Some(receiver.token()), "/api/v1/facilities")
         .await
         .unwrap();
     assert_eq!(status, 200);
-    assert_eq!(own.as_array().unwrap().len(), 1);
-    assert_eq!(own[0]["id"], FACILITY);
-    assert_eq!(own[0]["region"], "Kharkiv");
+    assert_eq!(ids(&own), vec![FACILITY]);
+    assert_eq!(own[0]["region"], REGION);
     let new =
         serde_json::json!({ "id": "balakliia-central", "name": "Balakliia", "region": "Kharkiv" });
-    let (status, body) = world
-        .api
-        .post(Some(&receiver.token), "/api/v1/facilities", &new)
-        .await
-        .unwrap();
-    assert_eq!(status, 403, "{body}");
+    for token in [Some(receiver.token()), coordinator] {
+        let (status, body) = world
+            .api
+            .post(token, "/api/v1/facilities", &new)
+            .await
+            .unwrap();
+        assert_eq!(status, 403, "{body}");
+    }
 
-    // A coordinator can, once; bad values are refused.
+    // An admin can, once; bad values are refused.
     let (status, body) = world
         .api
-        .post(token, "/api/v1/facilities", &new)
+        .post(admin, "/api/v1/facilities", &new)
         .await
         .unwrap();
     assert_eq!(status, 201, "{body}");
     let (status, _) = world
         .api
-        .post(token, "/api/v1/facilities", &new)
+        .post(admin, "/api/v1/facilities", &new)
         .await
         .unwrap();
     assert_eq!(status, 409);
     let unnamed = serde_json::json!({ "id": "x-1", "name": " ", "region": "Kharkiv" });
     let (status, body) = world
         .api
-        .post(token, "/api/v1/facilities", &unnamed)
+        .post(admin, "/api/v1/facilities", &unnamed)
         .await
         .unwrap();
     assert_eq!(status, 422, "{body}");

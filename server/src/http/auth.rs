@@ -1,0 +1,47 @@
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+
+use super::ApiJson;
+use super::throttle::client_ip;
+use crate::app::AppState;
+use crate::caller::Caller;
+use crate::error::AppError;
+use crate::service::auth::{self, LoginRequest, Me, Session};
+use crate::storage::DeviceRow;
+
+/// `POST /api/v1/login`: password in, a new device and its token out.
+pub async fn login(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<(StatusCode, Json<Session>), AppError> {
+    let ip = client_ip(request.extensions());
+    let ApiJson(req) = ApiJson::<LoginRequest>::from_request(request, &state).await?;
+    let now = state.clock.now_ms();
+    state.throttles.check_login(ip, &req.user, now)?;
+    let user = req.user.clone();
+    match auth::login(&state.db, req, state.limits.token_ttl_ms, now).await {
+        Ok(session) => Ok((StatusCode::CREATED, Json(session))),
+        Err(e @ AppError::BadCredentials) => {
+            tracing::info!(user = %user, ?ip, "login failed");
+            state.throttles.login_failed(ip, &user, now);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /api/v1/logout`: revokes the calling device's token.
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<DeviceRow>, AppError> {
+    Ok(Json(
+        auth::logout(&state.db, &caller, state.clock.now_ms()).await?,
+    ))
+}
+
+/// `GET /api/v1/me`
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, AppError> {
+    Ok(Json(auth::me(&state.db, &caller).await?))
+}
