@@ -45,6 +45,18 @@ impl Caller {
         }
     }
 
+    /// The caller's scope, or 403 for a role that sees no shipments at all
+    /// (an admin), so an admin is told why rather than shown an empty list.
+    pub fn shipment_scope(&self) -> Result<Scope, AppError> {
+        match self.scope() {
+            Scope::Nothing => Err(AppError::Forbidden(format!(
+                "a {} sees no shipments; a coordinator or receiver account does",
+                self.role
+            ))),
+            scope => Ok(scope),
+        }
+    }
+
     /// 403 unless the caller's role may do `action`.
     pub fn require(&self, action: Action) -> Result<(), AppError> {
         self.role

@@ -247,3 +247,316 @@ fn users_are_added_with_a_role_and_passwords_never_shown_twice() {
     );
     assert!(!stdout.contains("argon2") && !stdout.contains(&password));
 }
+
+// Devices and the audit trail. The CLI cannot create devices (a device is a
+// login, made through the server), so these tests seed the database with
+// the library first, close it, then run the binary on it.
+
+use aidsync_server::caller::{Caller, token_hash};
+use aidsync_server::service::facilities::{self, NewFacility};
+use aidsync_server::service::users::{self, NewUser};
+use aidsync_server::service::{devices, shipments};
+use aidsync_server::storage::{Db, DeviceRow};
+use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ShipmentId, UserId};
+use aidsync_shared::model::{Line, NewShipment};
+use aidsync_shared::roles::Role;
+
+/// 2026-01-01 00:00 UTC, in ms: devices and shipments are seeded at fixed
+/// times so the tables' dates are known.
+const JAN_1_2026: i64 = 1_767_225_600_000;
+const MINUTE: i64 = 60_000;
+const DAY: i64 = 24 * 60 * MINUTE;
+/// 2100-01-01 00:00 UTC: the seeded tokens' expiry, safely in the future.
+const JAN_1_2100: i64 = 4_102_444_800_000;
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+struct Seeded {
+    /// Anna's devices, oldest first, with their tokens; both valid until 2100.
+    anna: Vec<(DeviceRow, String)>,
+    /// Anna's device whose token expired on 2025-01-02.
+    expired: DeviceRow,
+    /// The coordinator's device, which created the shipments.
+    olena: DeviceRow,
+}
+
+/// A facility, receiver `anna` with three devices, and coordinator `olena`
+/// whose device created shipments `jica-001` then `jica-002`.
+async fn seed(url: &str) -> Seeded {
+    let db = Db::connect(url).await.unwrap();
+    let facility = FacilityId::parse("izium-central").unwrap();
+    facilities::add(
+        &db,
+        NewFacility {
+            id: facility.clone(),
+            name: "Izium Central City Hospital".into(),
+            region: "Kharkiv".into(),
+        },
+        JAN_1_2026,
+    )
+    .await
+    .unwrap();
+    let user = |id: &str, role, facility, region| NewUser {
+        id: UserId::parse(id).unwrap(),
+        name: format!("{id} (test)"),
+        role,
+        facility,
+        region,
+    };
+    let password = "a long enough passphrase";
+    let anna = users::add(
+        &db,
+        user("anna", Role::Receiver, Some(facility.clone()), None),
+        password,
+        JAN_1_2026,
+    )
+    .await
+    .unwrap();
+    let olena = users::add(
+        &db,
+        user("olena", Role::Coordinator, None, Some("Kharkiv".into())),
+        password,
+        JAN_1_2026,
+    )
+    .await
+    .unwrap();
+
+    let device = |user, name, at: i64, until: i64| devices::create(&db, user, name, until - at, at);
+    let expired = device(
+        &anna,
+        "old phone",
+        JAN_1_2026 - 365 * DAY,
+        JAN_1_2026 - 364 * DAY,
+    )
+    .await
+    .unwrap()
+    .0;
+    let mut anna_devices = Vec::new();
+    for (day, name) in [(0, "Anna's phone"), (1, "Anna's tablet")] {
+        let at = JAN_1_2026 + day * DAY;
+        anna_devices.push(device(&anna, name, at, JAN_1_2100).await.unwrap());
+    }
+    let (olena_device, _) = device(&olena, "Olena's laptop", JAN_1_2026, JAN_1_2100)
+        .await
+        .unwrap();
+
+    // The coordinator's Caller, as a request with its token would get it.
+    let caller = Caller {
+        device: DeviceId::parse(&olena_device.id).unwrap(),
+        user: UserId::parse(&olena.id).unwrap(),
+        role: Role::Coordinator,
+        facility: None,
+        region: olena.region.clone(),
+        actor: automerge::ActorId::try_from(olena_device.actor_id.as_str()).unwrap(),
+        expires_at: olena_device.expires_at,
+    };
+    for (n, id) in ["jica-001", "jica-002"].into_iter().enumerate() {
+        let new = NewShipment {
+            id: ShipmentId::parse(id).unwrap(),
+            donor: "JICA".into(),
+            programme: String::new(),
+            reference: format!("JICA/UA/{id}"),
+            destination_facility: facility.clone(),
+            expected_on: None,
+            note: String::new(),
+            lines: vec![Line {
+                id: LineId::parse("line-1").unwrap(),
+                item: "Portable ultrasound machine".into(),
+                category: "imaging".into(),
+                unit: "unit".into(),
+                quantity_expected: 1,
+                serials_expected: vec![],
+            }],
+        };
+        // 2026-03-01 09:30, then a day and 75 minutes later.
+        let at = JAN_1_2026 + 59 * DAY + 570 * MINUTE + n as i64 * (DAY + 75 * MINUTE);
+        shipments::create(&db, &caller, new, at).await.unwrap();
+    }
+    db.close().await;
+    Seeded {
+        anna: anna_devices,
+        expired,
+        olena: olena_device,
+    }
+}
+
+/// The data rows of a table (every line after the header).
+fn rows(out: &Output) -> Vec<String> {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn devices_are_listed_and_revoked_and_their_tokens_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("admin.db").display());
+    let seeded = block_on(seed(&db));
+    let [(phone, phone_token), (tablet, tablet_token)] = &seeded.anna[..] else {
+        panic!("two devices seeded");
+    };
+
+    // Anna's three devices, newest first, and the coordinator's.
+    let all = rows(&aidsync(&db, &["device", "list"]));
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let anna = rows(&aidsync(&db, &["device", "list", "--user", "anna"]));
+    assert_eq!(anna.len(), 3, "{anna:#?}");
+    for (row, device, created, status, name) in [
+        (
+            &anna[0],
+            tablet,
+            "2026-01-02 00:00",
+            "until 2100-01-01 00:00",
+            "Anna's tablet",
+        ),
+        (
+            &anna[1],
+            phone,
+            "2026-01-01 00:00",
+            "until 2100-01-01 00:00",
+            "Anna's phone",
+        ),
+        (
+            &anna[2],
+            &seeded.expired,
+            "2025-01-01 00:00",
+            "expired 2025-01-02 00:00",
+            "old phone",
+        ),
+    ] {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[..2], [device.id.as_str(), "anna"], "{row}");
+        assert!(row.contains(&format!(" {created} ")), "{row}");
+        assert!(row.contains(&format!(" {status} ")), "{row}");
+        assert!(row.ends_with(name), "{row}");
+    }
+    let olena = rows(&aidsync(&db, &["device", "list", "--user", "olena"]));
+    assert_eq!(olena.len(), 1, "{olena:#?}");
+    assert!(olena[0].starts_with(&seeded.olena.id), "{}", olena[0]);
+    assert!(!olena.iter().any(|r| r.contains("anna")), "{olena:#?}");
+    assert!(rows(&aidsync(&db, &["device", "list", "--user", "nobody"])).is_empty());
+
+    // Revoking the phone: a confirmation, the list says so, its token is
+    // refused from now on and the tablet's is not.
+    let out = aidsync(&db, &["device", "revoke", &phone.id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // (Log lines go to stdout too, so look for the line.)
+    let confirmation = format!(
+        "revoked device {} of anna (Anna's phone); its synced records stay",
+        phone.id
+    );
+    assert!(
+        text(&out.stdout).lines().any(|l| l == confirmation),
+        "{}",
+        text(&out.stdout)
+    );
+    let anna = rows(&aidsync(&db, &["device", "list", "--user", "anna"]));
+    let phone_row = anna.iter().find(|r| r.starts_with(&phone.id)).unwrap();
+    assert!(phone_row.contains(" revoked 20"), "{phone_row}");
+    let tablet_row = anna.iter().find(|r| r.starts_with(&tablet.id)).unwrap();
+    assert!(
+        tablet_row.contains(" until 2100-01-01 00:00 "),
+        "{tablet_row}"
+    );
+
+    let revoked_at = |token: &str| {
+        block_on(async {
+            let db = Db::connect(&db).await.unwrap();
+            let row = db.caller_by_token_hash(&token_hash(token)).await.unwrap();
+            db.close().await;
+            row.unwrap().revoked_at
+        })
+    };
+    let first = revoked_at(phone_token);
+    assert!(first.is_some(), "the revoked phone's token still works");
+    assert_eq!(revoked_at(tablet_token), None);
+
+    // Revoking again is harmless and keeps the first time.
+    let again = aidsync(&db, &["device", "revoke", &phone.id]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(revoked_at(phone_token), first);
+
+    let unknown = aidsync(&db, &["device", "revoke", "no-such-device"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no device no-such-device"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
+
+#[test]
+fn changes_show_who_sent_what_from_which_device_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("admin.db").display());
+    let seeded = block_on(seed(&db));
+    let olena = &seeded.olena.id;
+
+    let out = aidsync(&db, &["changes", "--user", "olena"]);
+    let header = text(&out.stdout).lines().next().map(str::to_owned);
+    assert_eq!(
+        header
+            .as_deref()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["RECEIVED", "USER", "DEVICE", "SHIPMENT", "CHANGE"])
+    );
+    let changes = rows(&out);
+    // One change per created shipment, the latest on top.
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    let mut hashes = Vec::new();
+    for (row, shipment, received) in [
+        (&changes[0], "jica-002", "2026-03-02 10:45"),
+        (&changes[1], "jica-001", "2026-03-01 09:30"),
+    ] {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols.len(), 6, "{row}");
+        assert_eq!(format!("{} {}", cols[0], cols[1]), received, "{row}");
+        assert_eq!(&cols[2..5], ["olena", olena.as_str(), shipment], "{row}");
+        assert!(
+            cols[5].len() == 16 && cols[5].bytes().all(|b| b.is_ascii_hexdigit()),
+            "{row}"
+        );
+        hashes.push(cols[5]);
+    }
+    assert_ne!(hashes[0], hashes[1]);
+
+    // The same rows by device; none by anna or her devices.
+    assert_eq!(
+        rows(&aidsync(&db, &["changes", "--device", olena])),
+        changes
+    );
+    assert_eq!(
+        rows(&aidsync(
+            &db,
+            &["changes", "--user", "anna", "--device", olena]
+        )),
+        Vec::<String>::new()
+    );
+    let anna = aidsync(&db, &["changes", "--user", "anna"]);
+    assert_eq!(rows(&anna), Vec::<String>::new());
+    assert!(text(&anna.stdout).starts_with("RECEIVED"));
+    let phone = &seeded.anna[0].0.id;
+    assert!(rows(&aidsync(&db, &["changes", "--device", phone])).is_empty());
+
+    // --limit keeps the newest; out of range is refused.
+    let newest = rows(&aidsync(&db, &["changes", "--limit", "1"]));
+    assert_eq!(newest, changes[..1]);
+    for limit in ["0", "10001"] {
+        let out = aidsync(&db, &["changes", "--limit", limit]);
+        assert!(!out.status.success(), "--limit {limit}");
+        assert!(
+            text(&out.stderr).contains("limit: between 1 and 10000"),
+            "--limit {limit}: {}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -96,7 +96,9 @@ pub async fn list(
     caller: &Caller,
     filter: ShipmentFilter,
 ) -> Result<Vec<ShipmentRow>, AppError> {
-    Ok(db.list_shipments(&caller.scope(), &filter).await?)
+    Ok(db
+        .list_shipments(&caller.shipment_scope()?, &filter)
+        .await?)
 }
 
 /// A receipt with when it reached the server.
@@ -123,6 +125,7 @@ pub struct ShipmentDetail {
 /// One shipment with everything derived from it. A shipment the caller may
 /// not see is reported exactly like one that does not exist.
 pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<ShipmentDetail, AppError> {
+    let scope = caller.shipment_scope()?;
     let not_found = || AppError::NotFound(format!("no shipment {id}"));
     let mut tx = db.begin_read().await?;
     let stored = tx
@@ -130,10 +133,7 @@ pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<Shipmen
         .await?
         .ok_or_else(not_found)?;
     tx.commit().await?;
-    if !caller
-        .scope()
-        .contains(&stored.facility_id, stored.region.as_deref())
-    {
+    if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
         return Err(not_found());
     }
     let doc = ShipmentDoc::from_automerge(stored.doc);

@@ -14,7 +14,7 @@ use serde_bytes::ByteBuf;
 use aidsync_shared::derive::summarize;
 use aidsync_shared::ids::{DeviceId, ShipmentId};
 use aidsync_shared::model::ShipmentDoc;
-use aidsync_shared::roles::{Action, Editor, Role};
+use aidsync_shared::roles::Editor;
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
     heads_to_wire,
@@ -25,7 +25,7 @@ use super::Limits;
 use super::shipments::projection;
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{ChangeAuthor, Db, StoredDocument};
+use crate::storage::{ChangeAuthor, Db, Scope, StoredDocument};
 
 /// The answer, and how the HTTP layer should report it.
 pub struct SyncOutcome {
@@ -46,12 +46,7 @@ pub async fn sync(
     limits: &Limits,
     now_ms: i64,
 ) -> Result<SyncOutcome, AppError> {
-    if caller.role == Role::Admin {
-        return Err(AppError::Forbidden(format!(
-            "an admin may not sync shipments; they may {}",
-            Action::Administer.describe()
-        )));
-    }
+    let scope = caller.shipment_scope()?;
     if request.protocol != PROTOCOL_VERSION {
         return Err(AppError::BadRequest(format!(
             "sync protocol {} is not supported (this server speaks {PROTOCOL_VERSION}); update the app",
@@ -98,7 +93,7 @@ pub async fn sync(
     let results = if uploads.is_empty() {
         BTreeMap::new()
     } else {
-        store_uploads(db, caller, uploads, limits, now_ms).await?
+        store_uploads(db, caller, &scope, uploads, limits, now_ms).await?
     };
     let forbidden = results
         .values()
@@ -122,7 +117,7 @@ pub async fn sync(
         .filter(|r| matches!(r, UploadResult::NotFound))
         .count();
 
-    let response = answer(db, caller, cursor, results, &uploaded_hashes).await?;
+    let response = answer(db, &scope, cursor, results, &uploaded_hashes).await?;
     Ok(SyncOutcome {
         response,
         forbidden,
@@ -168,6 +163,7 @@ async fn uploader(db: &Db, caller: &Caller) -> Result<Uploader, AppError> {
 async fn store_uploads(
     db: &Db,
     caller: &Caller,
+    scope: &Scope,
     mut uploads: Vec<(ShipmentId, Result<Vec<Change>, Refusal>)>,
     limits: &Limits,
     now_ms: i64,
@@ -178,7 +174,6 @@ async fn store_uploads(
     let mut accepted: Vec<(StoredDocument, aidsync_shared::sync::server::Merged)> = Vec::new();
 
     let uploader = uploader(db, caller).await?;
-    let scope = caller.scope();
     let mut tx = db.begin_write().await?;
     for (id, parsed) in uploads {
         let stored = match tx.load_document(id.as_str(), true).await? {
@@ -275,7 +270,7 @@ async fn store_uploads(
 /// Builds the response from one consistent read of the database.
 async fn answer(
     db: &Db,
-    caller: &Caller,
+    scope: &Scope,
     cursor: i64,
     mut results: BTreeMap<ShipmentId, UploadResult>,
     uploaded: &BTreeMap<ShipmentId, BTreeSet<ChangeHash>>,
@@ -288,7 +283,7 @@ async fn answer(
     let since = if reset { 0 } else { cursor };
 
     let mut ids: BTreeMap<String, Option<i64>> = tx
-        .changed_documents(since, &caller.scope())
+        .changed_documents(since, scope)
         .await?
         .into_iter()
         .map(|(id, created)| (id, Some(created)))

@@ -7,8 +7,8 @@ use serde_bytes::ByteBuf;
 use serde_json::json;
 
 use aidsync_server::service::Limits;
-use aidsync_shared::ids::ShipmentId;
-use aidsync_shared::model::{Condition, Recorder, ShipmentDoc, keys};
+use aidsync_shared::ids::{ReviewId, ShipmentId};
+use aidsync_shared::model::{Condition, NewReview, Recorder, ShipmentDoc, Verdict, keys};
 use aidsync_shared::sync::protocol::{
     self, Changes, DocUpload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse,
     UploadResult,
@@ -520,5 +520,143 @@ pub async fn bad_json_requests_are_refused(db: &TestDb) {
     assert!(body["error"].as_str().unwrap().contains("atlantis-central"));
 
     assert_eq!(Fingerprint::take(db.url()).await.unwrap(), before);
+    world.server.stop().await.unwrap();
+}
+
+/// Nobody can record in someone else's name: not with another device's
+/// actor, not by claiming another user or device in a receipt, and not
+/// beyond what their role allows. Each is a 403 and stores nothing; the one
+/// legitimate edit at the end goes through.
+pub async fn impersonation_is_refused(db: &TestDb) {
+    let world = World::new(db).await;
+    let id = shipment_id(SHIPMENT);
+    let mut anna = world.receiver("anna", FACILITY).await;
+    let mut bohdan = world.receiver("bohdan", FACILITY).await;
+    anna.sync_settled().await.unwrap();
+    bohdan.sync_settled().await.unwrap();
+    let client = Client {
+        world: &world,
+        token: anna.token().to_owned(),
+    };
+    let before = Fingerprint::take(db.url()).await.unwrap();
+    let unchanged = || async { assert_eq!(Fingerprint::take(db.url()).await.unwrap(), before) };
+    let new_receipt = || receipt("line-1", 1, Condition::Good, &[]);
+
+    // Anna uploads a change signed with Bohdan's actor id.
+    let mut doc = forge(&anna, &id);
+    let base = doc.heads();
+    doc.set_actor(ActorId::try_from(bohdan.session.actor_id.as_str()).unwrap());
+    doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
+        .unwrap();
+    let wire = client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_refused(&wire, RefusalCode::WrongActor, "not a device of anna");
+    unchanged().await;
+
+    // Her own actor, but a receipt claiming Bohdan recorded it.
+    let mut doc = forge(&anna, &id);
+    let base = doc.heads();
+    doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
+        .unwrap();
+    let wire = client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_refused(&wire, RefusalCode::Forbidden, "recorded by bohdan");
+    unchanged().await;
+
+    // Her name, but Bohdan's device.
+    let mut doc = forge(&anna, &id);
+    let base = doc.heads();
+    let mut who = recorder(&anna);
+    who.device = recorder(&bohdan).device;
+    doc.record_receipt(new_receipt(), &who, now_ms()).unwrap();
+    let wire = client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_refused(&wire, RefusalCode::Forbidden, "not one of anna's devices");
+    unchanged().await;
+
+    // A receiver may not write reviews or edit the manifest.
+    let mut doc = forge(&anna, &id);
+    let base = doc.heads();
+    let review = NewReview {
+        id: ReviewId::parse("rv-anna").unwrap(),
+        note: "looks fine".into(),
+        verdict: Some(Verdict::Approved),
+        resolves: Vec::new(),
+    };
+    doc.add_review(review, &recorder(&anna).user, now_ms())
+        .unwrap();
+    let wire = client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_refused(
+        &wire,
+        RefusalCode::Forbidden,
+        "a receiver may not write reviews",
+    );
+    let mut doc = forge(&anna, &id);
+    let base = doc.heads();
+    doc.set_note("delivered early", now_ms()).unwrap();
+    let wire = client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_refused(
+        &wire,
+        RefusalCode::Forbidden,
+        "a receiver may not create shipments",
+    );
+    unchanged().await;
+
+    // A coordinator may not record receipts: the phone refuses first, and
+    // the server refuses a forged upload the same way.
+    let mut olena = Phone::login(&world.api, COORDINATOR, &password(COORDINATOR))
+        .await
+        .unwrap();
+    olena.sync_settled().await.unwrap();
+    let err = olena.record(&id, new_receipt()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("a coordinator may not record"),
+        "{err}"
+    );
+    let mut doc = forge(&olena, &id);
+    let base = doc.heads();
+    doc.record_receipt(new_receipt(), &recorder(&olena), now_ms())
+        .unwrap();
+    let olena_client = Client {
+        world: &world,
+        token: olena.token().to_owned(),
+    };
+    let wire = olena_client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_refused(
+        &wire,
+        RefusalCode::Forbidden,
+        "a coordinator may not record",
+    );
+    unchanged().await;
+
+    // What a coordinator may do — review — goes through and reaches Anna.
+    let mut doc = forge(&olena, &id);
+    let base = doc.heads();
+    let review = NewReview {
+        id: ReviewId::parse("rv-olena").unwrap(),
+        note: "manifest checked against the waybill".into(),
+        verdict: Some(Verdict::HasIssues),
+        resolves: Vec::new(),
+    };
+    doc.add_review(review, &recorder(&olena).user, now_ms())
+        .unwrap();
+    let wire = olena_client
+        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .await;
+    assert_eq!(wire.status, StatusCode::OK);
+    assert_eq!(upload_result(&wire), UploadResult::Accepted { new: 1 });
+    anna.sync_settled().await.unwrap();
+    let reviews = anna.engine.shipment(&id).unwrap().reviews;
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews.values().next().unwrap().by.as_str(), COORDINATOR);
     world.server.stop().await.unwrap();
 }

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod bad_input;
 mod common;
 mod sync_story;
@@ -41,5 +42,11 @@ on_both_backends!(sync_story::restart_loses_nothing_acknowledged => sqlite_resta
 on_both_backends!(sync_story::lagging_phone_catches_up_and_new_shipments_arrive => sqlite_lagging_phone_catches_up, postgres_lagging_phone_catches_up);
 on_both_backends!(sync_story::facilities_are_scoped_and_managed_by_admins => sqlite_facilities_are_scoped, postgres_facilities_are_scoped);
 on_both_backends!(bad_input::bad_sync_requests_are_refused_and_change_nothing => sqlite_bad_sync_requests_change_nothing, postgres_bad_sync_requests_change_nothing);
+on_both_backends!(auth::authorization_matrix => sqlite_authorization_matrix, postgres_authorization_matrix);
+on_both_backends!(auth::login_issues_a_device_and_refuses_bad_passwords => sqlite_login_issues_a_device, postgres_login_issues_a_device);
+on_both_backends!(auth::revoked_and_expired_phones_keep_their_outbox => sqlite_revoked_and_expired_phones_keep_their_outbox, postgres_revoked_and_expired_phones_keep_their_outbox);
+on_both_backends!(auth::brute_force_and_floods_are_throttled => sqlite_brute_force_and_floods_are_throttled, postgres_brute_force_and_floods_are_throttled);
+on_both_backends!(auth::oversized_and_over_rate_requests_are_refused => sqlite_oversized_and_over_rate_requests_are_refused, postgres_oversized_and_over_rate_requests_are_refused);
+on_both_backends!(bad_input::impersonation_is_refused => sqlite_impersonation_is_refused, postgres_impersonation_is_refused);
 on_both_backends!(bad_input::bad_json_requests_are_refused => sqlite_bad_json_requests_are_refused, postgres_bad_json_requests_are_refused);
 on_both_backends!(bad_input::one_bad_document_does_not_block_the_others => sqlite_one_bad_document_does_not_block_the_others, postgres_one_bad_document_does_not_block_the_others);
