@@ -174,7 +174,10 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout is for what a command prints (tables,
+    // generated passwords, the demo accounts), which scripts may read.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         )
@@ -305,7 +308,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Device(DeviceCommand::List { user }) => {
             let rows = db.list_devices(user.as_deref()).await?;
             println!(
-                "{:<34} {:<16} {:<17} {:<17} NAME",
+                "{:<34} {:<16} {:<17} {:<24} NAME",
                 "ID", "USER", "CREATED", "STATUS"
             );
             let now = now_ms();
@@ -316,7 +319,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     None => format!("until {}", date(d.expires_at)),
                 };
                 println!(
-                    "{:<34} {:<16} {:<17} {:<17} {}",
+                    "{:<34} {:<16} {:<17} {:<24} {}",
                     d.id,
                     d.user_id,
                     date(d.created_at),
@@ -326,15 +329,22 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AdminCommand::Device(DeviceCommand::Revoke { id }) => devices::revoke(&db, &id, now_ms())
-            .await
-            .map(|d| {
-                println!(
-                    "revoked device {} of {} ({}); its synced records stay",
-                    d.id, d.user_id, d.name
-                )
-            })
-            .map_err(|e| anyhow::anyhow!("{e}")),
+        AdminCommand::Device(DeviceCommand::Revoke { id }) => {
+            let now = now_ms();
+            devices::revoke(&db, &id, now)
+                .await
+                .map(|d| {
+                    let already = match d.revoked_at {
+                        Some(at) if at != now => format!(" (already, since {})", date(at)),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "revoked device {} of {} ({}){already}; its synced records stay",
+                        d.id, d.user_id, d.name
+                    )
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
         AdminCommand::Changes {
             user,
             device,

@@ -130,6 +130,9 @@ fn users_are_added_with_a_role_and_passwords_never_shown_twice() {
         !text(&out.stderr).contains(&password),
         "password in the log"
     );
+    // The log (stderr) was there to leak it, and stdout carries no log.
+    assert!(text(&out.stderr).contains("user added"));
+    assert!(!text(&out.stdout).contains("INFO"));
 
     // A password from stdin is never echoed or logged.
     let secret = "a long enough passphrase";
@@ -483,6 +486,11 @@ fn devices_are_listed_and_revoked_and_their_tokens_refused() {
     // Revoking again is harmless and keeps the first time.
     let again = aidsync(&db, &["device", "revoke", &phone.id]);
     assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("(already, since "),
+        "{}",
+        text(&again.stdout)
+    );
     assert_eq!(revoked_at(phone_token), first);
 
     let unknown = aidsync(&db, &["device", "revoke", "no-such-device"]);

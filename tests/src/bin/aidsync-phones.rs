@@ -55,6 +55,8 @@ struct Outcome {
     phone: Phone,
     attempts: u64,
     lost: u64,
+    /// Attempts the server refused with 429 (rate limits).
+    throttled: u64,
 }
 
 #[tokio::main]
@@ -184,11 +186,12 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let converged = differing.is_empty() && pending == 0 && counted == recorded as u64;
 
     let mut traffic = Traffic::default();
-    let (mut attempts, mut lost) = (0, 0);
+    let (mut attempts, mut lost, mut throttled) = (0, 0, 0);
     for o in &outcomes {
         traffic += o.phone.traffic;
         attempts += o.attempts;
         lost += o.lost;
+        throttled += o.throttled;
     }
     Ok(json!({
         "phones": args.phones,
@@ -200,6 +203,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         "http_requests": traffic.requests,
         "round_trips_per_sync": round3(attempts as f64 / args.phones.max(1) as f64),
         "lost": lost,
+        "throttled": throttled,
         "drop_rate": args.drop_rate,
         "seed": seed,
         "converged": converged,
@@ -214,7 +218,7 @@ async fn reconnect(
     seed: u64,
 ) -> anyhow::Result<Outcome> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut attempts, mut lost, mut failures) = (0u64, 0u64, 0u32);
+    let (mut attempts, mut lost, mut failures, mut throttled) = (0u64, 0u64, 0u32, 0u64);
     loop {
         let fault = if rng.random_bool(drop_rate) {
             if rng.random_bool(0.5) {
@@ -237,6 +241,7 @@ async fn reconnect(
                         phone,
                         attempts,
                         lost,
+                        throttled,
                     });
                 }
             }
@@ -246,6 +251,15 @@ async fn reconnect(
                 // A phone waits before retrying; jitter keeps retries apart.
                 let wait = 5 * u64::from(failures.min(8)) + rng.random_range(0..10);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(SyncError::Status { status, .. })
+                if status == reqwest::StatusCode::TOO_MANY_REQUESTS =>
+            {
+                // Over the server's rate limit (a big run from one address):
+                // a phone backs off and tries again, as the app does.
+                failures += 1;
+                throttled += 1;
+                tokio::time::sleep(Duration::from_millis(500 + rng.random_range(0..500))).await;
             }
             Err(e) => return Err(e).context(phone.user().to_string()),
         }
