@@ -2,6 +2,8 @@ use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 
+use aidsync_shared::ids::UserId;
+
 use super::ApiJson;
 use super::throttle::client_ip;
 use crate::app::AppState;
@@ -18,8 +20,13 @@ pub async fn login(
     let ip = client_ip(request.extensions());
     let ApiJson(req) = ApiJson::<LoginRequest>::from_request(request, &state).await?;
     let now = state.clock.now_ms();
-    state.throttles.check_login(ip, &req.user, now)?;
-    let user = req.user.clone();
+    // The limiter's key is the user id the login will look up, so padding
+    // a name does not dodge the limit, and a junk name (up to the body
+    // limit in size) is never stored as a key.
+    let user = UserId::parse(req.user.trim())
+        .map(String::from)
+        .unwrap_or_default();
+    state.throttles.check_login(ip, &user, now)?;
     match auth::login(&state.db, req, state.limits.token_ttl_ms, now).await {
         Ok(session) => Ok((StatusCode::CREATED, Json(session))),
         Err(e @ AppError::BadCredentials) => {

@@ -19,7 +19,7 @@ use aidsync_shared::sync::protocol::{
     Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
     heads_to_wire,
 };
-use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload, parse_changes};
+use aidsync_shared::sync::server::{Merged, Refusal, Uploader, merge_upload, parse_changes};
 
 use super::Limits;
 use super::shipments::projection;
@@ -159,6 +159,15 @@ async fn uploader(db: &Db, caller: &Caller) -> Result<Uploader, AppError> {
     })
 }
 
+/// Whether storing `merged`'s new changes would grow the document past the
+/// limit. Raw change bytes over-count what a compacted snapshot holds, so
+/// this errs on the side of refusing early; a retry of stored changes adds
+/// nothing and is never refused.
+fn too_large(stored: &StoredDocument, merged: &Merged, limits: &Limits) -> bool {
+    let incoming: usize = merged.new_changes.iter().map(|c| c.raw_bytes().len()).sum();
+    stored.stored_bytes.saturating_add(incoming) > limits.max_document_bytes
+}
+
 /// Checks every upload and stores the acceptable ones in one transaction.
 async fn store_uploads(
     db: &Db,
@@ -171,7 +180,7 @@ async fn store_uploads(
     // A fixed lock order: two requests touching the same documents never deadlock.
     uploads.sort_by(|a, b| a.0.cmp(&b.0));
     let mut results = BTreeMap::new();
-    let mut accepted: Vec<(StoredDocument, aidsync_shared::sync::server::Merged)> = Vec::new();
+    let mut accepted: Vec<(StoredDocument, Merged)> = Vec::new();
 
     let uploader = uploader(db, caller).await?;
     let mut tx = db.begin_write().await?;
@@ -204,22 +213,6 @@ async fn store_uploads(
                 continue;
             }
         };
-        // Raw change bytes over-count what the document will hold once
-        // compacted, so this refuses early rather than late.
-        let incoming: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
-        if stored.stored_bytes.saturating_add(incoming) > limits.max_document_bytes {
-            results.insert(
-                id,
-                UploadResult::Refused {
-                    code: RefusalCode::TooLarge,
-                    reason: format!(
-                        "the shipment would exceed {} bytes; ask a coordinator to split it",
-                        limits.max_document_bytes
-                    ),
-                },
-            );
-            continue;
-        }
         let current = ShipmentDoc::from_automerge(stored.doc.clone());
         match merge_upload(&current, changes, &uploader) {
             Err(refusal) => {
@@ -228,6 +221,18 @@ async fn store_uploads(
             }
             Ok(merged) if merged.new_changes.is_empty() => {
                 results.insert(id, UploadResult::Accepted { new: 0 });
+            }
+            Ok(merged) if too_large(&stored, &merged, limits) => {
+                results.insert(
+                    id,
+                    UploadResult::Refused {
+                        code: RefusalCode::TooLarge,
+                        reason: format!(
+                            "the shipment would exceed {} bytes; ask a coordinator to split it",
+                            limits.max_document_bytes
+                        ),
+                    },
+                );
             }
             Ok(merged) => {
                 results.insert(
