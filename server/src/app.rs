@@ -21,6 +21,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub clock: Clock,
     pub throttles: Arc<Throttles>,
+    /// Password checks running at once (argon2 is memory-hard on purpose).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -30,6 +32,9 @@ impl AppState {
             throttles: Arc::new(Throttles::new(&limits)),
             limits: Arc::new(limits),
             clock,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
         }
     }
 }

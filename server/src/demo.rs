@@ -244,13 +244,22 @@ async fn account(
     out: &mut Vec<DemoAccount>,
 ) -> Result<Caller, AppError> {
     let user_id = new.id.to_string();
+    let expires_at = now_ms().saturating_add(ttl_ms);
+    let hash = token_hash(&token(&user_id));
+    let demo_device = db.device_by_token_hash(&hash).await?;
     let user = match db.user(&user_id).await? {
+        // An account of this name that the demo did not make (it would
+        // have its demo device): never hand out a public token for it.
+        Some(_) if demo_device.is_none() => {
+            return Err(AppError::Conflict(format!(
+                "user {user_id} exists and is not a demo account; \
+                 run --demo only on a database of its own"
+            )));
+        }
         Some(user) => user,
         None => users::add(db, new.clone(), &password(&user_id), now_ms()).await?,
     };
-    let expires_at = now_ms().saturating_add(ttl_ms);
-    let hash = token_hash(&token(&user_id));
-    let device = match db.device_by_token_hash(&hash).await? {
+    let device = match demo_device {
         Some(device) => {
             db.set_device_expiry(&device.id, expires_at).await?;
             device

@@ -296,10 +296,10 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::User(UserCommand::ResetPassword { id, password_stdin }) => {
             let id = UserId::parse(&id).map_err(|e| anyhow::anyhow!("user id {id:?}: {e}"))?;
             let (password, generated) = password_from(password_stdin)?;
-            users::reset_password(&db, &id, &password)
+            users::reset_password(&db, &id, &password, now_ms())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("password of {id} replaced");
+            println!("password of {id} replaced; their devices are logged out");
             if generated {
                 println!("password: {password}\n(shown once)");
             }

@@ -125,6 +125,22 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
     }
 
+    /// Returns one unit taken for `key` (a login attempt counted up front
+    /// that turned out to succeed). Never grants more than a full bucket.
+    pub fn give_back(&self, key: &K, now_ms: i64) {
+        let per_minute = self.rate.per_minute;
+        if per_minute == 0 {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = state.buckets.get_mut(key) {
+            *bucket = Bucket {
+                debt: bucket.debt_at(now_ms, per_minute).saturating_sub(UNIT),
+                last_ms: now_ms.max(bucket.last_ms),
+            };
+        }
+    }
+
     /// Drops buckets that are full at `now_ms`: forgetting them changes no answer.
     ///
     /// Buckets still refilling are kept even past `MAX_KEYS`: evicting them would
@@ -318,5 +334,24 @@ mod tests {
             peak = peak.max(l.len());
         }
         assert!(peak <= max_keys + 1, "peak {peak}");
+    }
+
+    #[test]
+    fn give_back_returns_a_unit_but_never_more_than_a_full_bucket() {
+        let limiter = RateLimiter::new(Rate { per_minute: 2 });
+        let key = "anna";
+        assert_eq!(limiter.take(&key, 0), Ok(()));
+        assert_eq!(limiter.take(&key, 0), Ok(()));
+        assert!(limiter.take(&key, 0).is_err());
+        limiter.give_back(&key, 0);
+        assert_eq!(limiter.take(&key, 0), Ok(()));
+        assert!(limiter.take(&key, 0).is_err());
+        // Giving back more than was taken leaves a full bucket, no more.
+        for _ in 0..5 {
+            limiter.give_back(&key, 0);
+        }
+        assert_eq!(limiter.take(&key, 0), Ok(()));
+        assert_eq!(limiter.take(&key, 0), Ok(()));
+        assert!(limiter.take(&key, 0).is_err());
     }
 }

@@ -345,3 +345,36 @@ fn records_made_before_a_new_login_still_sync() {
         assert_eq!(devices, ["anna-phone-2", "anna-phone"]);
     });
 }
+
+#[test]
+fn another_user_cannot_log_in_over_unsynced_records() {
+    block_on(async {
+        let (mut engine, mut server) = phone().await;
+        let id = server.id();
+        engine
+            .record_receipt(&id, receipt("anna-1", 1), T0 + 1)
+            .await
+            .unwrap();
+        let iryna = Identity {
+            user: UserId::parse("iryna").unwrap(),
+            role: Role::Receiver,
+            device: DeviceId::parse("iryna-phone").unwrap(),
+            actor: ActorId::random().to_hex_string(),
+        };
+        let err = engine.set_identity(iryna.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::OtherUsersRecordsPending { pending: 1, .. }
+            ),
+            "{err}"
+        );
+        assert_eq!(engine.identity().unwrap().user.as_str(), "anna");
+        // Once Anna's record is synced, Iryna may take over the phone.
+        let response = server.sync(&engine.sync_request());
+        engine.apply_response(response, T0 + 2).await.unwrap();
+        assert_eq!(engine.pending(), 0);
+        engine.set_identity(iryna).await.unwrap();
+        assert_eq!(engine.identity().unwrap().user.as_str(), "iryna");
+    });
+}

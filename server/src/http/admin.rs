@@ -52,7 +52,7 @@ pub async fn reset_password(
     caller.require(Action::Administer)?;
     let id = UserId::parse(&id).map_err(|_| AppError::NotFound(format!("no user {id}")))?;
     Ok(Json(
-        users::reset(&state.db, &caller, &id, body.password).await?,
+        users::reset(&state.db, &caller, &id, body.password, state.clock.now_ms()).await?,
     ))
 }
 

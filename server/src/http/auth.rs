@@ -26,16 +26,21 @@ pub async fn login(
     let user = UserId::parse(req.user.trim())
         .map(String::from)
         .unwrap_or_default();
-    state.throttles.check_login(ip, &user, now)?;
-    match auth::login(&state.db, req, state.limits.token_ttl_ms, now).await {
-        Ok(session) => Ok((StatusCode::CREATED, Json(session))),
-        Err(e @ AppError::BadCredentials) => {
-            tracing::info!(user = %user, ?ip, "login failed");
-            state.throttles.login_failed(ip, &user, now);
-            Err(e)
-        }
-        Err(e) => Err(e),
+    state.throttles.start_login(ip, &user, now)?;
+    // At most one argon2 check per core at a time: each takes ~19 MiB, and a
+    // flood of logins must queue here rather than exhaust memory.
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("password check queue: {e}")))?;
+    let result = auth::login(&state.db, req, state.limits.token_ttl_ms, now).await;
+    match &result {
+        Ok(_) => state.throttles.login_succeeded(ip, &user, now),
+        Err(AppError::BadCredentials) => tracing::info!(user = %user, ?ip, "login failed"),
+        Err(_) => {}
     }
+    result.map(|session| (StatusCode::CREATED, Json(session)))
 }
 
 /// `POST /api/v1/logout`: revokes the calling device's token.

@@ -46,27 +46,54 @@ impl Throttles {
         }
     }
 
-    /// Refuses a login attempt while its IP or its user name has used up
-    /// its failures. Checked before the password, so a throttled guess is
-    /// refused even when it happens to be right.
-    pub fn check_login(&self, ip: Option<IpAddr>, user: &str, now_ms: i64) -> Result<(), AppError> {
+    /// Counts a login attempt against its IP and its user name before the
+    /// password is checked, so parallel guesses cannot all slip past the
+    /// limit while the slow hash runs; a successful login hands the units
+    /// back ([`Self::login_succeeded`]). Refused once either has used up its
+    /// failures: then even a right password waits.
+    pub fn start_login(&self, ip: Option<IpAddr>, user: &str, now_ms: i64) -> Result<(), AppError> {
         let message = "too many failed logins";
-        if let Some(ip) = ip {
+        let ip = ip.map(subnet);
+        if let Some(ip) = &ip {
             self.login_failures_per_ip
-                .check(&ip, now_ms)
+                .check(ip, now_ms)
                 .map_err(|r| too_many(message, r))?;
         }
         self.login_failures_per_user
-            .check(&user.to_owned(), now_ms)
-            .map_err(|r| too_many(message, r))
+            .take(&user.to_owned(), now_ms)
+            .map_err(|r| too_many(message, r))?;
+        if let Some(ip) = &ip
+            && let Err(r) = self.login_failures_per_ip.take(ip, now_ms)
+        {
+            self.login_failures_per_user
+                .give_back(&user.to_owned(), now_ms);
+            return Err(too_many(message, r));
+        }
+        Ok(())
     }
 
-    /// Counts a failed login against its IP and its user name.
-    pub fn login_failed(&self, ip: Option<IpAddr>, user: &str, now_ms: i64) {
-        if let Some(ip) = ip {
-            let _ = self.login_failures_per_ip.take(&ip, now_ms);
+    /// The attempt was right: it does not count as a failure.
+    pub fn login_succeeded(&self, ip: Option<IpAddr>, user: &str, now_ms: i64) {
+        if let Some(ip) = ip.map(subnet) {
+            self.login_failures_per_ip.give_back(&ip, now_ms);
         }
-        let _ = self.login_failures_per_user.take(&user.to_owned(), now_ms);
+        self.login_failures_per_user
+            .give_back(&user.to_owned(), now_ms);
+    }
+}
+
+/// The key of an address: an IPv6 client usually holds a whole /64, so
+/// limiting single addresses would limit nothing.
+fn subnet(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -91,7 +118,7 @@ pub async fn limit_requests(
         state
             .throttles
             .per_ip
-            .take(&ip, now)
+            .take(&subnet(ip), now)
             .map_err(|r| too_many("too many requests from this address", r))?;
     }
     if let Some(token) = bearer_token(request.headers()) {
@@ -102,4 +129,23 @@ pub async fn limit_requests(
             .map_err(|r| too_many("too many requests with this token", r))?;
     }
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subnet;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64_and_mapped_v4_as_v4() {
+        let a = "2001:db8:1:2:aaaa::1".parse().ok();
+        let b = "2001:db8:1:2:bbbb::2".parse().ok();
+        let other = "2001:db8:1:3::1".parse().ok();
+        assert_eq!(a.map(subnet), b.map(subnet));
+        assert_ne!(a.map(subnet), other.map(subnet));
+        assert_eq!(
+            "::ffff:10.0.0.7".parse().ok().map(subnet),
+            "10.0.0.7".parse().ok()
+        );
+        assert_eq!("10.0.0.7".parse().ok().map(subnet), "10.0.0.7".parse().ok());
+    }
 }

@@ -73,6 +73,7 @@ pub async fn create(
     let author = ChangeAuthor {
         device_id: Some(caller.device.as_str()),
         user_id: caller.user.as_str(),
+        signers: None,
     };
     tx.insert_document(
         new.id.as_str(),

@@ -138,25 +138,32 @@ fn refusal_result(refusal: &Refusal) -> UploadResult {
 
 /// The caller as the merge rules see it: their role, and every device and
 /// actor of theirs, so records a phone made under an earlier login (before
-/// its token expired or was revoked) still sync under the new one.
-async fn uploader(db: &Db, caller: &Caller) -> Result<Uploader, AppError> {
+/// its token expired or was revoked) still sync under the new one. Also
+/// returns which device each actor id belongs to, for the audit trail.
+async fn uploader(
+    db: &Db,
+    caller: &Caller,
+) -> Result<(Uploader, BTreeMap<String, String>), AppError> {
     let mut devices = BTreeSet::from([caller.device.clone()]);
     let mut actors = BTreeSet::from([caller.actor.clone()]);
+    let mut signers = BTreeMap::new();
     for (device, actor) in db.user_actors(caller.user.as_str()).await? {
         let internal = |e: &dyn std::fmt::Display| {
             AppError::Internal(anyhow::anyhow!("device {device} of {}: {e}", caller.user))
         };
         devices.insert(DeviceId::parse(&device).map_err(|e| internal(&e))?);
         actors.insert(automerge::ActorId::try_from(actor.as_str()).map_err(|e| internal(&e))?);
+        signers.insert(actor, device);
     }
-    Ok(Uploader {
+    let uploader = Uploader {
         editor: Editor {
             user: caller.user.clone(),
             role: caller.role,
             devices,
         },
         actors,
-    })
+    };
+    Ok((uploader, signers))
 }
 
 /// Whether storing `merged`'s new changes would grow the document past the
@@ -182,7 +189,7 @@ async fn store_uploads(
     let mut results = BTreeMap::new();
     let mut accepted: Vec<(StoredDocument, Merged)> = Vec::new();
 
-    let uploader = uploader(db, caller).await?;
+    let (uploader, signers) = uploader(db, caller).await?;
     let mut tx = db.begin_write().await?;
     for (id, parsed) in uploads {
         let stored = match tx.load_document(id.as_str(), true).await? {
@@ -255,6 +262,7 @@ async fn store_uploads(
     let author = ChangeAuthor {
         device_id: Some(caller.device.as_str()),
         user_id: caller.user.as_str(),
+        signers: Some(&signers),
     };
     for (mut stored, merged) in accepted {
         let added = merged.new_changes.len() as i64;

@@ -87,10 +87,11 @@ pub async fn reset(
     caller: &Caller,
     id: &UserId,
     password: Option<String>,
+    now_ms: i64,
 ) -> Result<WithPassword, AppError> {
     caller.require(Action::Administer)?;
     let (password, generated) = chosen_or_generated(password);
-    reset_password(db, id, &password).await?;
+    reset_password(db, id, &password, now_ms).await?;
     let user = db
         .user(id.as_str())
         .await?
@@ -149,12 +150,21 @@ pub async fn add(db: &Db, new: NewUser, password: &str, now_ms: i64) -> Result<U
 }
 
 /// Replaces a user's password.
-pub async fn reset_password(db: &Db, id: &UserId, password: &str) -> Result<(), AppError> {
+/// Replaces a user's password and revokes every device they are logged in
+/// on: a reset usually means the old password leaked. Their phones keep
+/// what they have not synced and upload it after the next login.
+pub async fn reset_password(
+    db: &Db,
+    id: &UserId,
+    password: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
     let hash = hash_password(password)?;
     if !db.set_password_hash(id.as_str(), &hash).await? {
         return Err(AppError::NotFound(format!("no user {id}")));
     }
-    tracing::info!(user = %id, "password reset");
+    let revoked = db.revoke_user_devices(id.as_str(), now_ms).await?;
+    tracing::info!(user = %id, revoked, "password reset; devices logged out");
     Ok(())
 }
 

@@ -141,6 +141,18 @@ impl Db {
         Ok(row.as_ref().map(device_row).transpose()?)
     }
 
+    /// Revokes every device of `user` not yet revoked; returns how many.
+    pub async fn revoke_user_devices(&self, user: &str, at: i64) -> Result<u64, StorageError> {
+        let done = sqlx::query(
+            "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Moves a device's expiry (demo tokens are renewed at each start).
     pub async fn set_device_expiry(&self, id: &str, expires_at: i64) -> Result<(), StorageError> {
         sqlx::query("UPDATE devices SET expires_at = $2 WHERE id = $1")

@@ -125,6 +125,20 @@ fn scope_sql(a: usize, b: usize) -> String {
 pub struct ChangeAuthor<'a> {
     pub device_id: Option<&'a str>,
     pub user_id: &'a str,
+    /// Devices by the hex actor id they sign with. A change signed by one
+    /// of these is stored as that device's (a phone uploading, after a new
+    /// login, what it recorded under the old one); any other as `device_id`'s.
+    pub signers: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+impl ChangeAuthor<'_> {
+    /// The device a change signed by `actor` (hex) is attributed to.
+    pub fn device_for(&self, actor: &str) -> Option<&str> {
+        self.signers
+            .and_then(|s| s.get(actor))
+            .map(String::as_str)
+            .or(self.device_id)
+    }
 }
 
 #[derive(Clone)]

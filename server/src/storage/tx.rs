@@ -178,6 +178,7 @@ impl Tx {
         received_at: i64,
     ) -> Result<i64, StorageError> {
         for change in changes {
+            let actor = change.actor_id().to_hex_string();
             sqlx::query(
                 "INSERT INTO changes (document_id, hash, actor_id, bytes, version, device_id, user_id, received_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -185,10 +186,10 @@ impl Tx {
             )
             .bind(document_id)
             .bind(change.hash().to_string())
-            .bind(change.actor_id().to_hex_string())
+            .bind(&actor)
             .bind(change.raw_bytes().to_vec())
             .bind(version)
-            .bind(author.device_id)
+            .bind(author.device_for(&actor))
             .bind(author.user_id)
             .bind(received_at)
             .execute(&mut *self.tx)

@@ -124,6 +124,10 @@ pub enum ClientError<E: std::error::Error + 'static> {
     NotRegistered,
     #[error("no shipment {0} on this phone")]
     UnknownShipment(ShipmentId),
+    #[error(
+        "{pending} record(s) of {user} have not reached the server yet; {user} must log in and sync before someone else logs in on this phone"
+    )]
+    OtherUsersRecordsPending { user: UserId, pending: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -215,8 +219,23 @@ impl<S: ClientStore> ClientEngine<S> {
     /// Sets who this phone is (after logging in). Unsynced changes are kept:
     /// they were signed by the previous device's actor, which the server
     /// still accepts from the same user and attributes to that device.
+    ///
+    /// Someone else logging in while records of the previous user still
+    /// wait is refused: the server only accepts records from the person
+    /// who made them, so they would be stuck behind the new login.
     pub async fn set_identity(&mut self, identity: Identity) -> Result<(), ClientError<S::Error>> {
         let actor = parse_actor(&identity.actor)?;
+        if let Some(current) = self.meta.identity.clone()
+            && current.user != identity.user
+        {
+            let pending = self.pending();
+            if pending > 0 {
+                return Err(ClientError::OtherUsersRecordsPending {
+                    user: current.user,
+                    pending,
+                });
+            }
+        }
         let mut meta = self.meta.clone();
         meta.identity = Some(identity);
         self.store

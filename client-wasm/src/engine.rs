@@ -1,0 +1,172 @@
+//! The exported `Engine` class: the client engine over the page's store.
+//! Values cross as JSON strings (the page parses them) or CBOR bytes (the
+//! wire and the store); errors are JavaScript `Error`s whose `name` says
+//! what kind of failure it is, so the app can tell a refused form from a
+//! full disk.
+
+use wasm_bindgen::prelude::*;
+
+use aidsync_shared::ids::ShipmentId;
+use aidsync_shared::model::NewReceipt;
+use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity};
+use aidsync_shared::sync::protocol::{SyncResponse, decode, encode};
+
+use crate::store::{JsStore, PageStore, StoreError};
+use crate::views;
+
+/// A JavaScript `Error` with `name` set to `kind`.
+fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
+    let e = js_sys::Error::new(&message.to_string());
+    e.set_name(kind);
+    e.into()
+}
+
+/// Error names: `NotLoggedIn`, `UnknownShipment`, `Refused` (the model or
+/// the role says no: show the message to the person),
+/// `OtherUsersRecordsPending` (someone else's records still wait), `StoreFailed`,
+/// `CorruptStore`, `BadResponse`, `BadInput` (the page's own mistake).
+fn client_error(e: ClientError<StoreError>) -> JsValue {
+    let kind = match &e {
+        ClientError::NotRegistered => "NotLoggedIn",
+        ClientError::UnknownShipment(_) => "UnknownShipment",
+        ClientError::Model(_) | ClientError::Forbidden(_) => "Refused",
+        ClientError::OtherUsersRecordsPending { .. } => "OtherUsersRecordsPending",
+        ClientError::Store(_) => "StoreFailed",
+        ClientError::CorruptStore(_) => "CorruptStore",
+        ClientError::BadResponse(_) => "BadResponse",
+    };
+    error(kind, e)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, JsValue> {
+    serde_json::to_string(value).map_err(|e| error("BadInput", e))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, JsValue> {
+    serde_json::from_str(s).map_err(|e| error("BadInput", format!("{what}: {e}")))
+}
+
+fn shipment_id(id: &str) -> Result<ShipmentId, JsValue> {
+    ShipmentId::parse(id).map_err(|e| error("BadInput", format!("shipment id: {e}")))
+}
+
+/// Milliseconds from JavaScript (`Date.now()`), refusing what is not one.
+fn millis(now_ms: f64) -> Result<i64, JsValue> {
+    if now_ms.is_finite() && (0.0..9.0e15).contains(&now_ms) {
+        Ok(now_ms as i64)
+    } else {
+        Err(error("BadInput", format!("not a time in ms: {now_ms}")))
+    }
+}
+
+#[wasm_bindgen]
+pub struct Engine {
+    inner: ClientEngine<PageStore>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Opens the engine over whatever `store` holds.
+    pub async fn open(store: JsStore) -> Result<Engine, JsValue> {
+        let inner = ClientEngine::open(PageStore(store))
+            .await
+            .map_err(client_error)?;
+        Ok(Engine { inner })
+    }
+
+    /// Who this phone is: `{user, role, device, actor}` as JSON, or
+    /// `undefined` before the first login.
+    pub fn identity(&self) -> Result<Option<String>, JsValue> {
+        self.inner.identity().map(json).transpose()
+    }
+
+    /// Sets who this phone is after a login (JSON `{user, role, device,
+    /// actor}`). Unsynced records stay and sync under the new login.
+    #[wasm_bindgen(js_name = setIdentity)]
+    pub async fn set_identity(&mut self, identity: String) -> Result<(), JsValue> {
+        let identity: Identity = parse("identity", &identity)?;
+        self.inner
+            .set_identity(identity)
+            .await
+            .map_err(client_error)
+    }
+
+    /// Every shipment on the phone, as a JSON array of rows with status and
+    /// totals, ordered by expected date then id.
+    pub fn shipments(&self) -> Result<String, JsValue> {
+        let mut rows = Vec::new();
+        for id in self.inner.shipment_ids() {
+            let shipment = self.inner.shipment(id).map_err(client_error)?;
+            rows.push(views::row(&shipment, self.inner.refusal(id)));
+        }
+        rows.sort_by(|a, b| (&a.expected_on, &a.id).cmp(&(&b.expected_on, &b.id)));
+        json(&rows)
+    }
+
+    /// One shipment with lines, receipts (newest first), reviews and the
+    /// per-line summary, as JSON.
+    pub fn shipment(&self, id: &str) -> Result<String, JsValue> {
+        let id = shipment_id(id)?;
+        let shipment = self.inner.shipment(&id).map_err(client_error)?;
+        json(&views::detail(&shipment, self.inner.refusal(&id)))
+    }
+
+    /// Records a receipt (JSON `{id, line_id, quantity, condition, serials,
+    /// note, voids}`; `id` fresh, e.g. from `crypto.randomUUID()`). Resolves
+    /// only once it is durable; rejects with `Refused` and the reason if the
+    /// model or the role does not allow it, saving nothing.
+    #[wasm_bindgen(js_name = recordReceipt)]
+    pub async fn record_receipt(
+        &mut self,
+        shipment: String,
+        receipt: String,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let id = shipment_id(&shipment)?;
+        let new: NewReceipt = parse("receipt", &receipt)?;
+        let saved = self
+            .inner
+            .record_receipt(&id, new, millis(now_ms)?)
+            .await
+            .map_err(client_error)?;
+        json(&saved)
+    }
+
+    /// Records waiting for the server.
+    pub fn pending(&mut self) -> u32 {
+        u32::try_from(self.inner.pending()).unwrap_or(u32::MAX)
+    }
+
+    /// When the last sync succeeded (ms since epoch), if ever.
+    #[wasm_bindgen(js_name = lastSyncAt)]
+    pub fn last_sync_at(&self) -> Option<f64> {
+        self.inner.meta().last_sync_at.map(|t| t as f64)
+    }
+
+    /// The body of the next `POST /api/v1/sync` (CBOR). Building it changes
+    /// nothing, so a failed request needs no undo.
+    #[wasm_bindgen(js_name = syncRequest)]
+    pub fn sync_request(&mut self) -> Vec<u8> {
+        encode(&self.inner.sync_request())
+    }
+
+    /// Applies the server's answer (the CBOR body of a 200, 403, 404 or 422)
+    /// and returns the report as JSON `{accepted, refused: [[id, reason]],
+    /// updated, again}`; `again` asks for another sync straight away.
+    #[wasm_bindgen(js_name = applyResponse)]
+    pub async fn apply_response(&mut self, body: Vec<u8>, now_ms: f64) -> Result<String, JsValue> {
+        let response: SyncResponse =
+            decode(&body).map_err(|e| error("BadResponse", format!("sync response: {e}")))?;
+        let report = self
+            .inner
+            .apply_response(response, millis(now_ms)?)
+            .await
+            .map_err(client_error)?;
+        json(&serde_json::json!({
+            "accepted": report.accepted,
+            "refused": report.refused.iter().map(|(id, r)| (id.as_str(), r.as_str())).collect::<Vec<_>>(),
+            "updated": report.updated,
+            "again": report.again,
+        }))
+    }
+}

@@ -1,0 +1,169 @@
+//! What the phone's screens show, derived from documents with `shared`
+//! (never stored): the shipment list with status and totals, and one
+//! shipment with its lines, receipts and per-line figures. Plain Rust, so
+//! it is tested natively; the wasm layer only turns it into JSON.
+
+use serde::Serialize;
+
+use aidsync_shared::derive::{Summary, summarize};
+use aidsync_shared::model::{Line, Receipt, Review, Shipment};
+
+/// One row of "my shipments".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShipmentRow {
+    pub id: String,
+    pub donor: String,
+    pub programme: String,
+    pub reference: String,
+    pub destination_facility: String,
+    pub expected_on: Option<String>,
+    pub status: &'static str,
+    pub expected: u64,
+    pub received: u64,
+    pub damaged: u64,
+    pub outstanding: u64,
+    pub receipts: usize,
+    /// The server's last refusal of this shipment's records, if any.
+    pub refused: Option<String>,
+}
+
+pub fn row(shipment: &Shipment, refused: Option<&str>) -> ShipmentRow {
+    let s = summarize(shipment);
+    let h = &shipment.header;
+    ShipmentRow {
+        id: h.id.to_string(),
+        donor: h.donor.clone(),
+        programme: h.programme.clone(),
+        reference: h.reference.clone(),
+        destination_facility: h.destination_facility.to_string(),
+        expected_on: h.expected_on.clone(),
+        status: s.status.as_str(),
+        expected: s.expected,
+        received: s.received,
+        damaged: s.damaged,
+        outstanding: s.outstanding,
+        receipts: s.receipts,
+        refused: refused.map(str::to_owned),
+    }
+}
+
+/// A receipt as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptRow {
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    /// A later receipt voids this one.
+    pub voided: bool,
+}
+
+/// One shipment, everything the detail screen needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShipmentDetail {
+    #[serde(flatten)]
+    pub row: ShipmentRow,
+    pub note: String,
+    pub lines: Vec<Line>,
+    /// Newest first.
+    pub receipts: Vec<ReceiptRow>,
+    pub reviews: Vec<Review>,
+    pub summary: Summary,
+}
+
+pub fn detail(shipment: &Shipment, refused: Option<&str>) -> ShipmentDetail {
+    let voided = shipment.voided();
+    let mut receipts: Vec<ReceiptRow> = shipment
+        .receipts
+        .values()
+        .map(|r| ReceiptRow {
+            voided: voided.contains(&r.id),
+            receipt: r.clone(),
+        })
+        .collect();
+    receipts.sort_by(|a, b| {
+        (b.receipt.recorded_at, &b.receipt.id).cmp(&(a.receipt.recorded_at, &a.receipt.id))
+    });
+    ShipmentDetail {
+        row: row(shipment, refused),
+        note: shipment.header.note.clone(),
+        lines: shipment.lines.values().cloned().collect(),
+        receipts,
+        reviews: shipment.reviews.values().cloned().collect(),
+        summary: summarize(shipment),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
+    use aidsync_shared::model::{Condition, NewReceipt, NewShipment, Recorder, ShipmentDoc};
+
+    #[test]
+    fn rows_and_details_carry_the_derived_figures() {
+        let new = NewShipment {
+            id: ShipmentId::parse("s1").unwrap(),
+            donor: "JICA".into(),
+            programme: String::new(),
+            reference: "R-1".into(),
+            destination_facility: FacilityId::parse("f1").unwrap(),
+            expected_on: None,
+            note: String::new(),
+            lines: vec![Line {
+                id: LineId::parse("l1").unwrap(),
+                item: "Ultrasound".into(),
+                category: "imaging".into(),
+                unit: "unit".into(),
+                quantity_expected: 3,
+                serials_expected: Vec::new(),
+            }],
+        };
+        let mut doc = ShipmentDoc::create(
+            &new,
+            &UserId::parse("olena").unwrap(),
+            automerge::ActorId::random(),
+            1,
+        )
+        .unwrap();
+        let who = Recorder {
+            user: UserId::parse("anna").unwrap(),
+            device: DeviceId::parse("d1").unwrap(),
+        };
+        let receipt = |id: &str, quantity, voids: Option<&str>| NewReceipt {
+            id: ReceiptId::parse(id).unwrap(),
+            line_id: LineId::parse("l1").unwrap(),
+            quantity,
+            condition: Condition::Good,
+            serials: Vec::new(),
+            note: String::new(),
+            voids: voids.map(|v| ReceiptId::parse(v).unwrap()),
+        };
+        doc.record_receipt(receipt("r1", 2, None), &who, 10)
+            .unwrap();
+        doc.record_receipt(receipt("r2", 1, None), &who, 20)
+            .unwrap();
+        doc.record_receipt(receipt("r3", 0, Some("r2")), &who, 30)
+            .unwrap();
+        let shipment = doc.read().unwrap();
+
+        let row = row(&shipment, Some("refused"));
+        assert_eq!((row.expected, row.received, row.outstanding), (3, 2, 1));
+        assert_eq!(row.status, "partial");
+        assert_eq!(row.refused.as_deref(), Some("refused"));
+
+        let detail = detail(&shipment, None);
+        let order: Vec<&str> = detail
+            .receipts
+            .iter()
+            .map(|r| r.receipt.id.as_str())
+            .collect();
+        assert_eq!(order, ["r3", "r2", "r1"]);
+        let voided: Vec<bool> = detail.receipts.iter().map(|r| r.voided).collect();
+        assert_eq!(voided, [false, true, false]);
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json["received"], 2);
+        assert_eq!(json["receipts"][1]["voided"], true);
+        assert_eq!(json["lines"][0]["item"], "Ultrasound");
+    }
+}
