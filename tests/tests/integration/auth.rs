@@ -439,16 +439,8 @@ pub async fn revoked_and_expired_phones_keep_their_outbox(db: &TestDb) {
     world.server.stop().await.unwrap();
 }
 
-/// GET with a token, returning the status and the `Retry-After` header.
-async fn get_with_retry_after(
-    world: &World,
-    token: Option<&str>,
-    path: &str,
-) -> (u16, Option<u64>) {
-    let mut request = world.api.http.get(format!("{}{path}", world.server.base));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
+/// Sends a request, returning the status and the `Retry-After` seconds.
+async fn status_and_retry_after(request: reqwest::RequestBuilder) -> (u16, Option<u64>) {
     let response = request.send().await.unwrap();
     let retry = response
         .headers()
@@ -458,22 +450,26 @@ async fn get_with_retry_after(
     (response.status().as_u16(), retry)
 }
 
+async fn get_with_retry_after(
+    world: &World,
+    token: Option<&str>,
+    path: &str,
+) -> (u16, Option<u64>) {
+    let mut request = world.api.http.get(format!("{}{path}", world.server.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    status_and_retry_after(request).await
+}
+
 async fn login_status(world: &World, user: &str, pw: &str) -> (u16, Option<u64>) {
-    let response = world
+    let request = world
         .api
         .http
         .post(format!("{}/api/v1/login", world.server.base))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(json!({ "user": user, "password": pw }).to_string())
-        .send()
-        .await
-        .unwrap();
-    let retry = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    (response.status().as_u16(), retry)
+        .body(json!({ "user": user, "password": pw }).to_string());
+    status_and_retry_after(request).await
 }
 
 /// Guessing passwords is throttled; so are floods of requests. Each limit

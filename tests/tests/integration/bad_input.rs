@@ -88,6 +88,20 @@ impl Client<'_> {
     async fn sync(&self, body: &[u8]) -> WireResponse {
         self.post(protocol::CONTENT_TYPE, body, true).await
     }
+
+    /// Makes `edit` on `phone`'s copy of [`SHIPMENT`], behind the phone's
+    /// back, and uploads just that edit.
+    async fn upload_edit(
+        &self,
+        phone: &Phone,
+        edit: impl FnOnce(&mut ShipmentDoc),
+    ) -> WireResponse {
+        let mut doc = forge(phone, &shipment_id(SHIPMENT));
+        let base = doc.heads();
+        edit(&mut doc);
+        self.sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+            .await
+    }
 }
 
 /// The JSON error reason of a non-sync answer.
@@ -541,66 +555,64 @@ pub async fn impersonation_is_refused(db: &TestDb) {
     let before = Fingerprint::take(db.url()).await.unwrap();
     let unchanged = || async { assert_eq!(Fingerprint::take(db.url()).await.unwrap(), before) };
     let new_receipt = || receipt("line-1", 1, Condition::Good, &[]);
+    let review = |id: &str, verdict| NewReview {
+        id: ReviewId::parse(id).unwrap(),
+        note: "checked against the waybill".into(),
+        verdict: Some(verdict),
+        resolves: Vec::new(),
+    };
 
     // Anna uploads a change signed with Bohdan's actor id.
-    let mut doc = forge(&anna, &id);
-    let base = doc.heads();
-    doc.set_actor(ActorId::try_from(bohdan.session.actor_id.as_str()).unwrap());
-    doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
-        .unwrap();
     let wire = client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&anna, |doc| {
+            doc.set_actor(ActorId::try_from(bohdan.session.actor_id.as_str()).unwrap());
+            doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
+                .unwrap();
+        })
         .await;
     assert_refused(&wire, RefusalCode::WrongActor, "not a device of anna");
     unchanged().await;
 
     // Her own actor, but a receipt claiming Bohdan recorded it.
-    let mut doc = forge(&anna, &id);
-    let base = doc.heads();
-    doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
-        .unwrap();
     let wire = client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&anna, |doc| {
+            doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
+                .unwrap();
+        })
         .await;
     assert_refused(&wire, RefusalCode::Forbidden, "recorded by bohdan");
     unchanged().await;
 
     // Her name, but Bohdan's device.
-    let mut doc = forge(&anna, &id);
-    let base = doc.heads();
-    let mut who = recorder(&anna);
-    who.device = recorder(&bohdan).device;
-    doc.record_receipt(new_receipt(), &who, now_ms()).unwrap();
     let wire = client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&anna, |doc| {
+            let who = Recorder {
+                device: recorder(&bohdan).device,
+                ..recorder(&anna)
+            };
+            doc.record_receipt(new_receipt(), &who, now_ms()).unwrap();
+        })
         .await;
     assert_refused(&wire, RefusalCode::Forbidden, "not one of anna's devices");
     unchanged().await;
 
     // A receiver may not write reviews or edit the manifest.
-    let mut doc = forge(&anna, &id);
-    let base = doc.heads();
-    let review = NewReview {
-        id: ReviewId::parse("rv-anna").unwrap(),
-        note: "looks fine".into(),
-        verdict: Some(Verdict::Approved),
-        resolves: Vec::new(),
-    };
-    doc.add_review(review, &recorder(&anna).user, now_ms())
-        .unwrap();
     let wire = client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&anna, |doc| {
+            let by = recorder(&anna).user;
+            doc.add_review(review("rv-anna", Verdict::Approved), &by, now_ms())
+                .unwrap();
+        })
         .await;
     assert_refused(
         &wire,
         RefusalCode::Forbidden,
         "a receiver may not write reviews",
     );
-    let mut doc = forge(&anna, &id);
-    let base = doc.heads();
-    doc.set_note("delivered early", now_ms()).unwrap();
     let wire = client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&anna, |doc| {
+            doc.set_note("delivered early", now_ms()).unwrap()
+        })
         .await;
     assert_refused(
         &wire,
@@ -620,16 +632,15 @@ pub async fn impersonation_is_refused(db: &TestDb) {
         err.to_string().contains("a coordinator may not record"),
         "{err}"
     );
-    let mut doc = forge(&olena, &id);
-    let base = doc.heads();
-    doc.record_receipt(new_receipt(), &recorder(&olena), now_ms())
-        .unwrap();
     let olena_client = Client {
         world: &world,
         token: olena.token().to_owned(),
     };
     let wire = olena_client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&olena, |doc| {
+            doc.record_receipt(new_receipt(), &recorder(&olena), now_ms())
+                .unwrap();
+        })
         .await;
     assert_refused(
         &wire,
@@ -639,18 +650,12 @@ pub async fn impersonation_is_refused(db: &TestDb) {
     unchanged().await;
 
     // What a coordinator may do — review — goes through and reaches Anna.
-    let mut doc = forge(&olena, &id);
-    let base = doc.heads();
-    let review = NewReview {
-        id: ReviewId::parse("rv-olena").unwrap(),
-        note: "manifest checked against the waybill".into(),
-        verdict: Some(Verdict::HasIssues),
-        resolves: Vec::new(),
-    };
-    doc.add_review(review, &recorder(&olena).user, now_ms())
-        .unwrap();
     let wire = olena_client
-        .sync(&request(vec![upload_since(SHIPMENT, &mut doc, &base)]))
+        .upload_edit(&olena, |doc| {
+            let by = recorder(&olena).user;
+            doc.add_review(review("rv-olena", Verdict::HasIssues), &by, now_ms())
+                .unwrap();
+        })
         .await;
     assert_eq!(wire.status, StatusCode::OK);
     assert_eq!(upload_result(&wire), UploadResult::Accepted { new: 1 });
