@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -23,10 +24,12 @@ pub struct AppState {
     pub throttles: Arc<Throttles>,
     /// Password checks running at once (argon2 is memory-hard on purpose).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// The phone web app's files, served at `/`; `None`: API only.
+    pub web_root: Option<PathBuf>,
 }
 
 impl AppState {
-    pub fn new(db: Db, limits: Limits, clock: Clock) -> AppState {
+    pub fn new(db: Db, limits: Limits, clock: Clock, web_root: Option<PathBuf>) -> AppState {
         AppState {
             db,
             throttles: Arc::new(Throttles::new(&limits)),
@@ -35,6 +38,7 @@ impl AppState {
             password_checks: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
+            web_root,
         }
     }
 }
@@ -46,6 +50,9 @@ pub struct Config {
     /// `sqlite:PATH`, a bare path, or `postgres://…`.
     pub database_url: String,
     pub limits: Limits,
+    /// Directory of the phone web app (`web/`), served at `/`; `None` for
+    /// an API-only server.
+    pub web_root: Option<PathBuf>,
 }
 
 pub struct Application {
@@ -63,7 +70,12 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind))?;
         Ok(Application {
             listener,
-            state: AppState::new(db, config.limits, Clock::default()),
+            state: AppState::new(
+                db,
+                config.limits,
+                Clock::default(),
+                web_root(config.web_root),
+            ),
         })
     }
 
@@ -100,6 +112,27 @@ impl Application {
         db.close().await;
         Ok(())
     }
+}
+
+/// The web root if it holds a built app; otherwise says why in the log and
+/// serves the API alone, which phones syncing from elsewhere still need.
+fn web_root(root: Option<PathBuf>) -> Option<PathBuf> {
+    let root = root?;
+    if !root.join("index.html").is_file() {
+        tracing::warn!(root = %root.display(), "no web app there (index.html missing); serving the API only");
+        return None;
+    }
+    if !root
+        .join("pkg")
+        .join("aidsync_client_wasm_bg.wasm")
+        .is_file()
+    {
+        tracing::warn!(
+            root = %root.display(),
+            "the web app's engine is not built (web/pkg missing): run scripts/build-web"
+        );
+    }
+    Some(root)
 }
 
 /// A database URL fit for logs: no password.

@@ -143,6 +143,10 @@ struct ServeArgs {
         default_value = "sqlite:./aidsync.db"
     )]
     database_url: String,
+    /// Directory of the phone web app, served at `/` (build it with
+    /// `scripts/build-web`).
+    #[arg(long, env = "AIDSYNC_WEB_ROOT", default_value = "web")]
+    web_root: std::path::PathBuf,
     /// Seed demo facilities, accounts and shipments (skipped if already seeded).
     #[arg(long)]
     demo: bool,
@@ -190,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
+        web_root: Some(args.web_root),
         bind: args.bind,
         database_url: args.database_url,
         limits: Limits {
@@ -213,6 +218,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", demo.instructions(&format!("http://{addr}")));
     }
     tracing::info!(%addr, database = %redact(&config.database_url), "aidsync listening");
+    // On stdout, so a script that starts the server on port 0 learns where.
+    println!("aidsync: serving http://{addr}");
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -119,6 +119,11 @@ impl TestServer {
 
     pub async fn start_with(database_url: &str, limits: Limits) -> anyhow::Result<TestServer> {
         let app = Application::build(Config {
+            web_root: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join("web"),
+            ),
             bind: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             limits,

@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(admin::list_devices))
         .route("/api/v1/devices/{id}/revoke", post(admin::revoke_device))
         .route("/api/v1/changes", get(admin::list_changes))
-        .fallback(not_found)
+        .route("/api/{*rest}", axum::routing::any(not_found))
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
@@ -72,7 +72,18 @@ pub fn router(state: AppState) -> Router {
                 // refused as early as a large plain body.
                 .layer(DefaultBodyLimit::max(max_body)),
         )
-        .with_state(state);
+        .with_state(state.clone());
+    // Everything that is not the API is the phone web app, when there is one.
+    let router = match &state.web_root {
+        Some(root) => router.fallback_service(
+            tower_http::services::ServeDir::new(root)
+                .append_index_html_on_directories(true)
+                .fallback(axum::handler::HandlerWithoutStateExt::into_service(
+                    not_found,
+                )),
+        ),
+        None => router.fallback(not_found),
+    };
     SECURITY_HEADERS
         .into_iter()
         .fold(router, |router, (name, value)| {

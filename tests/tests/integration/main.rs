@@ -41,6 +41,7 @@ on_both_backends!(sync_story::retried_sync_is_a_no_op => sqlite_retried_sync_is_
 on_both_backends!(sync_story::restart_loses_nothing_acknowledged => sqlite_restart_loses_nothing_acknowledged, postgres_restart_loses_nothing_acknowledged);
 on_both_backends!(sync_story::lagging_phone_catches_up_and_new_shipments_arrive => sqlite_lagging_phone_catches_up, postgres_lagging_phone_catches_up);
 on_both_backends!(sync_story::facilities_are_scoped_and_managed_by_admins => sqlite_facilities_are_scoped, postgres_facilities_are_scoped);
+on_both_backends!(sync_story::web_app_is_served_beside_the_api => sqlite_web_app_is_served, postgres_web_app_is_served);
 on_both_backends!(bad_input::bad_sync_requests_are_refused_and_change_nothing => sqlite_bad_sync_requests_change_nothing, postgres_bad_sync_requests_change_nothing);
 on_both_backends!(auth::authorization_matrix => sqlite_authorization_matrix, postgres_authorization_matrix);
 on_both_backends!(auth::login_issues_a_device_and_refuses_bad_passwords => sqlite_login_issues_a_device, postgres_login_issues_a_device);

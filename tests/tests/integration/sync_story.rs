@@ -317,3 +317,38 @@ pub async fn facilities_are_scoped_and_managed_by_admins(db: &TestDb) {
     assert_eq!(status, 401);
     world.server.stop().await.unwrap();
 }
+
+/// The phone web app is served beside the API; unknown API paths still
+/// answer JSON, and the app's files carry the security headers.
+pub async fn web_app_is_served_beside_the_api(db: &TestDb) {
+    let world = World::new(db).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", world.server.base);
+        let http = world.api.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let index = get("/").await;
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(index.headers().contains_key("content-security-policy"));
+    assert!(index.text().await.unwrap().contains("app.js"));
+    let script = get("/aidsync.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    let missing = get("/api/v1/nothing-here").await;
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = serde_json::from_str(&missing.text().await.unwrap()).unwrap();
+    assert!(body["error"].is_string());
+    assert_eq!(get("/no-such-file.js").await.status(), 404);
+    world.server.stop().await.unwrap();
+}

@@ -1,0 +1,237 @@
+// The phone web app in a real browser: Debian's headless Chromium driven by
+// playwright-core, a phone-sized window, against a real `aidsync serve
+// --demo` on a temporary database. Run by scripts/test:
+//
+//   node --test tests/browser/
+//
+// Offline is the browser's own switch; a power cut is SIGKILL to the
+// browser process, restarted on the same profile. Screenshots of the main
+// screens go to tests/browser/artifacts/.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+const artifacts = join(here, "artifacts");
+const CHROMIUM = process.env.AIDSYNC_CHROMIUM ?? "/usr/bin/chromium";
+const PHONE = { width: 360, height: 640 };
+const SHIPMENT = "jica-2026-001"; // the demo's first shipment, to kharkiv-regional
+const COORDINATOR_TOKEN = "demo-olena";
+
+let server;
+let base;
+const temp = mkdtempSync(join(tmpdir(), "aidsync-browser-"));
+
+/** Resolves with the first line of `stream` that matches `pattern`. */
+function lineMatching(stream, pattern, what) {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`${what}: timed out; saw:\n${seen}`)), 60_000);
+    stream.on("data", (chunk) => {
+      seen += chunk;
+      const match = seen.match(pattern);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match);
+      }
+    });
+  });
+}
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  server = spawn(join(root, "target", "debug", "aidsync"), [
+    "serve", "--demo", "--bind", "127.0.0.1:0",
+    "--database-url", `sqlite:${join(temp, "aidsync.db")}`,
+    "--web-root", join(root, "web"),
+  ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
+  server.stdout.setEncoding("utf8");
+  server.stderr.setEncoding("utf8");
+  server.stderr.on("data", (d) => process.stderr.write(`[server] ${d}`));
+  base = (await lineMatching(server.stdout, /aidsync: serving (http:\/\/\S+)/, "server start"))[1];
+});
+
+after(() => {
+  server?.kill("SIGTERM");
+  rmSync(temp, { recursive: true, force: true });
+});
+
+/** A Chromium process of its own on `profile`, so a test can kill it. */
+async function launch(profile) {
+  const proc = spawn(CHROMIUM, [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank",
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  proc.stderr.setEncoding("utf8");
+  const endpoint = (await lineMatching(proc.stderr, /DevTools listening on (ws:\/\/\S+)/, "chromium start"))[1];
+  const browser = await chromium.connectOverCDP(endpoint);
+  const context = browser.contexts()[0];
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.setViewportSize(PHONE);
+  return { proc, browser, context, page };
+}
+
+/** A power cut: the browser dies without closing anything. */
+async function kill(phone) {
+  const exited = new Promise((resolve) => phone.proc.once("exit", resolve));
+  phone.proc.kill("SIGKILL");
+  await exited;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function login(page, user) {
+  await page.goto(base);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", `${user}-demo-password`);
+  await page.click("#login-submit");
+  await page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
+}
+
+async function pending(page) {
+  return Number(await page.getAttribute("#pending", "data-pending"));
+}
+
+async function recordReceipt(page, { line = "line-3", quantity = "1", condition = "good", serial = "" } = {}) {
+  await page.click(`[data-line="${line}"] button.record`);
+  await page.fill("#receipt-quantity", quantity);
+  await page.selectOption("#receipt-condition", condition);
+  if (serial) await page.fill("#receipt-serials", serial);
+  await page.click("#receipt-save");
+}
+
+async function serverShipment() {
+  const response = await fetch(`${base}/api/v1/shipments/${SHIPMENT}`, {
+    headers: { authorization: `Bearer ${COORDINATOR_TOKEN}` },
+  });
+  assert.equal(response.status, 200);
+  return response.json();
+}
+
+test("offline receipts survive a power cut and sync, attributed, once online", async () => {
+  const profile = join(temp, "anna-profile");
+  let phone = await launch(profile);
+  try {
+    await login(phone.page, "anna");
+    await shot(phone.page, "1-shipments");
+    // The service worker has cached the app: it will open offline.
+    await phone.page.evaluate(() => navigator.serviceWorker.ready);
+    await phone.context.setOffline(true);
+    await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
+    await shot(phone.page, "2-shipment");
+    for (const serial of ["END-2601201", "END-2601202", "END-2601203"]) {
+      await recordReceipt(phone.page, { serial });
+      await phone.page.waitForSelector(`#pending[data-pending]`);
+    }
+    await phone.page.waitForFunction(() => document.querySelector("#pending").dataset.pending === "3");
+    await shot(phone.page, "3-recorded-offline");
+  } finally {
+    await kill(phone);
+  }
+
+  phone = await launch(profile);
+  try {
+    await phone.context.setOffline(true);
+    await phone.page.goto(base);
+    await phone.page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
+    assert.equal(await pending(phone.page), 3, "the three receipts survived the power cut");
+    await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
+    assert.equal(await phone.page.locator(".history li").count(), 3);
+    await phone.context.setOffline(false);
+    await phone.page.waitForFunction(() => document.querySelector("#pending").dataset.pending === "0", null, { timeout: 30_000 });
+    await shot(phone.page, "4-synced");
+  } finally {
+    await kill(phone);
+  }
+  const detail = await serverShipment();
+  const serials = detail.receipts.filter((r) => r.recorded_by === "anna").flatMap((r) => r.serials).sort();
+  assert.deepEqual(serials, ["END-2601201", "END-2601202", "END-2601203"]);
+});
+
+test("two phones record offline on one shipment; after sync both show both and agree with the server", async () => {
+  const profile = join(temp, "two-phones");
+  const phone = await launch(profile);
+  try {
+    const first = phone.page;
+    const second = await (await phone.browser.newContext({ viewport: PHONE })).newPage();
+    await login(first, "anna");
+    await login(second, "anna");
+    for (const page of [first, second]) {
+      await page.context().setOffline(true);
+      await page.click(`[data-shipment="${SHIPMENT}"]`);
+    }
+    await recordReceipt(first, { line: "line-1", quantity: "1" });
+    await recordReceipt(second, { line: "line-2", quantity: "1", condition: "damaged" });
+    for (const page of [first, second]) await page.context().setOffline(false);
+    for (const page of [first, second, first]) {
+      await page.click("#sync");
+      await page.waitForFunction(() => document.querySelector("#pending").dataset.pending === "0");
+    }
+    const server = await serverShipment();
+    for (const page of [first, second]) {
+      await page.reload();
+      await page.click(`[data-shipment="${SHIPMENT}"]`);
+      for (const line of ["line-1", "line-2"]) {
+        const shown = Number(await page.textContent(`[data-line="${line}"] .received`));
+        const want = server.summary.lines.find((l) => l.line_id === line).received;
+        assert.equal(shown, want, `${line} on a phone matches the server`);
+        assert.ok(want >= 1);
+      }
+    }
+  } finally {
+    await kill(phone);
+  }
+});
+
+test("a receipt the model refuses is refused in the form, with the reason", async () => {
+  const phone = await launch(join(temp, "refusal"));
+  try {
+    await login(phone.page, "anna");
+    await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
+    await recordReceipt(phone.page, { quantity: "0" });
+    const alert = phone.page.locator("form [role=alert]");
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /quantity must be between 1/);
+    assert.equal(await pending(phone.page), 0);
+    await shot(phone.page, "5-refused");
+  } finally {
+    await kill(phone);
+  }
+});
+
+test("the Ukrainian UI has every string", async () => {
+  const en = JSON.parse(readFileSync(join(root, "web", "i18n", "en.json"), "utf8"));
+  const uk = JSON.parse(readFileSync(join(root, "web", "i18n", "uk.json"), "utf8"));
+  assert.deepEqual(Object.keys(uk).sort(), Object.keys(en).sort());
+  // Every key the code asks for exists.
+  const code = ["app.js", "index.html"].map((f) => readFileSync(join(root, "web", f), "utf8")).join("\n");
+  const used = new Set([...code.matchAll(/(?:t\(|data-i18n=)["'`]([a-z_]+\.[a-z_.]+)["'`]/g)].map((m) => m[1]));
+  for (const key of used) assert.ok(key in en, `missing translation key ${key}`);
+
+  const phone = await launch(join(temp, "ukrainian"));
+  try {
+    await phone.page.goto(base);
+    await phone.page.evaluate(() => localStorage.setItem("aidsync.lang", "uk"));
+    await login(phone.page, "anna");
+    await phone.page.goto(base);
+    await phone.page.waitForSelector("[data-shipment]");
+    await phone.page.click("[data-shipment]");
+    await phone.page.click("button.record");
+    const text = await phone.page.textContent("body");
+    assert.doesNotMatch(text, /\[[a-z_]+\.[a-z_.]+\]/, "a translation key shows on screen");
+    assert.match(text, /Записати отримання/);
+    await shot(phone.page, "6-ukrainian");
+  } finally {
+    await kill(phone);
+  }
+});

@@ -1,0 +1,131 @@
+// Types of the phone's client library (aidsync.js). The engine underneath
+// is Rust (client-wasm), typed in pkg/aidsync_client_wasm.d.ts.
+
+export type Role = "receiver" | "coordinator" | "admin";
+export type Condition = "good" | "damaged" | "missing_parts" | "wrong_item";
+export type Status = "awaiting" | "partial" | "complete" | "discrepancy";
+
+export interface Account {
+  id: string;
+  name: string;
+  role: Role;
+  facility: string | null;
+  region: string | null;
+}
+
+export interface ShipmentRow {
+  id: string;
+  donor: string;
+  programme: string;
+  reference: string;
+  destination_facility: string;
+  expected_on: string | null;
+  status: Status;
+  expected: number;
+  received: number;
+  damaged: number;
+  outstanding: number;
+  receipts: number;
+  /** The server's last refusal of this shipment's records, to show. */
+  refused: string | null;
+}
+
+export interface Line {
+  id: string;
+  item: string;
+  category: string;
+  unit: string;
+  quantity_expected: number;
+  serials_expected: string[];
+}
+
+export interface Receipt {
+  id: string;
+  line_id: string;
+  quantity: number;
+  condition: Condition;
+  serials: string[];
+  note: string;
+  recorded_by: string;
+  device_id: string;
+  /** When the phone recorded it, ms since the epoch. */
+  recorded_at: number;
+  voids: string | null;
+  /** A later receipt cancels this one. */
+  voided: boolean;
+}
+
+export interface LineTotals {
+  line_id: string;
+  expected: number;
+  received: number;
+  good: number;
+  damaged: number;
+  missing_parts: number;
+  wrong_item: number;
+  outstanding: number;
+  over_received: number;
+  serials_missing: string[];
+  serials_unexpected: string[];
+}
+
+export interface ShipmentDetail extends ShipmentRow {
+  note: string;
+  lines: Line[];
+  /** Newest first. */
+  receipts: Receipt[];
+  reviews: { id: string; by: string; at: number; note: string; verdict: string | null; resolves: string[] }[];
+  summary: { status: Status; lines: LineTotals[]; expected: number; received: number; damaged: number; outstanding: number };
+}
+
+export interface SyncReport {
+  accepted: number;
+  /** [shipment id, reason] for each refused shipment. */
+  refused: [string, string][];
+  updated: number;
+  again: boolean;
+}
+
+export interface NewReceipt {
+  lineId: string;
+  quantity: number;
+  condition: Condition;
+  serials?: string[];
+  note?: string;
+  /** The id of an earlier receipt this one cancels. */
+  voids?: string | null;
+}
+
+/** The token is gone (expired, revoked, logged out): log in again. */
+export class AuthError extends Error {}
+
+/** The server answered with an error (login refused, rate limit…). */
+export class ServerError extends Error {
+  status: number;
+  /** Seconds to wait, from `Retry-After`. */
+  retryAfter: number | null;
+}
+
+/**
+ * Engine errors are `Error`s whose `name` is one of: `Refused` (the model
+ * or the role says no; show `message`), `OtherUsersRecordsPending`,
+ * `UnknownShipment`, `NotLoggedIn`, `StoreFailed`, `CorruptStore`,
+ * `BadResponse`, `BadInput`.
+ */
+export class Phone {
+  static open(options?: { server?: string; dbName?: string }): Promise<Phone>;
+  lastReport: SyncReport | null;
+  lastError: Error | null;
+  subscribe(listener: () => void): () => void;
+  account(): Account | null;
+  login(user: string, password: string, deviceName?: string): Promise<Account>;
+  logout(): Promise<void>;
+  shipments(): Promise<ShipmentRow[]>;
+  shipment(id: string): Promise<ShipmentDetail>;
+  recordReceipt(shipmentId: string, receipt: NewReceipt): Promise<Receipt>;
+  voidReceipt(shipmentId: string, receipt: Receipt, note?: string): Promise<Receipt>;
+  pending(): Promise<number>;
+  lastSyncAt(): Promise<number | undefined>;
+  sync(): Promise<SyncReport>;
+  startAutoSync(options?: { idleMs?: number; pendingMs?: number; maxMs?: number }): () => void;
+}

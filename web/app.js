@@ -1,0 +1,306 @@
+// The receiver's app: log in, see the facility's shipments, record and
+// cancel receipts, see who recorded what, and always see what waits to
+// sync. All strings come from i18n/*.json; all data from aidsync.js.
+
+import { AuthError, Phone, ServerError } from "./aidsync.js";
+import { LANGUAGES, formatTime, language, preferredLanguage, setLanguage, t, translate } from "./i18n.js";
+
+const main = document.getElementById("main");
+let phone;
+/** What the main area shows: { view: "login" | "list" | "shipment", id }. */
+let route = { view: "list" };
+
+/** Creates an element: h("button", { onclick }, "text", child…). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+function show(...children) {
+  main.replaceChildren(...children);
+}
+
+function message(text, { ok = false } = {}) {
+  const el = document.getElementById("message");
+  el.hidden = !text;
+  el.textContent = text ?? "";
+  el.classList.toggle("ok", ok);
+}
+
+/** What to tell a person about a failed sync, and what to do. */
+function syncProblem(error) {
+  if (error instanceof AuthError) return t("sync.login_again");
+  if (!navigator.onLine) return t("status.offline");
+  return t("sync.failed", { reason: error.message });
+}
+
+async function renderStatus() {
+  const status = document.getElementById("status");
+  status.hidden = !phone.account();
+  document.getElementById("logout").hidden = !phone.account();
+  if (!phone.account()) return;
+  const pending = await phone.pending();
+  const last = await phone.lastSyncAt();
+  document.getElementById("pending").textContent = pending > 0
+    ? t("status.pending", { count: pending })
+    : t("status.all_synced");
+  document.getElementById("pending").dataset.pending = String(pending);
+  document.getElementById("last-sync").textContent = phone.inFlight
+    ? t("status.syncing")
+    : last ? t("status.last_sync", { time: formatTime(last) }) : t("status.never_synced");
+  document.getElementById("sync").disabled = Boolean(phone.inFlight);
+  if (phone.lastError) {
+    message(syncProblem(phone.lastError));
+  } else if (phone.lastReport?.refused?.length) {
+    const [shipment, reason] = phone.lastReport.refused[0];
+    message(t("sync.refused", { shipment, reason }));
+  } else {
+    message(null);
+  }
+}
+
+function renderLogin(problem) {
+  const user = h("input", { id: "login-user", name: "user", autocomplete: "username", required: true, autocapitalize: "none" });
+  const password = h("input", { id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const error = h("p", { class: "message", role: "alert", hidden: !problem }, problem ?? "");
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await phone.login(user.value.trim(), password.value);
+        route = { view: "list" };
+        render();
+        phone.sync().catch(() => {});
+      } catch (e) {
+        error.hidden = false;
+        error.textContent = loginProblem(e);
+      }
+    },
+  },
+  h("h2", {}, t("login.heading")),
+  h("label", { for: "login-user" }, t("login.user")), user,
+  h("label", { for: "login-password" }, t("login.password")), password,
+  error,
+  h("div", { class: "actions" }, h("button", { type: "submit", id: "login-submit" }, t("login.submit"))));
+  show(form);
+}
+
+function loginProblem(e) {
+  if (e instanceof ServerError) {
+    if (e.status === 401) return t("login.failed");
+    if (e.status === 429) return t("login.throttled", { seconds: e.retryAfter ?? 60 });
+    return e.message;
+  }
+  if (e?.name === "OtherUsersRecordsPending") return t("login.other_user");
+  if (e instanceof TypeError) return t("login.offline");
+  return e?.message ?? String(e);
+}
+
+async function renderList() {
+  const rows = await phone.shipments();
+  const account = phone.account();
+  const where = account?.facility ?? account?.region ?? "";
+  const cards = rows.map((s) =>
+    h("button", {
+      class: "card",
+      type: "button",
+      dataset: { shipment: s.id },
+      onclick: () => { route = { view: "shipment", id: s.id }; render(); },
+    },
+    h("h3", {}, `${s.donor} · ${s.reference || s.id}`),
+    h("p", {}, h("span", { class: `badge ${s.status}` }, t(`status.${s.status}`)), " ",
+      t("shipment.received_of", { received: s.received, expected: s.expected })),
+    s.expected_on ? h("p", {}, t("shipment.expected_on", { date: s.expected_on })) : null,
+    s.refused ? h("p", { class: "message" }, s.refused) : null));
+  show(h("h2", {}, t("shipments.heading", { facility: where })),
+    ...(cards.length ? cards : [h("p", {}, t("shipments.empty"))]));
+}
+
+async function renderShipment(id) {
+  let s;
+  try {
+    s = await phone.shipment(id);
+  } catch {
+    route = { view: "list" };
+    return renderList();
+  }
+  const totals = new Map(s.summary.lines.map((l) => [l.line_id, l]));
+  const lines = s.lines.map((line) => {
+    const figures = totals.get(line.id);
+    return h("div", { class: "line", dataset: { line: line.id } },
+      h("h3", {}, line.item),
+      h("div", { class: "figures" },
+        h("div", {}, h("strong", {}, String(figures.expected)), t("line.expected")),
+        h("div", {}, h("strong", { class: "received" }, String(figures.received)), t("line.received")),
+        h("div", {}, h("strong", { class: "outstanding" }, String(figures.outstanding)), t("line.outstanding"))),
+      h("button", { type: "button", class: "record", onclick: () => renderReceiptForm(s, line) }, t("line.record")));
+  });
+  const history = s.receipts.length
+    ? h("ul", { class: "history" }, ...s.receipts.map((r) => receiptEntry(s, r)))
+    : h("p", {}, t("history.empty"));
+  show(
+    h("button", { type: "button", class: "link", onclick: () => { route = { view: "list" }; render(); } }, t("shipment.back")),
+    h("h2", {}, `${s.donor} · ${s.reference || s.id}`),
+    h("p", {}, h("span", { class: `badge ${s.status}` }, t(`status.${s.status}`))),
+    ...lines,
+    h("h2", {}, t("history.heading")),
+    history);
+}
+
+function receiptEntry(s, r) {
+  const line = s.lines.find((l) => l.id === r.line_id);
+  const text = t("history.entry", {
+    user: r.recorded_by,
+    quantity: r.quantity,
+    condition: t(`condition.${r.condition}`),
+  });
+  return h("li", { dataset: { receipt: r.id } },
+    h("div", { class: r.voided ? "voided" : null }, text, " · ", line?.item ?? r.line_id),
+    h("small", {}, formatTime(r.recorded_at), r.voided ? ` · ${t("history.voided")}` : "",
+      r.voids ? ` · ${t("history.voids")}` : ""),
+    r.serials.length ? h("div", {}, h("small", {}, r.serials.join(", "))) : null,
+    r.note ? h("div", {}, h("small", {}, r.note)) : null,
+    !r.voided && !r.voids
+      ? h("button", {
+        type: "button", class: "link void",
+        onclick: async () => {
+          if (!confirm(t("history.void_confirm"))) return;
+          await phone.voidReceipt(s.id, r);
+          render();
+        },
+      }, t("history.void"))
+      : null);
+}
+
+function renderReceiptForm(s, line) {
+  // No `min` here: the model decides what a valid quantity is and says why.
+  const quantity = h("input", { id: "receipt-quantity", type: "number", inputmode: "numeric", value: "1", required: true });
+  const condition = h("select", { id: "receipt-condition" },
+    ...["good", "damaged", "missing_parts", "wrong_item"].map((c) => h("option", { value: c }, t(`condition.${c}`))));
+  const serials = h("textarea", { id: "receipt-serials", autocapitalize: "characters" });
+  const note = h("textarea", { id: "receipt-note" });
+  const error = h("p", { class: "message", role: "alert", hidden: true });
+  const scan = "BarcodeDetector" in globalThis ? scanner(serials) : null;
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await phone.recordReceipt(s.id, {
+          lineId: line.id,
+          quantity: Number(quantity.value),
+          condition: condition.value,
+          serials: serials.value.split("\n").map((x) => x.trim()).filter(Boolean),
+          note: note.value.trim(),
+        });
+        scan?.stop();
+        route = { view: "shipment", id: s.id };
+        await render();
+        message(t("receipt.saved"), { ok: true });
+      } catch (e) {
+        error.hidden = false;
+        error.textContent = e?.name === "StoreFailed"
+          ? t("error.storage", { reason: e.message })
+          : t("receipt.refused", { reason: reason(e) });
+      }
+    },
+  },
+  h("h2", {}, t("receipt.heading", { item: line.item })),
+  h("label", { for: "receipt-quantity" }, t("receipt.quantity")), quantity,
+  h("label", { for: "receipt-condition" }, t("receipt.condition")), condition,
+  h("label", { for: "receipt-serials" }, t("receipt.serials")), serials,
+  scan?.element,
+  h("label", { for: "receipt-note" }, t("receipt.note")), note,
+  error,
+  h("div", { class: "actions" },
+    h("button", { type: "button", class: "secondary", onclick: () => { scan?.stop(); render(); } }, t("receipt.cancel")),
+    h("button", { type: "submit", id: "receipt-save" }, t("receipt.save"))));
+  show(form);
+  quantity.focus();
+}
+
+/** The model's reason without the document path it starts with
+ *  ("receipts/<id>/quantity: …"), which means nothing to a person. */
+function reason(e) {
+  return (e?.message ?? String(e)).replace(/^receipts\/[^/]+\/\w+: /, "");
+}
+
+/** A camera barcode scanner that appends what it reads to `serials`, where
+ *  the browser offers BarcodeDetector. */
+function scanner(serials) {
+  let stream = null;
+  let timer = null;
+  const video = h("video", { playsinline: true, muted: true, hidden: true });
+  const button = h("button", { type: "button", class: "secondary" }, t("receipt.scan"));
+  const stop = () => {
+    clearInterval(timer);
+    stream?.getTracks().forEach((track) => track.stop());
+    stream = null;
+    video.hidden = true;
+    button.textContent = t("receipt.scan");
+  };
+  button.addEventListener("click", async () => {
+    if (stream) return stop();
+    const detector = new BarcodeDetector();
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    video.srcObject = stream;
+    video.hidden = false;
+    await video.play();
+    button.textContent = t("receipt.scan_stop");
+    timer = setInterval(async () => {
+      for (const code of await detector.detect(video).catch(() => [])) {
+        const have = serials.value.split("\n").map((x) => x.trim());
+        if (!have.includes(code.rawValue)) {
+          serials.value = [...have.filter(Boolean), code.rawValue].join("\n");
+        }
+      }
+    }, 500);
+  });
+  return { element: h("div", {}, button, video), stop };
+}
+
+async function render() {
+  translate();
+  document.getElementById("lang").textContent = t("lang.switch");
+  if (!phone.account()) {
+    await renderStatus();
+    return renderLogin(phone.lastError instanceof AuthError ? t("sync.login_again") : null);
+  }
+  await renderStatus();
+  if (route.view === "shipment") return renderShipment(route.id);
+  return renderList();
+}
+
+async function start() {
+  await setLanguage(preferredLanguage());
+  document.getElementById("lang").addEventListener("click", async () => {
+    const next = LANGUAGES.find((l) => l !== language());
+    await setLanguage(next, { remember: true });
+    render();
+  });
+  phone = await Phone.open();
+  document.getElementById("sync").addEventListener("click", () => phone.sync().catch(() => {}));
+  document.getElementById("logout").addEventListener("click", async () => {
+    await phone.logout();
+    render();
+  });
+  // Refresh whatever is on screen when records, sync state or login change.
+  phone.subscribe(() => {
+    if (!main.querySelector("form")) render();
+    else renderStatus();
+  });
+  addEventListener("offline", renderStatus);
+  await render();
+  phone.startAutoSync();
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
+}
+
+start().catch((e) => {
+  main.textContent = `aidsync could not start: ${e?.message ?? e}`;
+});

@@ -1,0 +1,68 @@
+// The service worker: the app shell is cached on install, so the app opens
+// with no network after the first visit. The API is never cached: data
+// lives in IndexedDB, written by the engine.
+//
+// Background Sync: when the browser says the network is back, any open
+// app window is asked to sync (the engine runs in the page, which owns the
+// store; two engines on one store could overwrite each other's saves).
+
+const CACHE = "aidsync-shell-v1";
+const SHELL = [
+  "./",
+  "index.html",
+  "style.css",
+  "app.js",
+  "aidsync.js",
+  "store.js",
+  "i18n.js",
+  "i18n/en.json",
+  "i18n/uk.json",
+  "manifest.webmanifest",
+  "icon.svg",
+  "pkg/aidsync_client_wasm.js",
+  "pkg/aidsync_client_wasm_bg.wasm",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+// Network first for the shell, so a new version arrives when online; the
+// cache when offline. Never the API.
+self.addEventListener("fetch", (event) => {
+  const url = new URL(event.request.url);
+  if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/")) {
+    return;
+  }
+  event.respondWith(
+    fetch(event.request)
+      .then((response) => {
+        if (response.ok) {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(event.request, copy));
+        }
+        return response;
+      })
+      .catch(() => caches.match(event.request, { ignoreSearch: true })
+        .then((hit) => hit ?? caches.match("index.html"))),
+  );
+});
+
+self.addEventListener("sync", (event) => {
+  if (event.tag !== "aidsync-outbox") return;
+  event.waitUntil(
+    self.clients.matchAll({ type: "window" }).then((clients) => {
+      for (const client of clients) client.postMessage("aidsync-sync");
+    }),
+  );
+});
