@@ -45,17 +45,23 @@ function lineMatching(stream, pattern, what) {
   });
 }
 
-before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  server = spawn(join(root, "target", "debug", "aidsync"), [
+/** Starts `aidsync serve --demo` on a port of its own over `db`. */
+async function startServer(db) {
+  const proc = spawn(join(root, "target", "debug", "aidsync"), [
     "serve", "--demo", "--bind", "127.0.0.1:0",
-    "--database-url", `sqlite:${join(temp, "aidsync.db")}`,
+    "--database-url", `sqlite:${db}`,
     "--web-root", join(root, "web"),
   ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
-  server.stdout.setEncoding("utf8");
-  server.stderr.setEncoding("utf8");
-  server.stderr.on("data", (d) => process.stderr.write(`[server] ${d}`));
-  base = (await lineMatching(server.stdout, /aidsync: serving (http:\/\/\S+)/, "server start"))[1];
+  proc.stdout.setEncoding("utf8");
+  proc.stderr.setEncoding("utf8");
+  proc.stderr.on("data", (d) => process.stderr.write(`[server] ${d}`));
+  const url = (await lineMatching(proc.stdout, /aidsync: serving (http:\/\/\S+)/, "server start"))[1];
+  return { proc, url };
+}
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  ({ proc: server, url: base } = await startServer(join(temp, "aidsync.db")));
 });
 
 after(() => {
@@ -193,6 +199,37 @@ test("two phones record offline on one shipment; after sync both show both and a
   }
 });
 
+test("after the first visit the app opens and records with the server gone", async () => {
+  const own = await startServer(join(temp, "offline.db"));
+  const profile = join(temp, "offline-profile");
+  let phone = await launch(profile);
+  try {
+    await phone.page.goto(own.url);
+    await phone.page.fill("#login-user", "anna");
+    await phone.page.fill("#login-password", "anna-demo-password");
+    await phone.page.click("#login-submit");
+    await phone.page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
+    await phone.page.evaluate(() => navigator.serviceWorker.ready);
+  } finally {
+    await kill(phone);
+  }
+  // No server at all now: only the service worker and IndexedDB remain.
+  const stopped = new Promise((resolve) => own.proc.once("exit", resolve));
+  own.proc.kill("SIGTERM");
+  await stopped;
+  phone = await launch(profile);
+  try {
+    const response = await phone.page.goto(own.url);
+    assert.ok(response.fromServiceWorker(), "the page came from the service worker's cache");
+    await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
+    await recordReceipt(phone.page, { line: "line-1" });
+    await phone.page.waitForFunction(() => document.querySelector("#pending").dataset.pending === "1");
+    await shot(phone.page, "7-no-server");
+  } finally {
+    await kill(phone);
+  }
+});
+
 test("a receipt the model refuses is refused in the form, with the reason", async () => {
   const phone = await launch(join(temp, "refusal"));
   try {
@@ -201,7 +238,9 @@ test("a receipt the model refuses is refused in the form, with the reason", asyn
     await recordReceipt(phone.page, { quantity: "0" });
     const alert = phone.page.locator("form [role=alert]");
     await alert.waitFor();
-    assert.match(await alert.textContent(), /quantity must be between 1/);
+    const text = await alert.textContent();
+    assert.match(text, /quantity must be between 1/);
+    assert.doesNotMatch(text, /receipts\//, "no document path in a person's message");
     assert.equal(await pending(phone.page), 0);
     await shot(phone.page, "5-refused");
   } finally {
