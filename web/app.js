@@ -9,6 +9,20 @@ const main = document.getElementById("main");
 let phone;
 /** What the main area shows: { view: "login" | "list" | "shipment", id }. */
 let route = { view: "list" };
+/** A short confirmation ("Saved on this phone.") the status bar shows for
+ *  a few seconds, over anything else it would say. */
+let notice = null;
+let noticeTimer = null;
+
+function notify(text) {
+  notice = text;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    notice = null;
+    renderStatus();
+  }, 4000);
+  renderStatus();
+}
 
 /** Creates an element: h("button", { onclick }, "text", child…). */
 function h(tag, attrs = {}, ...children) {
@@ -56,7 +70,9 @@ async function renderStatus() {
     ? t("status.syncing")
     : last ? t("status.last_sync", { time: formatTime(last) }) : t("status.never_synced");
   document.getElementById("sync").disabled = Boolean(phone.inFlight);
-  if (phone.lastError) {
+  if (notice) {
+    message(notice, { ok: true });
+  } else if (phone.lastError) {
     message(syncProblem(phone.lastError));
   } else if (phone.lastReport?.refused?.length) {
     const [shipment, reason] = phone.lastReport.refused[0];
@@ -202,7 +218,7 @@ function renderReceiptForm(s, line) {
         scan?.stop();
         route = { view: "shipment", id: s.id };
         await render();
-        message(t("receipt.saved"), { ok: true });
+        notify(t("receipt.saved"));
       } catch (e) {
         error.hidden = false;
         error.textContent = e?.name === "StoreFailed"

@@ -274,3 +274,64 @@ test("the Ukrainian UI has every string", async () => {
     await kill(phone);
   }
 });
+
+test("the engine's JavaScript API refuses bad calls with named errors", async () => {
+  const phone = await launch(join(temp, "engine-api"));
+  try {
+    await phone.page.goto(base);
+    const results = await phone.page.evaluate(async () => {
+      const { default: init, Engine } = await import("./pkg/aidsync_client_wasm.js");
+      await init();
+      // A store in memory: the engine only needs the three methods.
+      const docs = new Map();
+      let meta = null;
+      const store = {
+        load: async () => ({ meta, docs: [...docs.values()] }),
+        putDoc: async (id, bytes) => { docs.set(id, bytes); },
+        putMeta: async (bytes) => { meta = bytes; },
+      };
+      const engine = await Engine.open(store);
+      const outcome = async (f) => {
+        try {
+          await f();
+          return "ok";
+        } catch (e) {
+          return `${e.name}: ${e.message}`;
+        }
+      };
+      const receipt = JSON.stringify({ id: "r1", line_id: "l1", quantity: 1, condition: "good" });
+      return {
+        identityBefore: engine.identity() ?? null,
+        notLoggedIn: await outcome(() => engine.recordReceipt("s1", receipt, Date.now())),
+        badIdentity: await outcome(() => engine.setIdentity("{not json")),
+        badShipmentId: await outcome(() => engine.shipment("no/such")),
+        unknownShipment: await outcome(() => engine.shipment("s1")),
+        setIdentity: await outcome(() => engine.setIdentity(JSON.stringify({
+          user: "anna", role: "receiver", device: "d1", actor: "00112233445566778899aabbccddeeff",
+        }))),
+        unknownAfterLogin: await outcome(() => engine.recordReceipt("s1", receipt, Date.now())),
+        badReceipt: await outcome(() => engine.recordReceipt("s1", "{}", Date.now())),
+        badTime: await outcome(() => engine.recordReceipt("s1", receipt, Number.NaN)),
+        badResponse: await outcome(() => engine.applyResponse(new Uint8Array([1, 2, 3]), Date.now())),
+        pending: engine.pending(),
+        shipments: engine.shipments(),
+        saved: meta !== null,
+      };
+    });
+    assert.equal(results.identityBefore, null);
+    assert.match(results.notLoggedIn, /^NotLoggedIn: /);
+    assert.match(results.badIdentity, /^BadInput: identity/);
+    assert.match(results.badShipmentId, /^BadInput: shipment id/);
+    assert.match(results.unknownShipment, /^UnknownShipment: /);
+    assert.equal(results.setIdentity, "ok");
+    assert.match(results.unknownAfterLogin, /^UnknownShipment: /);
+    assert.match(results.badReceipt, /^BadInput: receipt/);
+    assert.match(results.badTime, /^BadInput: not a time/);
+    assert.match(results.badResponse, /^BadResponse: /);
+    assert.equal(results.pending, 0);
+    assert.equal(results.shipments, "[]");
+    assert.ok(results.saved, "the identity was written through the store");
+  } finally {
+    await kill(phone);
+  }
+});
