@@ -6,13 +6,11 @@
 //
 //   node tests/browser/bench.mjs [--shipments 500] [--taps 20]
 
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { kill, launch, startServer } from "./harness.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -24,25 +22,8 @@ const { values: args } = parseArgs({
 const SHIPMENTS = Number(args.shipments);
 const TAPS = Number(args.taps);
 const OPENS = Number(args.opens);
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..");
 const temp = mkdtempSync(join(tmpdir(), "aidsync-bench-"));
 const FACILITY = "kharkiv-regional";
-
-function lineMatching(stream, pattern) {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`timed out; saw:\n${seen}`)), 60_000);
-    stream.on("data", (chunk) => {
-      seen += chunk;
-      const match = seen.match(pattern);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match);
-      }
-    });
-  });
-}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -54,14 +35,11 @@ function summary(samples) {
   return { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), max: round(sorted.at(-1)) };
 }
 
-const server = spawn(join(root, "target", "debug", "aidsync"), [
-  "serve", "--demo", "--bind", "127.0.0.1:0", "--database-url", `sqlite:${join(temp, "bench.db")}`,
-  "--web-root", join(root, "web"), "--requests-per-minute-per-token", "0",
-], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } });
-server.stdout.setEncoding("utf8");
-let browser;
+const { proc: server, url: base } = await startServer(join(temp, "bench.db"), [
+  "--requests-per-minute-per-token", "0",
+]);
+let phone;
 try {
-  const base = (await lineMatching(server.stdout, /aidsync: serving (http:\/\/\S+)/))[1];
   // The demo has 2 shipments to this facility; add the rest.
   for (let n = 2; n < SHIPMENTS; n++) {
     const response = await fetch(`${base}/api/v1/shipments`, {
@@ -79,15 +57,8 @@ try {
     if (response.status !== 201) throw new Error(`creating shipment ${n}: ${response.status} ${await response.text()}`);
   }
 
-  const proc = spawn(process.env.AIDSYNC_CHROMIUM ?? "/usr/bin/chromium", [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0", `--user-data-dir=${join(temp, "profile")}`, "about:blank",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  proc.stderr.setEncoding("utf8");
-  browser = await chromium.connectOverCDP((await lineMatching(proc.stderr, /DevTools listening on (ws:\/\/\S+)/))[1]);
-  const page = browser.contexts()[0].pages()[0];
-  await page.setViewportSize({ width: 360, height: 640 });
+  phone = await launch(join(temp, "profile"));
+  const { page } = phone;
   await page.goto(base);
   await page.fill("#login-user", "anna");
   await page.fill("#login-password", "anna-demo-password");
@@ -134,9 +105,8 @@ try {
     tap_to_saved_ms: summary(taps),
     pending: Number(await page.getAttribute("#pending", "data-pending")),
   }));
-  proc.kill("SIGKILL");
 } finally {
-  await browser?.close().catch(() => {});
+  if (phone) await kill(phone);
   server.kill("SIGTERM");
   rmSync(temp, { recursive: true, force: true });
 }

@@ -10,54 +10,18 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { PHONE, ROOT as root, kill, launch, startServer } from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..");
-const artifacts = join(here, "artifacts");
-const CHROMIUM = process.env.AIDSYNC_CHROMIUM ?? "/usr/bin/chromium";
-const PHONE = { width: 360, height: 640 };
+const artifacts = join(root, "tests", "browser", "artifacts");
 const SHIPMENT = "jica-2026-001"; // the demo's first shipment, to kharkiv-regional
 const COORDINATOR_TOKEN = "demo-olena";
 
 let server;
 let base;
 const temp = mkdtempSync(join(tmpdir(), "aidsync-browser-"));
-
-/** Resolves with the first line of `stream` that matches `pattern`. */
-function lineMatching(stream, pattern, what) {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`${what}: timed out; saw:\n${seen}`)), 60_000);
-    stream.on("data", (chunk) => {
-      seen += chunk;
-      const match = seen.match(pattern);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match);
-      }
-    });
-  });
-}
-
-/** Starts `aidsync serve --demo` on a port of its own over `db`. */
-async function startServer(db) {
-  const proc = spawn(join(root, "target", "debug", "aidsync"), [
-    "serve", "--demo", "--bind", "127.0.0.1:0",
-    "--database-url", `sqlite:${db}`,
-    "--web-root", join(root, "web"),
-  ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
-  proc.stdout.setEncoding("utf8");
-  proc.stderr.setEncoding("utf8");
-  proc.stderr.on("data", (d) => process.stderr.write(`[server] ${d}`));
-  const url = (await lineMatching(proc.stdout, /aidsync: serving (http:\/\/\S+)/, "server start"))[1];
-  return { proc, url };
-}
 
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
@@ -68,29 +32,6 @@ after(() => {
   server?.kill("SIGTERM");
   rmSync(temp, { recursive: true, force: true });
 });
-
-/** A Chromium process of its own on `profile`, so a test can kill it. */
-async function launch(profile) {
-  const proc = spawn(CHROMIUM, [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  proc.stderr.setEncoding("utf8");
-  const endpoint = (await lineMatching(proc.stderr, /DevTools listening on (ws:\/\/\S+)/, "chromium start"))[1];
-  const browser = await chromium.connectOverCDP(endpoint);
-  const context = browser.contexts()[0];
-  const page = context.pages()[0] ?? (await context.newPage());
-  await page.setViewportSize(PHONE);
-  return { proc, browser, context, page };
-}
-
-/** A power cut: the browser dies without closing anything. */
-async function kill(phone) {
-  const exited = new Promise((resolve) => phone.proc.once("exit", resolve));
-  phone.proc.kill("SIGKILL");
-  await exited;
-}
 
 async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
