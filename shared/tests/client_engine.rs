@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
-
 use automerge::{ActorId, Change};
 use serde_bytes::ByteBuf;
 
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
-use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, ShipmentDoc};
-use aidsync_shared::roles::{Editor, Forbidden, Role};
+use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
+use aidsync_shared::roles::{Forbidden, Role};
 use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity, MemoryStore};
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, RefusalCode, SyncRequest, SyncResponse, UploadResult, heads_to_wire,
@@ -29,14 +27,11 @@ struct FakeServer {
 
 /// Anna, a receiver, holding `device` whose changes are signed by `actor`.
 fn anna(device: &str, actor: &ActorId) -> Uploader {
-    Uploader {
-        editor: Editor {
-            user: UserId::parse("anna").unwrap(),
-            role: Role::Receiver,
-            devices: BTreeSet::from([DeviceId::parse(device).unwrap()]),
-        },
-        actors: BTreeSet::from([actor.clone()]),
-    }
+    let who = Recorder {
+        user: UserId::parse("anna").unwrap(),
+        device: DeviceId::parse(device).unwrap(),
+    };
+    Uploader::single_device(&who, Role::Receiver, actor.clone())
 }
 
 impl FakeServer {

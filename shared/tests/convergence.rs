@@ -18,7 +18,7 @@ use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, Shi
 use aidsync_shared::model::{
     Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc,
 };
-use aidsync_shared::roles::{Editor, Role};
+use aidsync_shared::roles::Role;
 use aidsync_shared::sync::protocol::Changes;
 use aidsync_shared::sync::server::{Uploader, merge_upload};
 
@@ -168,14 +168,7 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
             } else {
                 Role::Receiver
             };
-            let uploader = Uploader {
-                editor: Editor {
-                    user: who.user.clone(),
-                    role,
-                    devices: BTreeSet::from([who.device.clone()]),
-                },
-                actors: BTreeSet::from([actor]),
-            };
+            let uploader = Uploader::single_device(&who, role, actor);
             Phone { doc, who, uploader }
         })
         .collect();

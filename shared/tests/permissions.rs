@@ -3,15 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
-
 use automerge::{ActorId, Change};
 
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
 use aidsync_shared::model::{
     Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc,
 };
-use aidsync_shared::roles::{Action, Editor, Forbidden, Role};
+use aidsync_shared::roles::{Action, Forbidden, Role};
 use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload};
 
 const T0: i64 = 1_790_000_000_000;
@@ -31,14 +29,7 @@ fn person(server: &ShipmentDoc, user: &str, role: Role) -> Person {
         user: UserId::parse(user).unwrap(),
         device: DeviceId::parse(format!("{user}-phone")).unwrap(),
     };
-    let uploader = Uploader {
-        editor: Editor {
-            user: who.user.clone(),
-            role,
-            devices: BTreeSet::from([who.device.clone()]),
-        },
-        actors: BTreeSet::from([actor]),
-    };
+    let uploader = Uploader::single_device(&who, role, actor);
     Person { doc, who, uploader }
 }
 

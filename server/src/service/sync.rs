@@ -13,8 +13,7 @@ use serde_bytes::ByteBuf;
 
 use aidsync_shared::derive::summarize;
 use aidsync_shared::ids::{DeviceId, ShipmentId};
-use aidsync_shared::model::ShipmentDoc;
-use aidsync_shared::roles::Editor;
+use aidsync_shared::model::{Recorder, ShipmentDoc};
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
     heads_to_wire,
@@ -144,25 +143,25 @@ async fn uploader(
     db: &Db,
     caller: &Caller,
 ) -> Result<(Uploader, BTreeMap<String, String>), AppError> {
-    let mut devices = BTreeSet::from([caller.device.clone()]);
-    let mut actors = BTreeSet::from([caller.actor.clone()]);
+    let me = Recorder {
+        user: caller.user.clone(),
+        device: caller.device.clone(),
+    };
+    let mut uploader = Uploader::single_device(&me, caller.role, caller.actor.clone());
     let mut signers = BTreeMap::new();
     for (device, actor) in db.user_actors(caller.user.as_str()).await? {
         let internal = |e: &dyn std::fmt::Display| {
             AppError::Internal(anyhow::anyhow!("device {device} of {}: {e}", caller.user))
         };
-        devices.insert(DeviceId::parse(&device).map_err(|e| internal(&e))?);
-        actors.insert(automerge::ActorId::try_from(actor.as_str()).map_err(|e| internal(&e))?);
+        uploader
+            .editor
+            .devices
+            .insert(DeviceId::parse(&device).map_err(|e| internal(&e))?);
+        uploader
+            .actors
+            .insert(automerge::ActorId::try_from(actor.as_str()).map_err(|e| internal(&e))?);
         signers.insert(actor, device);
     }
-    let uploader = Uploader {
-        editor: Editor {
-            user: caller.user.clone(),
-            role: caller.role,
-            devices,
-        },
-        actors,
-    };
     Ok((uploader, signers))
 }
 

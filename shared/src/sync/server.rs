@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::protocol::{Changes, RefusalCode};
-use crate::model::{ModelError, Shipment, ShipmentDoc};
-use crate::roles::{Editor, Forbidden, check_edit};
+use crate::model::{ModelError, Recorder, Shipment, ShipmentDoc};
+use crate::roles::{Editor, Forbidden, Role, check_edit};
 use automerge::{ActorId, Change, ChangeHash};
 
 /// Who sent an upload: the person and every actor id they sign with.
@@ -17,6 +17,21 @@ pub struct Uploader {
     /// the server adds the user's earlier devices, so a phone that logged in
     /// again after its token expired still uploads what it recorded before.
     pub actors: BTreeSet<ActorId>,
+}
+
+impl Uploader {
+    /// Someone with one device, as a phone that knows only itself sees its
+    /// user (and as a test server sees a phone).
+    pub fn single_device(who: &Recorder, role: Role, actor: ActorId) -> Uploader {
+        Uploader {
+            editor: Editor {
+                user: who.user.clone(),
+                role,
+                devices: BTreeSet::from([who.device.clone()]),
+            },
+            actors: BTreeSet::from([actor]),
+        }
+    }
 }
 
 /// Why a document's upload was refused. Nothing of it may be stored.
