@@ -109,7 +109,7 @@ export class ServerError extends Error {
 /**
  * Engine errors are `Error`s whose `name` is one of: `Refused` (the model
  * or the role says no; show `message`), `OtherUsersRecordsPending`,
- * `UnknownShipment`, `NotLoggedIn`, `StoreFailed`, `CorruptStore`,
+ * `UnknownShipment`, `NotLoggedIn`, `NothingRefused`, `StoreFailed`, `CorruptStore`,
  * `BadResponse`, `BadInput`.
  */
 export class Phone {
@@ -124,6 +124,10 @@ export class Phone {
   shipment(id: string): Promise<ShipmentDetail>;
   recordReceipt(shipmentId: string, receipt: NewReceipt): Promise<Receipt>;
   voidReceipt(shipmentId: string, receipt: Receipt, note?: string): Promise<Receipt>;
+  /** Rebuilds a refused shipment from the server's copy plus this user's
+   *  unsynced receipts that are still valid; rejects with `NothingRefused`
+   *  if the server refused nothing there. */
+  discardRefused(shipmentId: string): Promise<{ kept: Receipt[]; discarded: { receipt: Receipt; reason: string }[] }>;
   pending(): Promise<number>;
   lastSyncAt(): Promise<number | undefined>;
   sync(): Promise<SyncReport>;

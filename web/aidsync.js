@@ -177,6 +177,18 @@ export class Phone {
     });
   }
 
+  /** Recovers a shipment the server refuses: rebuilds it from the server's
+   *  copy and records this user's unsynced receipts again. Resolves to
+   *  `{kept: Receipt[], discarded: {receipt, reason}[]}`; the discarded ones
+   *  are gone from the phone, so show them. */
+  async discardRefused(shipmentId) {
+    const recovery = JSON.parse(await this.#run(() => this.engine.discardRefused(shipmentId)));
+    this.lastReport = null;
+    this.#changed();
+    if (recovery.kept.length) this.#askBackgroundSync();
+    return recovery;
+  }
+
   /** Records waiting for the server. */
   pending() {
     return this.#run(() => this.engine.pending());

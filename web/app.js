@@ -165,9 +165,36 @@ async function renderShipment(id) {
     h("button", { type: "button", class: "link", onclick: () => { route = { view: "list" }; render(); } }, t("shipment.back")),
     h("h2", {}, `${s.donor} · ${s.reference || s.id}`),
     h("p", {}, h("span", { class: `badge ${s.status}` }, t(`status.${s.status}`))),
+    s.refused ? refusalBox(s) : null,
     ...lines,
     h("h2", {}, t("history.heading")),
     history);
+}
+
+/** What the server refused on this shipment, and the way out: rebuild from
+ *  the server's copy, keeping every record that is still valid. */
+function refusalBox(s) {
+  return h("section", { class: "refusal", role: "alert" },
+    h("p", { class: "message" }, t("refusal.explain", { reason: s.refused })),
+    h("button", {
+      type: "button", id: "discard-refused", class: "secondary",
+      onclick: async () => {
+        if (!confirm(t("refusal.confirm"))) return;
+        const { kept, discarded } = await phone.discardRefused(s.id);
+        await render();
+        notify(t("refusal.done", { kept: kept.length, discarded: discarded.length }));
+        if (discarded.length) {
+          // Still on screen after the re-render: the person must re-check these.
+          main.prepend(h("section", { class: "refusal", id: "discarded" },
+            h("p", {}, t("refusal.discarded")),
+            h("ul", {}, ...discarded.map(({ receipt, reason: why }) => h("li", {},
+              t("history.entry", { user: receipt.recorded_by, quantity: receipt.quantity, condition: t(`condition.${receipt.condition}`) }),
+              receipt.serials.length ? ` · ${receipt.serials.join(", ")}` : "",
+              h("div", {}, h("small", {}, why)))))));
+        }
+      },
+    }, t("refusal.discard")),
+  );
 }
 
 function receiptEntry(s, r) {

@@ -23,7 +23,8 @@ fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
 
 /// Error names: `NotLoggedIn`, `UnknownShipment`, `Refused` (the model or
 /// the role says no: show the message to the person),
-/// `OtherUsersRecordsPending` (someone else's records still wait), `StoreFailed`,
+/// `OtherUsersRecordsPending` (someone else's records still wait),
+/// `NothingRefused` (no refusal to recover from), `StoreFailed`,
 /// `CorruptStore`, `BadResponse`, `BadInput` (the page's own mistake).
 fn client_error(e: ClientError<StoreError>) -> JsValue {
     let kind = match &e {
@@ -34,6 +35,7 @@ fn client_error(e: ClientError<StoreError>) -> JsValue {
         ClientError::Store(_) => "StoreFailed",
         ClientError::CorruptStore(_) => "CorruptStore",
         ClientError::BadResponse(_) => "BadResponse",
+        ClientError::NothingRefused(_) => "NothingRefused",
     };
     error(kind, e)
 }
@@ -130,6 +132,26 @@ impl Engine {
             .await
             .map_err(client_error)?;
         json(&saved)
+    }
+
+    /// Recovers a shipment the server refuses: rebuilds it from the server's
+    /// copy and records this user's unsynced receipts again. Returns JSON
+    /// `{kept: [receipt], discarded: [{receipt, reason}]}`; discarded
+    /// receipts are gone from the phone, so show them to the person.
+    #[wasm_bindgen(js_name = discardRefused)]
+    pub async fn discard_refused(&mut self, shipment: String) -> Result<String, JsValue> {
+        let id = shipment_id(&shipment)?;
+        let recovery = self
+            .inner
+            .discard_refused(&id)
+            .await
+            .map_err(client_error)?;
+        json(&serde_json::json!({
+            "kept": recovery.kept,
+            "discarded": recovery.discarded.iter()
+                .map(|(receipt, reason)| serde_json::json!({ "receipt": receipt, "reason": reason }))
+                .collect::<Vec<_>>(),
+        }))
     }
 
     /// Records waiting for the server.

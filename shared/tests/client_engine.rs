@@ -9,7 +9,7 @@ use serde_bytes::ByteBuf;
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
 use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
 use aidsync_shared::roles::{Forbidden, Role};
-use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity, MemoryStore};
+use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity, MemoryStore, Recovery};
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, RefusalCode, SyncRequest, SyncResponse, UploadResult, heads_to_wire,
 };
@@ -338,6 +338,84 @@ fn records_made_before_a_new_login_still_sync() {
         let receipts = server.doc.read().unwrap().receipts;
         let devices: Vec<&str> = receipts.values().map(|r| r.device_id.as_str()).collect();
         assert_eq!(devices, ["anna-phone-2", "anna-phone"]);
+    });
+}
+
+#[test]
+fn refused_records_are_rebuilt_on_the_servers_copy() {
+    block_on(async {
+        let (mut engine, mut server) = phone().await;
+        let id = server.id();
+        engine
+            .record_receipt(&id, receipt("synced", 1), T0 + 1)
+            .await
+            .unwrap();
+        let response = server.sync(&engine.sync_request());
+        engine.apply_response(response, T0 + 2).await.unwrap();
+        let err = engine.discard_refused(&id).await.unwrap_err();
+        assert!(matches!(err, ClientError::NothingRefused(_)), "{err}");
+
+        // A record from a device the server has since forgotten, then two
+        // more after logging in again: all three are stuck behind the first.
+        engine
+            .record_receipt(&id, receipt("old-device", 2), T0 + 3)
+            .await
+            .unwrap();
+        let new_actor = ActorId::random();
+        engine
+            .set_identity(Identity {
+                user: UserId::parse("anna").unwrap(),
+                role: Role::Receiver,
+                device: DeviceId::parse("anna-phone-2").unwrap(),
+                actor: new_actor.to_hex_string(),
+            })
+            .await
+            .unwrap();
+        engine
+            .record_receipt(&id, receipt("after", 3), T0 + 4)
+            .await
+            .unwrap();
+        let mut void = receipt("void-old", 0);
+        void.voids = Some(ReceiptId::parse("old-device").unwrap());
+        engine.record_receipt(&id, void, T0 + 5).await.unwrap();
+        server.uploader = anna("anna-phone-2", &new_actor);
+        let response = server.sync(&engine.sync_request());
+        let report = engine.apply_response(response, T0 + 6).await.unwrap();
+        assert_eq!(report.refused.len(), 1);
+        assert_eq!(engine.pending(), 3);
+
+        let Recovery { kept, discarded } = engine.discard_refused(&id).await.unwrap();
+        let kept: Vec<(&str, i64, &str)> = kept
+            .iter()
+            .map(|r| (r.id.as_str(), r.recorded_at, r.device_id.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("old-device", T0 + 3, "anna-phone-2"),
+                ("after", T0 + 4, "anna-phone-2"),
+                ("void-old", T0 + 5, "anna-phone-2"),
+            ]
+        );
+        assert!(discarded.is_empty());
+        assert_eq!(engine.refusal(&id), None);
+        assert_eq!(engine.pending(), 3);
+        // The rebuilt document is what the store holds.
+        let reopened = ClientEngine::open(engine.store().clone()).await.unwrap();
+        assert_eq!(
+            reopened.shipment(&id).unwrap(),
+            engine.shipment(&id).unwrap()
+        );
+
+        let response = server.sync(&engine.sync_request());
+        assert_eq!(
+            response.docs[0].upload,
+            Some(UploadResult::Accepted { new: 3 })
+        );
+        engine.apply_response(response, T0 + 7).await.unwrap();
+        assert_eq!(engine.pending(), 0);
+        assert_eq!(server.doc.read().unwrap().receipts.len(), 4);
+        assert_eq!(engine.shipment(&id).unwrap(), server.doc.read().unwrap());
     });
 }
 

@@ -57,6 +57,51 @@ async function recordReceipt(page, { line = "line-3", quantity = "1", condition 
   await page.click("#receipt-save");
 }
 
+/** Text below WCAG AA contrast (4.5:1, 3:1 for large text) and controls
+ *  smaller than a fingertip (44 CSS px), on the current screen. */
+async function accessibilityProblems(page) {
+  return page.evaluate(() => {
+    const rgba = (css) => {
+      const [r, g, b, a = 1] = css.match(/[\d.]+/g).map(Number);
+      return { r, g, b, a };
+    };
+    const luminance = ({ r, g, b }) => {
+      const c = [r, g, b].map((v) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const bg = rgba(getComputedStyle(e).backgroundColor);
+        if (bg.a > 0.5) return bg;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const problems = [];
+    for (const el of document.querySelectorAll("body *")) {
+      const style = getComputedStyle(el);
+      const box = el.getBoundingClientRect();
+      if (style.visibility === "hidden" || box.width === 0 || box.height === 0) continue;
+      const ownText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (ownText) {
+        const [l1, l2] = [luminance(rgba(style.color)), luminance(background(el))].sort((a, b) => b - a);
+        const ratio = (l1 + 0.05) / (l2 + 0.05);
+        const size = parseFloat(style.fontSize);
+        const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+        if (ratio < (large ? 3 : 4.5)) {
+          problems.push(`contrast ${ratio.toFixed(2)} on ${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 30)}"`);
+        }
+      }
+      if (el.matches("button, input, select, textarea") && box.height < 44) {
+        problems.push(`${Math.round(box.height)} px tall ${el.tagName.toLowerCase()} "${(el.textContent || el.id).trim().slice(0, 30)}"`);
+      }
+    }
+    return problems;
+  });
+}
+
 async function serverShipment() {
   const response = await fetch(`${base}/api/v1/shipments/${SHIPMENT}`, {
     headers: { authorization: `Bearer ${COORDINATOR_TOKEN}` },
@@ -189,7 +234,7 @@ test("a receipt the model refuses is refused in the form, with the reason", asyn
   }
 });
 
-test("the Ukrainian UI has every string", async () => {
+test("the Ukrainian UI has every string, readable contrast and finger-sized controls", async () => {
   const en = JSON.parse(readFileSync(join(root, "web", "i18n", "en.json"), "utf8"));
   const uk = JSON.parse(readFileSync(join(root, "web", "i18n", "uk.json"), "utf8"));
   assert.deepEqual(Object.keys(uk).sort(), Object.keys(en).sort());
@@ -205,8 +250,12 @@ test("the Ukrainian UI has every string", async () => {
     await login(phone.page, "anna");
     await phone.page.goto(base);
     await phone.page.waitForSelector("[data-shipment]");
+    assert.deepEqual(await accessibilityProblems(phone.page), [], "shipment list");
     await phone.page.click("[data-shipment]");
+    await phone.page.waitForSelector("button.record");
+    assert.deepEqual(await accessibilityProblems(phone.page), [], "shipment screen");
     await phone.page.click("button.record");
+    assert.deepEqual(await accessibilityProblems(phone.page), [], "receipt form");
     const text = await phone.page.textContent("body");
     assert.doesNotMatch(text, /\[[a-z_]+\.[a-z_.]+\]/, "a translation key shows on screen");
     assert.match(text, /Записати отримання/);
@@ -254,6 +303,7 @@ test("the engine's JavaScript API refuses bad calls with named errors", async ()
         badReceipt: await outcome(() => engine.recordReceipt("s1", "{}", Date.now())),
         badTime: await outcome(() => engine.recordReceipt("s1", receipt, Number.NaN)),
         badResponse: await outcome(() => engine.applyResponse(new Uint8Array([1, 2, 3]), Date.now())),
+        discardUnknown: await outcome(() => engine.discardRefused("s1")),
         pending: engine.pending(),
         shipments: engine.shipments(),
         saved: meta !== null,
@@ -269,6 +319,7 @@ test("the engine's JavaScript API refuses bad calls with named errors", async ()
     assert.match(results.badReceipt, /^BadInput: receipt/);
     assert.match(results.badTime, /^BadInput: not a time/);
     assert.match(results.badResponse, /^BadResponse: /);
+    assert.match(results.discardUnknown, /^UnknownShipment: /);
     assert.equal(results.pending, 0);
     assert.equal(results.shipments, "[]");
     assert.ok(results.saved, "the identity was written through the store");

@@ -138,6 +138,8 @@ pub enum ClientError<E: std::error::Error + 'static> {
     CorruptStore(String),
     #[error("the server's response is unusable: {0}")]
     BadResponse(String),
+    #[error("the server has refused nothing on shipment {0}: there is nothing to discard")]
+    NothingRefused(ShipmentId),
 }
 
 struct LocalDoc {
@@ -172,6 +174,17 @@ pub struct SyncReport {
     pub updated: usize,
     /// The server asked for a full re-send: sync again now.
     pub again: bool,
+}
+
+/// What [`ClientEngine::discard_refused`] did with a shipment's unsynced
+/// receipts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Receipts recorded again on the server's copy; they sync next time.
+    pub kept: Vec<Receipt>,
+    /// Receipts the model no longer accepts, with the reason; they are gone
+    /// from this phone, so the UI must show them for the person to re-check.
+    pub discarded: Vec<(Receipt, String)>,
 }
 
 /// The phone's sync engine over a store `S`.
@@ -315,6 +328,108 @@ impl<S: ClientStore> ClientEngine<S> {
             return Err(ClientError::Store(e));
         }
         Ok(receipt)
+    }
+
+    /// Recovers a shipment whose upload the server refuses. A refused change
+    /// blocks every later change of this phone on the document (they depend
+    /// on it), so the only way forward is to rebuild: start again from the
+    /// server's copy and record each unsynced receipt of this user anew,
+    /// keeping those the model still accepts there. Every receipt is
+    /// accounted for in the result, and the rebuilt document is durable
+    /// before this returns.
+    pub async fn discard_refused(
+        &mut self,
+        shipment: &ShipmentId,
+    ) -> Result<Recovery, ClientError<S::Error>> {
+        let identity = self
+            .meta
+            .identity
+            .clone()
+            .ok_or(ClientError::NotRegistered)?;
+        let actor = parse_actor(&identity.actor)?;
+        let local = self
+            .docs
+            .get_mut(shipment)
+            .ok_or_else(|| ClientError::UnknownShipment(shipment.clone()))?;
+        if local.refused.is_none() || local.server_heads.is_empty() {
+            return Err(ClientError::NothingRefused(shipment.clone()));
+        }
+        let corrupt = |e: &dyn std::fmt::Display| {
+            ClientError::CorruptStore(format!("shipment {shipment}: {e}"))
+        };
+        let mut rebuilt = ShipmentDoc::from_automerge(
+            local
+                .doc
+                .automerge_mut()
+                .fork_at(&local.server_heads)
+                .map_err(|e| corrupt(&e))?,
+        );
+        rebuilt.set_actor(actor);
+        let on_server = rebuilt.read()?;
+
+        // The merged document may itself be what the model refuses, so the
+        // receipts are read where each unsynced change was made: the phone
+        // checked that state before saving it.
+        let mut unsynced: BTreeMap<_, Receipt> = BTreeMap::new();
+        for change in local.unacknowledged() {
+            let Ok(at) = local.doc.automerge_mut().fork_at(&[change.hash()]) else {
+                continue;
+            };
+            let Ok(state) = crate::model::read_shipment(&at) else {
+                continue;
+            };
+            for (id, receipt) in state.receipts {
+                if !on_server.receipts.contains_key(&id) {
+                    unsynced.insert(id, receipt);
+                }
+            }
+        }
+        let mut unsynced: Vec<Receipt> = unsynced.into_values().collect();
+        unsynced.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
+
+        let who = Recorder {
+            user: identity.user.clone(),
+            device: identity.device.clone(),
+        };
+        let mut recovery = Recovery::default();
+        for receipt in unsynced {
+            if receipt.recorded_by != identity.user {
+                // Not possible through `set_identity`, but never re-sign
+                // someone else's record as this user's.
+                let reason = format!(
+                    "recorded by {}, not by {}",
+                    receipt.recorded_by, identity.user
+                );
+                recovery.discarded.push((receipt, reason));
+                continue;
+            }
+            let again = NewReceipt {
+                id: receipt.id.clone(),
+                line_id: receipt.line_id.clone(),
+                quantity: receipt.quantity,
+                condition: receipt.condition,
+                serials: receipt.serials.clone(),
+                note: receipt.note.clone(),
+                voids: receipt.voids.clone(),
+            };
+            match rebuilt.record_receipt(again, &who, receipt.recorded_at) {
+                Ok(kept) => recovery.kept.push(kept),
+                Err(e) => recovery.discarded.push((receipt, e.to_string())),
+            }
+        }
+
+        let mut replacement = LocalDoc {
+            doc: rebuilt,
+            server_heads: local.server_heads.clone(),
+            refused: None,
+        };
+        let record = replacement.record(shipment);
+        self.store
+            .put_doc(&record)
+            .await
+            .map_err(ClientError::Store)?;
+        *local = replacement;
+        Ok(recovery)
     }
 
     /// Changes not yet acknowledged by the server, over all documents. Each
