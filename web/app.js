@@ -280,7 +280,8 @@ function scanner(serials) {
   let stream = null;
   let timer = null;
   const video = h("video", { playsinline: true, muted: true, hidden: true });
-  const button = h("button", { type: "button", class: "secondary" }, t("receipt.scan"));
+  const button = h("button", { type: "button", id: "receipt-scan", class: "secondary" }, t("receipt.scan"));
+  const problem = h("p", { class: "message", role: "alert", hidden: true });
   const stop = () => {
     clearInterval(timer);
     stream?.getTracks().forEach((track) => track.stop());
@@ -290,11 +291,21 @@ function scanner(serials) {
   };
   button.addEventListener("click", async () => {
     if (stream) return stop();
-    const detector = new BarcodeDetector();
-    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
-    video.srcObject = stream;
-    video.hidden = false;
-    await video.play();
+    problem.hidden = true;
+    let detector;
+    try {
+      detector = new BarcodeDetector();
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+      video.srcObject = stream;
+      video.hidden = false;
+      await video.play();
+    } catch (e) {
+      // No camera, or permission refused: typing the serials still works.
+      stop();
+      problem.textContent = t("receipt.scan_failed", { reason: e?.message ?? String(e) });
+      problem.hidden = false;
+      return;
+    }
     button.textContent = t("receipt.scan_stop");
     timer = setInterval(async () => {
       for (const code of await detector.detect(video).catch(() => [])) {
@@ -305,7 +316,7 @@ function scanner(serials) {
       }
     }, 500);
   });
-  return { element: h("div", {}, button, video), stop };
+  return { element: h("div", {}, button, problem, video), stop };
 }
 
 async function render() {

@@ -48,6 +48,8 @@ export async function launch(profile) {
   const proc = spawn(CHROMIUM, [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // A synthetic camera, granted without a prompt, for the barcode scanner.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank",
   ], { stdio: ["ignore", "ignore", "pipe"] });
   proc.stderr.setEncoding("utf8");
