@@ -65,6 +65,10 @@ impl Application {
         let db = Db::connect(&config.database_url)
             .await
             .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+        // Before serving: coordinators must never read rows from older rules.
+        crate::service::projections::rebuild_if_stale(&db, crate::service::now_ms())
+            .await
+            .context("rebuilding coordinator projections")?;
         let listener = TcpListener::bind(&config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;

@@ -55,6 +55,9 @@ enum AdminCommand {
     /// Devices: one per login; revoke a lost phone here.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Recomputes the coordinator tables (shipments, lines, receipts,
+    /// discrepancies…) from the stored documents. Safe while serving.
+    RebuildProjections,
     /// The audit trail: changes a user or a device sent, newest first.
     Changes {
         /// Only this user's changes.
@@ -374,6 +377,24 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     &c.hash[..c.hash.len().min(16)]
                 );
             }
+            Ok(())
+        }
+        AdminCommand::RebuildProjections => {
+            let started = std::time::Instant::now();
+            let rebuilt = aidsync_server::service::projections::rebuild(
+                &db,
+                aidsync_server::service::now_ms(),
+                |done, total| {
+                    if done % 100 == 0 || done == total {
+                        eprintln!("rebuilt {done}/{total} shipments");
+                    }
+                },
+            )
+            .await?;
+            println!(
+                "rebuilt the projections of {rebuilt} shipments in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         AdminCommand::Facility(FacilityCommand::List) => {

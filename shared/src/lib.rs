@@ -11,6 +11,8 @@
 //!   receipts, reading it back into typed values, and validating it.
 //! - [`derive`]: figures derived from a shipment, never stored: per-line totals,
 //!   serial mismatches, shipment status, possible duplicates.
+//! - [`projection`]: flat rows (shipments, lines, receipts, discrepancies,
+//!   duplicates, conflicts) derived from a shipment for coordinators' queries.
 //! - [`roles`]: who may do what (receiver, coordinator, admin).
 //! - [`sync`]: the one-round-trip sync protocol (wire types), the server's
 //!   sans-IO merge step and the client engine with its storage trait.
@@ -21,6 +23,7 @@
 pub mod derive;
 pub mod ids;
 pub mod model;
+pub mod projection;
 pub mod roles;
 pub mod sync;
 

@@ -34,3 +34,25 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
         _ => AppError::BadRequest(text),
     }
 }
+
+/// Like `axum::extract::Query`, but a bad query string is an [`AppError`]
+/// (400 with a JSON reason), like every other error.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|rejection| AppError::BadRequest(rejection.body_text()))
+    }
+}

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod facilities;
 mod json;
+mod reports;
 mod shipments;
 mod sync;
 pub mod throttle;
@@ -41,8 +42,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/shipments",
-            get(shipments::list).post(shipments::create),
+            get(reports::shipments).post(shipments::create),
         )
+        .route("/api/v1/reports/{name}", get(reports::report))
         .route("/api/v1/shipments/{id}", get(shipments::detail))
         .route(
             "/api/v1/users",

@@ -1,10 +1,8 @@
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
-use aidsync_shared::derive::Status;
-use aidsync_shared::ids::{FacilityId, ShipmentId};
+use aidsync_shared::ids::ShipmentId;
 use aidsync_shared::model::NewShipment;
 
 use super::ApiJson;
@@ -12,40 +10,6 @@ use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::service::shipments::{self, ShipmentDetail};
-use crate::storage::{ShipmentFilter, ShipmentRow};
-
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    facility: Option<String>,
-    status: Option<String>,
-}
-
-/// `GET /api/v1/shipments?facility=&status=`
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<ShipmentRow>>, AppError> {
-    let facility = q
-        .facility
-        .map(|f| FacilityId::parse(f).map_err(|e| AppError::BadRequest(format!("facility: {e}"))))
-        .transpose()?;
-    let status = q
-        .status
-        .map(|s| {
-            Status::parse(&s).ok_or_else(|| {
-                AppError::BadRequest(format!(
-                    "status: {s:?} is not one of awaiting, partial, complete, discrepancy"
-                ))
-            })
-        })
-        .transpose()?;
-    let filter = ShipmentFilter {
-        facility: facility.map(|f| f.to_string()),
-        status: status.map(|s| s.as_str().to_owned()),
-    };
-    Ok(Json(shipments::list(&state.db, &caller, filter).await?))
-}
 
 /// `GET /api/v1/shipments/{id}`
 pub async fn detail(

@@ -6,6 +6,8 @@ pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod facilities;
+pub mod projections;
+pub mod reports;
 pub mod shipments;
 pub mod sync;
 pub mod users;

@@ -9,31 +9,7 @@ use aidsync_shared::roles::Action;
 
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{ChangeAuthor, Db, ShipmentFilter, ShipmentRow, StorageError};
-
-/// The projection row derived from a shipment.
-pub fn projection(shipment: &Shipment, summary: &Summary, updated_at: i64) -> ShipmentRow {
-    let h = &shipment.header;
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    ShipmentRow {
-        id: h.id.to_string(),
-        facility_id: h.destination_facility.to_string(),
-        donor: h.donor.clone(),
-        programme: h.programme.clone(),
-        reference: h.reference.clone(),
-        expected_on: h.expected_on.clone(),
-        status: summary.status.as_str().to_owned(),
-        expected: n(summary.expected),
-        received: n(summary.received),
-        damaged: n(summary.damaged),
-        outstanding: n(summary.outstanding),
-        receipts: n(summary.receipts as u64),
-        duplicates: n(summary.duplicates.len() as u64),
-        conflicts: n(shipment.conflicts.len() as u64),
-        created_at: h.created_at,
-        updated_at,
-    }
-}
+use crate::storage::{ChangeAuthor, Db, StorageError};
 
 /// Creates a shipment document signed by the caller's device: coordinators
 /// only, for a facility in their region.
@@ -84,22 +60,11 @@ pub async fn create(
         now_ms,
     )
     .await?;
-    tx.upsert_shipment(&projection(&shipment, &summary, now_ms))
-        .await?;
+    super::projections::refresh(&mut tx, &doc, &shipment, &summary, now_ms).await?;
+    let received_at = tx.received_at(new.id.as_str()).await?;
     tx.commit().await?;
     tracing::info!(shipment = %new.id, facility = %new.destination_facility, "shipment created");
-    detail_of(db, &doc, shipment, summary).await
-}
-
-/// Shipments the caller may see, from the projection.
-pub async fn list(
-    db: &Db,
-    caller: &Caller,
-    filter: ShipmentFilter,
-) -> Result<Vec<ShipmentRow>, AppError> {
-    Ok(db
-        .list_shipments(&caller.shipment_scope()?, &filter)
-        .await?)
+    Ok(detail_of(&doc, shipment, summary, &received_at))
 }
 
 /// A receipt with when it reached the server.
@@ -133,10 +98,11 @@ pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<Shipmen
         .load_document(id.as_str(), false)
         .await?
         .ok_or_else(not_found)?;
-    tx.commit().await?;
     if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
         return Err(not_found());
     }
+    let received_at = tx.received_at(id.as_str()).await?;
+    tx.commit().await?;
     let doc = ShipmentDoc::from_automerge(stored.doc);
     let shipment = doc.read().map_err(|e| {
         AppError::Storage(StorageError::CorruptDocument {
@@ -145,16 +111,15 @@ pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<Shipmen
         })
     })?;
     let summary = summarize(&shipment);
-    detail_of(db, &doc, shipment, summary).await
+    Ok(detail_of(&doc, shipment, summary, &received_at))
 }
 
-async fn detail_of(
-    db: &Db,
+fn detail_of(
     doc: &ShipmentDoc,
     shipment: Shipment,
     summary: Summary,
-) -> Result<ShipmentDetail, AppError> {
-    let received_at = db.received_at(shipment.header.id.as_str()).await?;
+    received_at: &std::collections::HashMap<String, i64>,
+) -> ShipmentDetail {
     let origins = doc.receipt_origins();
     let voided = shipment.voided();
     let receipts = shipment
@@ -168,12 +133,12 @@ async fn detail_of(
             receipt: r.clone(),
         })
         .collect();
-    Ok(ShipmentDetail {
+    ShipmentDetail {
         lines: shipment.lines.values().cloned().collect(),
         reviews: shipment.reviews.values().cloned().collect(),
         conflicts: shipment.conflicts.clone(),
         header: shipment.header,
         receipts,
         summary,
-    })
+    }
 }

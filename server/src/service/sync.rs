@@ -21,7 +21,6 @@ use aidsync_shared::sync::protocol::{
 use aidsync_shared::sync::server::{Merged, Refusal, Uploader, merge_upload, parse_changes};
 
 use super::Limits;
-use super::shipments::projection;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::storage::{ChangeAuthor, Db, Scope, StoredDocument};
@@ -268,11 +267,11 @@ async fn store_uploads(
         let last_seq = tx
             .append_changes(&stored.id, &merged.new_changes, version, &author, now_ms)
             .await?;
+        let summary = summarize(&merged.shipment);
+        super::projections::refresh(&mut tx, &merged.doc, &merged.shipment, &summary, now_ms)
+            .await?;
         stored.doc = merged.doc.into_automerge();
         tx.touch_document(&mut stored, version, last_seq, added)
-            .await?;
-        let summary = summarize(&merged.shipment);
-        tx.upsert_shipment(&projection(&merged.shipment, &summary, now_ms))
             .await?;
     }
     tx.commit().await?;

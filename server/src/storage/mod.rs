@@ -11,6 +11,7 @@
 mod audit;
 mod devices;
 mod facilities;
+mod projection;
 mod tx;
 mod users;
 
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, Row};
 pub use audit::{ChangeFilter, ChangeRow};
 pub use devices::{CallerRow, DeviceRow};
 pub use facilities::FacilityRow;
+pub use projection::{PROJECTION_VERSION, ReportFilter, TotalsRow};
 pub use tx::{StoredDocument, Tx};
 pub use users::UserRow;
 
@@ -48,34 +50,6 @@ pub enum StorageError {
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// One row of the shipments projection.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ShipmentRow {
-    pub id: String,
-    pub facility_id: String,
-    pub donor: String,
-    pub programme: String,
-    pub reference: String,
-    pub expected_on: Option<String>,
-    pub status: String,
-    pub expected: i64,
-    pub received: i64,
-    pub damaged: i64,
-    pub outstanding: i64,
-    pub receipts: i64,
-    pub duplicates: i64,
-    pub conflicts: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Filter for [`Db::list_shipments`]. `None` fields match everything.
-#[derive(Debug, Clone, Default)]
-pub struct ShipmentFilter {
-    pub facility: Option<String>,
-    pub status: Option<String>,
-}
 
 /// Which shipments someone may see, by their destination facility.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,53 +230,6 @@ impl Db {
         Ok(Tx::new(tx, self.backend, None))
     }
 
-    /// Shipments from the projection, newest first.
-    pub async fn list_shipments(
-        &self,
-        scope: &Scope,
-        filter: &ShipmentFilter,
-    ) -> Result<Vec<ShipmentRow>, StorageError> {
-        if *scope == Scope::Nothing {
-            return Ok(Vec::new());
-        }
-        let (facility, region) = scope.binds();
-        let sql = format!(
-            "SELECT id, facility_id, donor, programme, reference, expected_on, status, expected,
-                    received, damaged, outstanding, receipts, duplicates, conflicts, created_at,
-                    updated_at
-             FROM shipments
-             WHERE ($1 IS NULL OR facility_id = $1) AND ($2 IS NULL OR status = $2) AND {}
-             ORDER BY created_at DESC, id",
-            scope_sql(3, 4)
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&filter.facility)
-            .bind(&filter.status)
-            .bind(facility)
-            .bind(region)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(shipment_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
-    }
-
-    /// When each of these changes reached the server (ms since epoch), by hex hash.
-    pub async fn received_at(
-        &self,
-        document_id: &str,
-    ) -> Result<std::collections::HashMap<String, i64>, StorageError> {
-        let rows = sqlx::query("SELECT hash, received_at FROM changes WHERE document_id = $1")
-            .bind(document_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("hash")?, r.try_get("received_at")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
-    }
-
     /// Counts rows of the append-only log and of documents (for tests and
     /// health checks that want to prove nothing was stored).
     pub async fn counts(&self) -> Result<(i64, i64), StorageError> {
@@ -322,25 +249,4 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
-}
-
-fn shipment_row(r: &sqlx::any::AnyRow) -> Result<ShipmentRow, sqlx::Error> {
-    Ok(ShipmentRow {
-        id: r.try_get("id")?,
-        facility_id: r.try_get("facility_id")?,
-        donor: r.try_get("donor")?,
-        programme: r.try_get("programme")?,
-        reference: r.try_get("reference")?,
-        expected_on: r.try_get("expected_on")?,
-        status: r.try_get("status")?,
-        expected: r.try_get("expected")?,
-        received: r.try_get("received")?,
-        damaged: r.try_get("damaged")?,
-        outstanding: r.try_get("outstanding")?,
-        receipts: r.try_get("receipts")?,
-        duplicates: r.try_get("duplicates")?,
-        conflicts: r.try_get("conflicts")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
 }

@@ -3,7 +3,7 @@
 use automerge::{AutoCommit, Change};
 use sqlx::{Any, Row, Transaction};
 
-use super::{Backend, ChangeAuthor, Scope, ShipmentRow, StorageError, scope_sql};
+use super::{Backend, ChangeAuthor, Scope, StorageError, scope_sql};
 
 /// Compact a document's snapshot once this many changes follow it, so that
 /// loading a document never replays a long tail.
@@ -49,6 +49,11 @@ impl Tx {
             backend,
             _gate: gate,
         }
+    }
+
+    /// The connection, for the other storage modules' statements.
+    pub(super) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
     }
 
     pub async fn commit(self) -> Result<(), StorageError> {
@@ -233,42 +238,6 @@ impl Tx {
             stored.tail += added;
         }
         stored.version = version;
-        Ok(())
-    }
-
-    pub async fn upsert_shipment(&mut self, row: &ShipmentRow) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO shipments (id, facility_id, donor, programme, reference, expected_on, status,
-                 expected, received, damaged, outstanding, receipts, duplicates, conflicts,
-                 created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT (id) DO UPDATE SET
-                 facility_id = excluded.facility_id, donor = excluded.donor,
-                 programme = excluded.programme, reference = excluded.reference,
-                 expected_on = excluded.expected_on, status = excluded.status,
-                 expected = excluded.expected, received = excluded.received,
-                 damaged = excluded.damaged, outstanding = excluded.outstanding,
-                 receipts = excluded.receipts, duplicates = excluded.duplicates,
-                 conflicts = excluded.conflicts, updated_at = excluded.updated_at",
-        )
-        .bind(&row.id)
-        .bind(&row.facility_id)
-        .bind(&row.donor)
-        .bind(&row.programme)
-        .bind(&row.reference)
-        .bind(&row.expected_on)
-        .bind(&row.status)
-        .bind(row.expected)
-        .bind(row.received)
-        .bind(row.damaged)
-        .bind(row.outstanding)
-        .bind(row.receipts)
-        .bind(row.duplicates)
-        .bind(row.conflicts)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .execute(&mut *self.tx)
-        .await?;
         Ok(())
     }
 

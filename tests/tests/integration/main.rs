@@ -10,6 +10,7 @@
 mod auth;
 mod bad_input;
 mod common;
+mod projections;
 mod sync_story;
 
 /// Runs an async scenario `fn(&TestDb)` as one SQLite test and one
@@ -51,3 +52,4 @@ on_both_backends!(auth::oversized_and_over_rate_requests_are_refused => sqlite_o
 on_both_backends!(bad_input::impersonation_is_refused => sqlite_impersonation_is_refused, postgres_impersonation_is_refused);
 on_both_backends!(bad_input::bad_json_requests_are_refused => sqlite_bad_json_requests_are_refused, postgres_bad_json_requests_are_refused);
 on_both_backends!(bad_input::one_bad_document_does_not_block_the_others => sqlite_one_bad_document_does_not_block_the_others, postgres_one_bad_document_does_not_block_the_others);
+on_both_backends!(projections::fixed_mix => sqlite_projections_fixed_mix, postgres_projections_fixed_mix);

@@ -1,0 +1,79 @@
+//! Keeping the coordinator projections in step with the documents, and
+//! rebuilding them from the documents.
+
+use aidsync_shared::derive::{Summary, summarize};
+use aidsync_shared::model::{Shipment, ShipmentDoc};
+use aidsync_shared::projection::project;
+
+use crate::storage::{Db, PROJECTION_VERSION, StorageError, Tx};
+
+/// Writes a shipment's rows in `tx`, the transaction that stores its
+/// changes, so the rows never disagree with a committed document.
+pub async fn refresh(
+    tx: &mut Tx,
+    doc: &ShipmentDoc,
+    shipment: &Shipment,
+    summary: &Summary,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    let received = tx.received_at(shipment.header.id.as_str()).await?;
+    let origins = doc.receipt_origins();
+    let rows = project(shipment, summary, |receipt| {
+        origins
+            .get(receipt)
+            .and_then(|hash| received.get(&hash.to_string()).copied())
+    });
+    tx.write_projection(&rows, now_ms).await
+}
+
+/// Recomputes every row from the stored documents, one shipment per
+/// transaction (so syncs carry on meanwhile), calling `progress(done,
+/// total)` after each. Returns how many shipments it rebuilt.
+pub async fn rebuild(
+    db: &Db,
+    now_ms: i64,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<usize, StorageError> {
+    let ids = db.document_ids().await?;
+    for (done, id) in ids.iter().enumerate() {
+        let mut tx = db.begin_write().await?;
+        // Deleted between listing and now: nothing to project.
+        if let Some(stored) = tx.load_document(id, true).await? {
+            let doc = ShipmentDoc::from_automerge(stored.doc);
+            let shipment = doc.read().map_err(|e| StorageError::CorruptDocument {
+                id: id.clone(),
+                reason: e.to_string(),
+            })?;
+            tx.clear_projection(id).await?;
+            refresh(&mut tx, &doc, &shipment, &summarize(&shipment), now_ms).await?;
+        }
+        tx.commit().await?;
+        progress(done + 1, ids.len());
+    }
+    let mut tx = db.begin_write().await?;
+    tx.set_projection_version(PROJECTION_VERSION).await?;
+    tx.commit().await?;
+    Ok(ids.len())
+}
+
+/// Rebuilds the rows if they follow older rules than this build's (or
+/// were never built, on a database from before projections existed).
+pub async fn rebuild_if_stale(db: &Db, now_ms: i64) -> Result<(), StorageError> {
+    let stored = db.projection_version().await?;
+    if stored >= PROJECTION_VERSION {
+        return Ok(());
+    }
+    tracing::info!(
+        stored,
+        current = PROJECTION_VERSION,
+        "rebuilding coordinator projections"
+    );
+    let rebuilt = rebuild(db, now_ms, |done, total| {
+        if done % 500 == 0 || done == total {
+            tracing::info!(done, total, "projections rebuilt");
+        }
+    })
+    .await?;
+    tracing::info!(shipments = rebuilt, "projections up to date");
+    Ok(())
+}

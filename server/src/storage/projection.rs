@@ -1,0 +1,636 @@
+//! The coordinator projections: one shipment's rows written beside its
+//! changes, and filtered reads over all of them.
+
+use std::collections::HashMap;
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use aidsync_shared::projection::{
+    ConflictRow, DiscrepancyRow, DuplicateRow, LineRow, Projection, ReceiptRow, ShipmentRow,
+};
+
+use super::{Db, Scope, StorageError, Tx};
+
+/// The derivation rules the stored rows follow. Bump it whenever
+/// `aidsync_shared::projection` or `derive` changes what a row says: the
+/// server then rebuilds every row at start.
+pub const PROJECTION_VERSION: i64 = 1;
+
+/// Which shipments a coordinator query covers. `None` matches everything;
+/// dates are `YYYY-MM-DD`, inclusive, on the expected arrival date.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFilter {
+    pub facility: Option<String>,
+    pub region: Option<String>,
+    pub donor: Option<String>,
+    /// Shipments with a line of this category; line and receipt lists keep
+    /// only lines of it.
+    pub category: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// One shipment (its detail page).
+    pub shipment: Option<String>,
+}
+
+/// The condition on shipments `s` for a filter and a scope: placeholders
+/// `$1`..`$10`, bound by [`bind_filter`] in the same order.
+const FILTER_SQL: &str = "($1 IS NULL OR s.facility_id = $1)
+    AND ($2 IS NULL OR s.facility_id IN (SELECT id FROM facilities WHERE region = $2))
+    AND ($3 IS NULL OR s.donor = $3)
+    AND ($4 IS NULL OR s.status = $4)
+    AND ($5 IS NULL OR s.expected_on >= $5)
+    AND ($6 IS NULL OR s.expected_on <= $6)
+    AND ($7 IS NULL OR EXISTS (SELECT 1 FROM shipment_lines c
+                               WHERE c.shipment_id = s.id AND c.category = $7))
+    AND ($8 IS NULL OR s.id = $8)
+    AND ($9 IS NULL OR s.facility_id = $9)
+    AND ($10 IS NULL OR s.facility_id IN (SELECT id FROM facilities WHERE region = $10))";
+
+fn bind_filter<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    filter: &'q ReportFilter,
+    scope: &'q Scope,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    let (scope_facility, scope_region) = scope.binds();
+    query
+        .bind(filter.facility.as_deref())
+        .bind(filter.region.as_deref())
+        .bind(filter.donor.as_deref())
+        .bind(filter.status.as_deref())
+        .bind(filter.from.as_deref())
+        .bind(filter.to.as_deref())
+        .bind(filter.category.as_deref())
+        .bind(filter.shipment.as_deref())
+        .bind(scope_facility)
+        .bind(scope_region)
+}
+
+fn to_json(list: &[String]) -> String {
+    // A list of strings always serializes.
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn from_json(row: &AnyRow, column: &str) -> Result<Vec<String>, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: e.into(),
+    })
+}
+
+fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+const SHIPMENT_COLUMNS: &str = "s.id, s.facility_id, s.donor, s.programme, s.reference,
+    s.expected_on, s.created_by, s.created_at, s.status, s.expected, s.received, s.damaged,
+    s.outstanding, s.receipts, s.voided_receipts, s.duplicates, s.conflicts,
+    s.open_discrepancies, s.last_receipt_at";
+
+fn shipment_row(r: &AnyRow) -> Result<ShipmentRow, sqlx::Error> {
+    Ok(ShipmentRow {
+        id: r.try_get("id")?,
+        facility_id: r.try_get("facility_id")?,
+        donor: r.try_get("donor")?,
+        programme: r.try_get("programme")?,
+        reference: r.try_get("reference")?,
+        expected_on: r.try_get("expected_on")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        status: r.try_get("status")?,
+        expected: r.try_get("expected")?,
+        received: r.try_get("received")?,
+        damaged: r.try_get("damaged")?,
+        outstanding: r.try_get("outstanding")?,
+        receipts: r.try_get("receipts")?,
+        voided_receipts: r.try_get("voided_receipts")?,
+        duplicates: r.try_get("duplicates")?,
+        conflicts: r.try_get("conflicts")?,
+        open_discrepancies: r.try_get("open_discrepancies")?,
+        last_receipt_at: r.try_get("last_receipt_at")?,
+    })
+}
+
+fn line_row(r: &AnyRow) -> Result<LineRow, sqlx::Error> {
+    Ok(LineRow {
+        shipment_id: r.try_get("shipment_id")?,
+        line_id: r.try_get("line_id")?,
+        item: r.try_get("item")?,
+        category: r.try_get("category")?,
+        unit: r.try_get("unit")?,
+        expected: r.try_get("expected")?,
+        received: r.try_get("received")?,
+        good: r.try_get("good")?,
+        damaged: r.try_get("damaged")?,
+        missing_parts: r.try_get("missing_parts")?,
+        wrong_item: r.try_get("wrong_item")?,
+        outstanding: r.try_get("outstanding")?,
+        over_received: r.try_get("over_received")?,
+        serials_expected: from_json(r, "serials_expected")?,
+        serials_missing: from_json(r, "serials_missing")?,
+        serials_unexpected: from_json(r, "serials_unexpected")?,
+    })
+}
+
+fn receipt_row(r: &AnyRow) -> Result<ReceiptRow, sqlx::Error> {
+    Ok(ReceiptRow {
+        shipment_id: r.try_get("shipment_id")?,
+        receipt_id: r.try_get("receipt_id")?,
+        line_id: r.try_get("line_id")?,
+        quantity: r.try_get("quantity")?,
+        condition: r.try_get("condition")?,
+        serials: from_json(r, "serials")?,
+        note: r.try_get("note")?,
+        recorded_by: r.try_get("recorded_by")?,
+        device_id: r.try_get("device_id")?,
+        recorded_at: r.try_get("recorded_at")?,
+        reached_server_at: r.try_get("reached_server_at")?,
+        voided: flag(r, "voided")?,
+        voids: r.try_get("voids")?,
+    })
+}
+
+fn discrepancy_row(r: &AnyRow) -> Result<DiscrepancyRow, sqlx::Error> {
+    Ok(DiscrepancyRow {
+        shipment_id: r.try_get("shipment_id")?,
+        line_id: r.try_get("line_id")?,
+        kind: r.try_get("kind")?,
+        quantity: r.try_get("quantity")?,
+        serials: from_json(r, "serials")?,
+        receipts: from_json(r, "receipts")?,
+        resolved: flag(r, "resolved")?,
+    })
+}
+
+fn duplicate_row(r: &AnyRow) -> Result<DuplicateRow, sqlx::Error> {
+    Ok(DuplicateRow {
+        shipment_id: r.try_get("shipment_id")?,
+        line_id: r.try_get("line_id")?,
+        first: r.try_get("first_receipt")?,
+        second: r.try_get("second_receipt")?,
+        reason: r.try_get("reason")?,
+        serials: from_json(r, "serials")?,
+    })
+}
+
+fn conflict_row(r: &AnyRow) -> Result<ConflictRow, sqlx::Error> {
+    Ok(ConflictRow {
+        shipment_id: r.try_get("shipment_id")?,
+        path: r.try_get("path")?,
+        values: from_json(r, "candidates")?,
+    })
+}
+
+/// Totals over shipments grouped by one key (a facility or an item category).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TotalsRow {
+    pub key: String,
+    pub shipments: i64,
+    pub expected: i64,
+    pub received: i64,
+    pub damaged: i64,
+    pub outstanding: i64,
+}
+
+fn totals_row(r: &AnyRow) -> Result<TotalsRow, sqlx::Error> {
+    Ok(TotalsRow {
+        key: r.try_get("key")?,
+        shipments: r.try_get("shipments")?,
+        expected: r.try_get("expected")?,
+        received: r.try_get("received")?,
+        damaged: r.try_get("damaged")?,
+        outstanding: r.try_get("outstanding")?,
+    })
+}
+
+/// The child tables, each keyed by `shipment_id`.
+const CHILD_TABLES: [&str; 5] = [
+    "shipment_lines",
+    "shipment_receipts",
+    "shipment_discrepancies",
+    "shipment_duplicates",
+    "shipment_conflicts",
+];
+
+impl Tx {
+    /// When each change of a document reached the server, by hex hash, as
+    /// this transaction sees it (including changes it just appended).
+    pub async fn received_at(
+        &mut self,
+        document_id: &str,
+    ) -> Result<HashMap<String, i64>, StorageError> {
+        let rows = sqlx::query("SELECT hash, received_at FROM changes WHERE document_id = $1")
+            .bind(document_id)
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("hash")?, r.try_get("received_at")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Removes every projected row of a shipment except the shipment row.
+    pub async fn clear_projection(&mut self, shipment_id: &str) -> Result<(), StorageError> {
+        for table in CHILD_TABLES {
+            sqlx::query(&format!("DELETE FROM {table} WHERE shipment_id = $1"))
+                .bind(shipment_id)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a shipment's projected rows with `p`. Receipts are the one
+    /// table that grows with every sync, so only new or changed receipt
+    /// rows are written; the small tables are rewritten whole.
+    pub async fn write_projection(
+        &mut self,
+        p: &Projection,
+        updated_at: i64,
+    ) -> Result<(), StorageError> {
+        self.upsert_shipment(&p.shipment, updated_at).await?;
+        let id = p.shipment.id.as_str();
+        for table in [
+            "shipment_lines",
+            "shipment_discrepancies",
+            "shipment_duplicates",
+            "shipment_conflicts",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE shipment_id = $1"))
+                .bind(id)
+                .execute(self.conn())
+                .await?;
+        }
+        for l in &p.lines {
+            sqlx::query(
+                "INSERT INTO shipment_lines (shipment_id, line_id, item, category, unit, expected,
+                     received, good, damaged, missing_parts, wrong_item, outstanding, over_received,
+                     serials_expected, serials_missing, serials_unexpected)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(&l.shipment_id)
+            .bind(&l.line_id)
+            .bind(&l.item)
+            .bind(&l.category)
+            .bind(&l.unit)
+            .bind(l.expected)
+            .bind(l.received)
+            .bind(l.good)
+            .bind(l.damaged)
+            .bind(l.missing_parts)
+            .bind(l.wrong_item)
+            .bind(l.outstanding)
+            .bind(l.over_received)
+            .bind(to_json(&l.serials_expected))
+            .bind(to_json(&l.serials_missing))
+            .bind(to_json(&l.serials_unexpected))
+            .execute(self.conn())
+            .await?;
+        }
+        self.write_receipts(id, &p.receipts).await?;
+        for d in &p.discrepancies {
+            sqlx::query(
+                "INSERT INTO shipment_discrepancies (shipment_id, line_id, kind, quantity, serials,
+                     receipts, resolved)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&d.shipment_id)
+            .bind(&d.line_id)
+            .bind(&d.kind)
+            .bind(d.quantity)
+            .bind(to_json(&d.serials))
+            .bind(to_json(&d.receipts))
+            .bind(i64::from(d.resolved))
+            .execute(self.conn())
+            .await?;
+        }
+        for d in &p.duplicates {
+            sqlx::query(
+                "INSERT INTO shipment_duplicates (shipment_id, line_id, first_receipt,
+                     second_receipt, reason, serials)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&d.shipment_id)
+            .bind(&d.line_id)
+            .bind(&d.first)
+            .bind(&d.second)
+            .bind(&d.reason)
+            .bind(to_json(&d.serials))
+            .execute(self.conn())
+            .await?;
+        }
+        for c in &p.conflicts {
+            sqlx::query(
+                "INSERT INTO shipment_conflicts (shipment_id, path, candidates) VALUES ($1, $2, $3)",
+            )
+            .bind(&c.shipment_id)
+            .bind(&c.path)
+            .bind(to_json(&c.values))
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn write_receipts(&mut self, id: &str, rows: &[ReceiptRow]) -> Result<(), StorageError> {
+        let stored: HashMap<String, (bool, Option<i64>)> = sqlx::query(
+            "SELECT receipt_id, voided, reached_server_at FROM shipment_receipts
+             WHERE shipment_id = $1",
+        )
+        .bind(id)
+        .fetch_all(self.conn())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("receipt_id")?,
+                (flag(r, "voided")?, r.try_get("reached_server_at")?),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        for r in rows {
+            match stored.get(&r.receipt_id) {
+                // The rest of a receipt never changes once recorded.
+                Some(&(voided, reached))
+                    if voided == r.voided && reached == r.reached_server_at => {}
+                Some(_) => {
+                    sqlx::query(
+                        "UPDATE shipment_receipts SET voided = $3, reached_server_at = $4
+                         WHERE shipment_id = $1 AND receipt_id = $2",
+                    )
+                    .bind(id)
+                    .bind(&r.receipt_id)
+                    .bind(i64::from(r.voided))
+                    .bind(r.reached_server_at)
+                    .execute(self.conn())
+                    .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO shipment_receipts (shipment_id, receipt_id, line_id, quantity,
+                             condition, serials, note, recorded_by, device_id, recorded_at,
+                             reached_server_at, voided, voids)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    )
+                    .bind(id)
+                    .bind(&r.receipt_id)
+                    .bind(&r.line_id)
+                    .bind(r.quantity)
+                    .bind(&r.condition)
+                    .bind(to_json(&r.serials))
+                    .bind(&r.note)
+                    .bind(&r.recorded_by)
+                    .bind(&r.device_id)
+                    .bind(r.recorded_at)
+                    .bind(r.reached_server_at)
+                    .bind(i64::from(r.voided))
+                    .bind(r.voids.as_deref())
+                    .execute(self.conn())
+                    .await?;
+                }
+            }
+        }
+        // Receipts are never removed from a document; a row without one can
+        // only be left from older rules.
+        let keep: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.receipt_id.as_str()).collect();
+        for gone in stored.keys().filter(|k| !keep.contains(k.as_str())) {
+            sqlx::query("DELETE FROM shipment_receipts WHERE shipment_id = $1 AND receipt_id = $2")
+                .bind(id)
+                .bind(gone)
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_shipment(
+        &mut self,
+        row: &ShipmentRow,
+        updated_at: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipments (id, facility_id, donor, programme, reference, expected_on,
+                 created_by, created_at, status, expected, received, damaged, outstanding, receipts,
+                 voided_receipts, duplicates, conflicts, open_discrepancies, last_receipt_at,
+                 updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                     $18, $19, $20)
+             ON CONFLICT (id) DO UPDATE SET
+                 facility_id = excluded.facility_id, donor = excluded.donor,
+                 programme = excluded.programme, reference = excluded.reference,
+                 expected_on = excluded.expected_on, created_by = excluded.created_by,
+                 created_at = excluded.created_at, status = excluded.status,
+                 expected = excluded.expected, received = excluded.received,
+                 damaged = excluded.damaged, outstanding = excluded.outstanding,
+                 receipts = excluded.receipts, voided_receipts = excluded.voided_receipts,
+                 duplicates = excluded.duplicates, conflicts = excluded.conflicts,
+                 open_discrepancies = excluded.open_discrepancies,
+                 last_receipt_at = excluded.last_receipt_at, updated_at = excluded.updated_at",
+        )
+        .bind(&row.id)
+        .bind(&row.facility_id)
+        .bind(&row.donor)
+        .bind(&row.programme)
+        .bind(&row.reference)
+        .bind(row.expected_on.as_deref())
+        .bind(&row.created_by)
+        .bind(row.created_at)
+        .bind(&row.status)
+        .bind(row.expected)
+        .bind(row.received)
+        .bind(row.damaged)
+        .bind(row.outstanding)
+        .bind(row.receipts)
+        .bind(row.voided_receipts)
+        .bind(row.duplicates)
+        .bind(row.conflicts)
+        .bind(row.open_discrepancies)
+        .bind(row.last_receipt_at)
+        .bind(updated_at)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Records that every row now follows `version` of the rules.
+    pub async fn set_projection_version(&mut self, version: i64) -> Result<(), StorageError> {
+        sqlx::query("UPDATE projection_meta SET version = $1 WHERE id = 1")
+            .bind(version)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Which rules the stored rows follow (0: never built).
+    pub async fn projection_version(&self) -> Result<i64, StorageError> {
+        Ok(
+            sqlx::query("SELECT version FROM projection_meta WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("version")?,
+        )
+    }
+
+    /// Every document id, in order.
+    pub async fn document_ids(&self) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query("SELECT id FROM documents ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn fetch<T>(
+        &self,
+        sql: &str,
+        filter: &ReportFilter,
+        scope: &Scope,
+        decode: fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StorageError> {
+        if *scope == Scope::Nothing {
+            return Ok(Vec::new());
+        }
+        let rows = bind_filter(sqlx::query(sql), filter, scope)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(decode)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Shipments, newest first.
+    pub async fn list_shipments(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<ShipmentRow>, StorageError> {
+        let sql = format!(
+            "SELECT {SHIPMENT_COLUMNS} FROM shipments s WHERE {FILTER_SQL}
+             ORDER BY s.created_at DESC, s.id"
+        );
+        self.fetch(&sql, filter, scope, shipment_row).await
+    }
+
+    /// Manifest lines with their totals.
+    pub async fn list_lines(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<LineRow>, StorageError> {
+        let sql = format!(
+            "SELECT l.* FROM shipment_lines l JOIN shipments s ON s.id = l.shipment_id
+             WHERE {FILTER_SQL} AND ($7 IS NULL OR l.category = $7)
+             ORDER BY l.shipment_id, l.line_id"
+        );
+        self.fetch(&sql, filter, scope, line_row).await
+    }
+
+    /// Receipts, voided ones included, oldest first.
+    pub async fn list_receipts(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<ReceiptRow>, StorageError> {
+        let sql = format!(
+            "SELECT r.* FROM shipment_receipts r JOIN shipments s ON s.id = r.shipment_id
+             WHERE {FILTER_SQL}
+               AND ($7 IS NULL OR EXISTS (SELECT 1 FROM shipment_lines c
+                    WHERE c.shipment_id = r.shipment_id AND c.line_id = r.line_id
+                      AND c.category = $7))
+             ORDER BY r.shipment_id, r.recorded_at, r.receipt_id"
+        );
+        self.fetch(&sql, filter, scope, receipt_row).await
+    }
+
+    /// Discrepancies, settled ones included.
+    pub async fn list_discrepancies(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<DiscrepancyRow>, StorageError> {
+        let sql = format!(
+            "SELECT d.* FROM shipment_discrepancies d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {FILTER_SQL}
+               AND ($7 IS NULL OR EXISTS (SELECT 1 FROM shipment_lines c
+                    WHERE c.shipment_id = d.shipment_id AND c.line_id = d.line_id
+                      AND c.category = $7))
+             ORDER BY d.shipment_id, d.line_id, d.kind"
+        );
+        self.fetch(&sql, filter, scope, discrepancy_row).await
+    }
+
+    /// Pairs of receipts that may be one delivery counted twice.
+    pub async fn list_duplicates(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<DuplicateRow>, StorageError> {
+        let sql = format!(
+            "SELECT d.* FROM shipment_duplicates d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {FILTER_SQL}
+             ORDER BY d.shipment_id, d.line_id, d.first_receipt, d.second_receipt"
+        );
+        self.fetch(&sql, filter, scope, duplicate_row).await
+    }
+
+    /// Fields with conflicting concurrent edits.
+    pub async fn list_conflicts(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<ConflictRow>, StorageError> {
+        let sql = format!(
+            "SELECT d.* FROM shipment_conflicts d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {FILTER_SQL}
+             ORDER BY d.shipment_id, d.path"
+        );
+        self.fetch(&sql, filter, scope, conflict_row).await
+    }
+
+    /// Totals per destination facility.
+    pub async fn totals_by_facility(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<TotalsRow>, StorageError> {
+        // CAST: PostgreSQL sums BIGINT into NUMERIC.
+        let sql = format!(
+            "SELECT s.facility_id AS key, CAST(COUNT(*) AS BIGINT) AS shipments,
+                    CAST(SUM(s.expected) AS BIGINT) AS expected,
+                    CAST(SUM(s.received) AS BIGINT) AS received,
+                    CAST(SUM(s.damaged) AS BIGINT) AS damaged,
+                    CAST(SUM(s.outstanding) AS BIGINT) AS outstanding
+             FROM shipments s WHERE {FILTER_SQL}
+             GROUP BY s.facility_id ORDER BY s.facility_id"
+        );
+        self.fetch(&sql, filter, scope, totals_row).await
+    }
+
+    /// Totals per item category (over the lines of that category).
+    pub async fn totals_by_category(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<TotalsRow>, StorageError> {
+        let sql = format!(
+            "SELECT l.category AS key, CAST(COUNT(DISTINCT l.shipment_id) AS BIGINT) AS shipments,
+                    CAST(SUM(l.expected) AS BIGINT) AS expected,
+                    CAST(SUM(l.received) AS BIGINT) AS received,
+                    CAST(SUM(l.damaged + l.missing_parts) AS BIGINT) AS damaged,
+                    CAST(SUM(l.outstanding) AS BIGINT) AS outstanding
+             FROM shipment_lines l JOIN shipments s ON s.id = l.shipment_id
+             WHERE {FILTER_SQL} AND ($7 IS NULL OR l.category = $7)
+             GROUP BY l.category ORDER BY l.category"
+        );
+        self.fetch(&sql, filter, scope, totals_row).await
+    }
+}

@@ -1,0 +1,410 @@
+//! Flat rows derived from one shipment, for coordinators' queries and
+//! reports. The server stores them in SQL tables beside each accepted sync,
+//! so a dashboard over ten thousand shipments never loads a document; the
+//! same function rebuilds them from the documents, which is how the tests
+//! prove the tables are only ever a cache of what the documents say.
+//!
+//! Numbers are `i64` because that is what SQL stores (saturating: no real
+//! shipment comes near).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::derive::{DuplicateReason, LineTotals, Status, Summary};
+use crate::ids::ReceiptId;
+use crate::model::{Condition, Receipt, Shipment};
+
+/// One shipment, with its totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentRow {
+    pub id: String,
+    pub facility_id: String,
+    pub donor: String,
+    pub programme: String,
+    pub reference: String,
+    pub expected_on: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub status: String,
+    pub expected: i64,
+    pub received: i64,
+    /// Damaged or with missing parts.
+    pub damaged: i64,
+    pub outstanding: i64,
+    /// Receipts that count (not voided).
+    pub receipts: i64,
+    pub voided_receipts: i64,
+    pub duplicates: i64,
+    pub conflicts: i64,
+    /// Discrepancies no review has settled yet.
+    pub open_discrepancies: i64,
+    /// When the latest receipt that counts was recorded on a phone.
+    pub last_receipt_at: Option<i64>,
+}
+
+/// One manifest line with what arrived against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRow {
+    pub shipment_id: String,
+    pub line_id: String,
+    pub item: String,
+    pub category: String,
+    pub unit: String,
+    pub expected: i64,
+    pub received: i64,
+    pub good: i64,
+    pub damaged: i64,
+    pub missing_parts: i64,
+    pub wrong_item: i64,
+    pub outstanding: i64,
+    pub over_received: i64,
+    pub serials_expected: Vec<String>,
+    pub serials_missing: Vec<String>,
+    pub serials_unexpected: Vec<String>,
+}
+
+/// One receipt, voided or not, with when it reached the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRow {
+    pub shipment_id: String,
+    pub receipt_id: String,
+    pub line_id: String,
+    pub quantity: i64,
+    pub condition: String,
+    pub serials: Vec<String>,
+    pub note: String,
+    pub recorded_by: String,
+    pub device_id: String,
+    /// When the phone recorded it (ms since epoch).
+    pub recorded_at: i64,
+    /// When the server stored it, if known.
+    pub reached_server_at: Option<i64>,
+    pub voided: bool,
+    pub voids: Option<String>,
+}
+
+/// What kind of thing is wrong on a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscrepancyKind {
+    /// Units still outstanding on a shipment that has started to arrive.
+    Missing,
+    /// Units damaged or with missing parts.
+    Damaged,
+    /// Units that are not the item on the manifest.
+    WrongItem,
+    /// More units than the manifest lists.
+    OverReceived,
+    /// Serial numbers on receipts that the manifest does not list.
+    SerialsUnexpected,
+    /// Every unit counted, yet some listed serial numbers never seen.
+    SerialsMissing,
+}
+
+impl DiscrepancyKind {
+    pub const ALL: [DiscrepancyKind; 6] = [
+        DiscrepancyKind::Missing,
+        DiscrepancyKind::Damaged,
+        DiscrepancyKind::WrongItem,
+        DiscrepancyKind::OverReceived,
+        DiscrepancyKind::SerialsUnexpected,
+        DiscrepancyKind::SerialsMissing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscrepancyKind::Missing => "missing",
+            DiscrepancyKind::Damaged => "damaged",
+            DiscrepancyKind::WrongItem => "wrong_item",
+            DiscrepancyKind::OverReceived => "over_received",
+            DiscrepancyKind::SerialsUnexpected => "serials_unexpected",
+            DiscrepancyKind::SerialsMissing => "serials_missing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DiscrepancyKind> {
+        DiscrepancyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Something on a line that does not match the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscrepancyRow {
+    pub shipment_id: String,
+    pub line_id: String,
+    pub kind: String,
+    /// Units concerned (serials concerned, for the serial kinds).
+    pub quantity: i64,
+    pub serials: Vec<String>,
+    /// The receipts that show it (none for what is absent).
+    pub receipts: Vec<String>,
+    /// A coordinator's review with a verdict has settled it: it names every
+    /// receipt concerned, or, for what is absent, covers the whole shipment
+    /// and came after the line's latest receipt.
+    pub resolved: bool,
+}
+
+/// Two receipts that may be one delivery counted twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateRow {
+    pub shipment_id: String,
+    pub line_id: String,
+    pub first: String,
+    pub second: String,
+    /// `same_serials` or `similar_quantity`.
+    pub reason: String,
+    pub serials: Vec<String>,
+}
+
+/// A field two people edited at once; the document keeps one value and
+/// this row lists them all, for a coordinator to decide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRow {
+    pub shipment_id: String,
+    pub path: String,
+    pub values: Vec<String>,
+}
+
+/// Every row derived from one shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projection {
+    pub shipment: ShipmentRow,
+    pub lines: Vec<LineRow>,
+    pub receipts: Vec<ReceiptRow>,
+    pub discrepancies: Vec<DiscrepancyRow>,
+    pub duplicates: Vec<DuplicateRow>,
+    pub conflicts: Vec<ConflictRow>,
+}
+
+fn n(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Derives the rows of `shipment`, whose figures are `summary`
+/// ([`crate::derive::summarize`]). `reached_server_at` says when a receipt
+/// reached the server (the server knows from its change log).
+pub fn project(
+    shipment: &Shipment,
+    summary: &Summary,
+    reached_server_at: impl Fn(&ReceiptId) -> Option<i64>,
+) -> Projection {
+    let id = shipment.header.id.to_string();
+    let voided = shipment.voided();
+    let active: Vec<&Receipt> = shipment.active_receipts().collect();
+
+    let lines = shipment
+        .lines
+        .values()
+        .zip(&summary.lines)
+        .map(|(line, t)| LineRow {
+            shipment_id: id.clone(),
+            line_id: line.id.to_string(),
+            item: line.item.clone(),
+            category: line.category.clone(),
+            unit: line.unit.clone(),
+            expected: n(t.expected),
+            received: n(t.received),
+            good: n(t.good),
+            damaged: n(t.damaged),
+            missing_parts: n(t.missing_parts),
+            wrong_item: n(t.wrong_item),
+            outstanding: n(t.outstanding),
+            over_received: n(t.over_received),
+            serials_expected: line.serials_expected.clone(),
+            serials_missing: t.serials_missing.clone(),
+            serials_unexpected: t.serials_unexpected.clone(),
+        })
+        .collect();
+
+    let receipts = shipment
+        .receipts
+        .values()
+        .map(|r| ReceiptRow {
+            shipment_id: id.clone(),
+            receipt_id: r.id.to_string(),
+            line_id: r.line_id.to_string(),
+            quantity: n(r.quantity),
+            condition: r.condition.as_str().to_owned(),
+            serials: r.serials.clone(),
+            note: r.note.clone(),
+            recorded_by: r.recorded_by.to_string(),
+            device_id: r.device_id.to_string(),
+            recorded_at: r.recorded_at,
+            reached_server_at: reached_server_at(&r.id),
+            voided: voided.contains(&r.id),
+            voids: r.voids.as_ref().map(ToString::to_string),
+        })
+        .collect();
+
+    let discrepancies = discrepancies(shipment, summary, &active);
+    let duplicates = summary
+        .duplicates
+        .iter()
+        .map(|d| {
+            let (reason, serials) = match &d.reason {
+                DuplicateReason::SameSerials { serials } => ("same_serials", serials.clone()),
+                DuplicateReason::SimilarQuantity => ("similar_quantity", Vec::new()),
+            };
+            DuplicateRow {
+                shipment_id: id.clone(),
+                line_id: d.line_id.to_string(),
+                first: d.first.to_string(),
+                second: d.second.to_string(),
+                reason: reason.to_owned(),
+                serials,
+            }
+        })
+        .collect::<Vec<_>>();
+    let conflicts = shipment
+        .conflicts
+        .iter()
+        .map(|c| ConflictRow {
+            shipment_id: id.clone(),
+            path: c.path.clone(),
+            values: c.values.iter().map(|v| v.value.clone()).collect(),
+        })
+        .collect::<Vec<_>>();
+
+    let h = &shipment.header;
+    Projection {
+        shipment: ShipmentRow {
+            id: id.clone(),
+            facility_id: h.destination_facility.to_string(),
+            donor: h.donor.clone(),
+            programme: h.programme.clone(),
+            reference: h.reference.clone(),
+            expected_on: h.expected_on.clone(),
+            created_by: h.created_by.to_string(),
+            created_at: h.created_at,
+            status: summary.status.as_str().to_owned(),
+            expected: n(summary.expected),
+            received: n(summary.received),
+            damaged: n(summary.damaged),
+            outstanding: n(summary.outstanding),
+            receipts: n(summary.receipts as u64),
+            voided_receipts: n(summary.voided_receipts as u64),
+            duplicates: n(duplicates.len() as u64),
+            conflicts: n(conflicts.len() as u64),
+            open_discrepancies: n(discrepancies.iter().filter(|d| !d.resolved).count() as u64),
+            last_receipt_at: active.iter().map(|r| r.recorded_at).max(),
+        },
+        lines,
+        receipts,
+        discrepancies,
+        duplicates,
+        conflicts,
+    }
+}
+
+fn discrepancies(
+    shipment: &Shipment,
+    summary: &Summary,
+    active: &[&Receipt],
+) -> Vec<DiscrepancyRow> {
+    // What reviews with a verdict have settled: named receipts, and the
+    // latest review of the shipment as a whole.
+    let judged = shipment.reviews.values().filter(|r| r.verdict.is_some());
+    let resolved_receipts: BTreeSet<&ReceiptId> =
+        judged.clone().flat_map(|r| r.resolves.iter()).collect();
+    let whole_review_at = judged.filter(|r| r.resolves.is_empty()).map(|r| r.at).max();
+
+    let mut out = Vec::new();
+    for t in &summary.lines {
+        let on_line: Vec<&Receipt> = active
+            .iter()
+            .copied()
+            .filter(|r| r.line_id == t.line_id)
+            .collect();
+        let latest = on_line.iter().map(|r| r.recorded_at).max();
+        let mut push = |kind: DiscrepancyKind,
+                        quantity: u64,
+                        serials: Vec<String>,
+                        receipts: Vec<&Receipt>| {
+            let resolved = if receipts.is_empty() {
+                whole_review_at.is_some_and(|at| latest.is_none_or(|l| at >= l))
+            } else {
+                receipts.iter().all(|r| resolved_receipts.contains(&r.id))
+            };
+            out.push(DiscrepancyRow {
+                shipment_id: shipment.header.id.to_string(),
+                line_id: t.line_id.to_string(),
+                kind: kind.as_str().to_owned(),
+                quantity: n(quantity),
+                serials,
+                receipts: receipts.iter().map(|r| r.id.to_string()).collect(),
+                resolved,
+            });
+        };
+        let with = |conditions: &[Condition]| -> Vec<&Receipt> {
+            on_line
+                .iter()
+                .copied()
+                .filter(|r| conditions.contains(&r.condition) && r.quantity > 0)
+                .collect()
+        };
+        if t.outstanding > 0 && summary.status != Status::Awaiting {
+            push(
+                DiscrepancyKind::Missing,
+                t.outstanding,
+                t.serials_missing.clone(),
+                Vec::new(),
+            );
+        }
+        if t.damaged + t.missing_parts > 0 {
+            let receipts = with(&[Condition::Damaged, Condition::MissingParts]);
+            push(
+                DiscrepancyKind::Damaged,
+                t.damaged + t.missing_parts,
+                Vec::new(),
+                receipts,
+            );
+        }
+        if t.wrong_item > 0 {
+            push(
+                DiscrepancyKind::WrongItem,
+                t.wrong_item,
+                Vec::new(),
+                with(&[Condition::WrongItem]),
+            );
+        }
+        if t.over_received > 0 {
+            let receipts = with(&[Condition::Good, Condition::Damaged, Condition::MissingParts]);
+            push(
+                DiscrepancyKind::OverReceived,
+                t.over_received,
+                Vec::new(),
+                receipts,
+            );
+        }
+        if !t.serials_unexpected.is_empty() {
+            let receipts = on_line
+                .iter()
+                .copied()
+                .filter(|r| r.condition != Condition::WrongItem)
+                .filter(|r| r.serials.iter().any(|s| t.serials_unexpected.contains(s)))
+                .collect();
+            push(
+                DiscrepancyKind::SerialsUnexpected,
+                t.serials_unexpected.len() as u64,
+                t.serials_unexpected.clone(),
+                receipts,
+            );
+        }
+        if serials_missing_matter(t) {
+            push(
+                DiscrepancyKind::SerialsMissing,
+                t.serials_missing.len() as u64,
+                t.serials_missing.clone(),
+                Vec::new(),
+            );
+        }
+    }
+    out
+}
+
+/// Listed serials never seen matter once every unit is counted; before
+/// that, they are simply what is still to come (reported as missing).
+fn serials_missing_matter(t: &LineTotals) -> bool {
+    t.outstanding == 0 && !t.serials_missing.is_empty()
+}
