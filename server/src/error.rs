@@ -10,6 +10,15 @@ use serde_json::json;
 
 use crate::storage::StorageError;
 
+/// One bad row of an uploaded file: its line number (the header is line 1),
+/// the column if one is to blame, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowProblem {
+    pub line: u64,
+    pub column: Option<String>,
+    pub reason: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
@@ -31,6 +40,13 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Input with several bad parts (rows of an imported file), each named
+    /// so the person can fix them all at once.
+    #[error("{message}")]
+    InvalidRows {
+        message: String,
+        rows: Vec<RowProblem>,
+    },
     /// Over a rate limit; the client may retry after this many seconds.
     #[error("{message}; retry in {retry_after_secs} s")]
     TooManyRequests {
@@ -53,7 +69,9 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unprocessable(_) | AppError::InvalidRows { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Storage(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,7 +93,11 @@ impl IntoResponse for AppError {
             } => Some(*retry_after_secs),
             _ => None,
         };
-        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        let body = match &self {
+            AppError::InvalidRows { rows, .. } => json!({ "error": message, "rows": rows }),
+            _ => json!({ "error": message }),
+        };
+        let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         if matches!(self, AppError::Unauthorized) {
             headers.insert(

@@ -45,7 +45,9 @@ pub fn router(state: AppState) -> Router {
             get(reports::shipments).post(shipments::create),
         )
         .route("/api/v1/reports/{name}", get(reports::report))
+        .route("/api/v1/shipments/import", post(shipments::import))
         .route("/api/v1/shipments/{id}", get(shipments::detail))
+        .route("/api/v1/shipments/{id}/reviews", post(shipments::review))
         .route(
             "/api/v1/users",
             get(admin::list_users).post(admin::create_user),

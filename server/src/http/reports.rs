@@ -4,6 +4,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use aidsync_shared::derive::Status;
@@ -13,8 +15,10 @@ use aidsync_shared::projection::ShipmentRow;
 use super::json::ApiQuery;
 use crate::app::AppState;
 use crate::caller::Caller;
+use crate::clock::format_utc;
 use crate::error::AppError;
-use crate::service::reports::{self, Report};
+use crate::service::export::{self, FileFormat};
+use crate::service::reports;
 use crate::storage::ReportFilter;
 
 /// The filter as a query string. Unknown parameters are refused, so a
@@ -97,18 +101,39 @@ pub async fn shipments(
     Ok(Json(reports::shipments(&state.db, &caller, &filter).await?))
 }
 
-/// `GET /api/v1/reports/{name}?filter`: `lines`, `receipts`,
+/// `GET /api/v1/reports/{name}?filter`: `shipments`, `lines`, `receipts`,
 /// `discrepancies`, `duplicates`, `conflicts`, `totals-by-facility`,
-/// `totals-by-category` (and `shipments`), as JSON rows.
+/// `totals-by-category`, as JSON rows; `{name}.csv` or `{name}.xlsx` for
+/// the same rows as a file to download.
 pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<FilterQuery>,
-) -> Result<Json<Report>, AppError> {
-    let kind = reports::Kind::parse(&name)?;
+) -> Result<Response, AppError> {
+    let (stem, format) = FileFormat::split(&name)?;
+    let kind = reports::Kind::parse(stem)?;
     let filter = q.parse()?;
-    Ok(Json(
-        reports::report(&state.db, &caller, kind, &filter).await?,
-    ))
+    let report = reports::report(&state.db, &caller, kind, &filter).await?;
+    let Some(format) = format else {
+        return Ok(Json(report).into_response());
+    };
+    let bytes = match format {
+        FileFormat::Csv => export::csv(&report)?,
+        FileFormat::Xlsx => export::xlsx(&report, kind.as_str())?,
+    };
+    let day = &format_utc(state.clock.now_ms())[..10];
+    let disposition = format!(
+        "attachment; filename=\"aidsync-{}-{day}.{}\"",
+        kind.as_str(),
+        format.extension()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -3,12 +3,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use aidsync_shared::ids::ShipmentId;
-use aidsync_shared::model::NewShipment;
+use aidsync_shared::model::{NewReview, NewShipment};
 
 use super::ApiJson;
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
+use crate::service::import::{self, Imported};
 use crate::service::shipments::{self, ShipmentDetail};
 
 /// `GET /api/v1/shipments/{id}`
@@ -29,4 +30,41 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<ShipmentDetail>), AppError> {
     let created = shipments::create(&state.db, &caller, new, state.clock.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `POST /api/v1/shipments/{id}/reviews`: a coordinator's note, verdict and
+/// the receipts it settles.
+pub async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(new): ApiJson<NewReview>,
+) -> Result<(StatusCode, Json<ShipmentDetail>), AppError> {
+    let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
+    let reviewed = shipments::review(&state.db, &caller, &id, new, state.clock.now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(reviewed)))
+}
+
+/// `POST /api/v1/shipments/import` with a CSV manifest as the body
+/// (`text/csv`): creates every shipment in it, or none and a list of every
+/// bad row.
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Imported>), AppError> {
+    // Who may import comes first: a receiver learns nothing about formats.
+    caller.require(aidsync_shared::roles::Action::ManageShipments)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("text/csv") {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "send the manifest as text/csv, not {content_type:?}"
+        )));
+    }
+    let imported = import::import(&state.db, &caller, &body, state.clock.now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(imported)))
 }

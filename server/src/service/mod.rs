@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod export;
 pub mod facilities;
+pub mod import;
 pub mod projections;
 pub mod reports;
 pub mod shipments;

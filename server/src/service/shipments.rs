@@ -4,45 +4,84 @@ use serde::Serialize;
 
 use aidsync_shared::derive::{Summary, summarize};
 use aidsync_shared::ids::ShipmentId;
-use aidsync_shared::model::{Conflict, Header, Line, NewShipment, Review, Shipment, ShipmentDoc};
+use aidsync_shared::model::{
+    Conflict, Header, Line, ModelError, NewReview, NewShipment, Review, Shipment, ShipmentDoc,
+};
 use aidsync_shared::roles::Action;
 
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{ChangeAuthor, Db, StorageError};
+use crate::storage::{ChangeAuthor, Db, StorageError, Tx};
 
-/// Creates a shipment document signed by the caller's device: coordinators
-/// only, for a facility in their region.
-pub async fn create(
+/// A new shipment checked and built, not yet stored.
+pub struct Prepared {
+    pub doc: ShipmentDoc,
+    pub shipment: Shipment,
+    pub summary: Summary,
+}
+
+/// Why a new shipment cannot be created, and which field is to blame.
+pub struct Unfit {
+    pub field: Option<String>,
+    pub error: AppError,
+}
+
+/// Checks a new shipment (the model's rules, its facility, the caller's
+/// region) and builds its document, signed by the caller's device.
+pub async fn prepare(
     db: &Db,
     caller: &Caller,
-    new: NewShipment,
+    new: &NewShipment,
     now_ms: i64,
-) -> Result<ShipmentDetail, AppError> {
-    caller.require(Action::ManageShipments)?;
+) -> Result<Prepared, Unfit> {
+    let facility_field = || Some("destination_facility".to_owned());
     let facility =
-        super::facilities::require(db, "destination_facility", &new.destination_facility).await?;
+        super::facilities::require(db, "destination_facility", &new.destination_facility)
+            .await
+            .map_err(|error| Unfit {
+                field: facility_field(),
+                error,
+            })?;
     if !caller
         .scope()
         .contains(&facility.id, Some(facility.region.as_str()))
     {
-        return Err(AppError::Forbidden(format!(
-            "destination_facility: {} is outside your region",
-            facility.id
-        )));
+        return Err(Unfit {
+            field: facility_field(),
+            error: AppError::Forbidden(format!(
+                "destination_facility: {} is outside your region",
+                facility.id
+            )),
+        });
     }
-    let mut doc = ShipmentDoc::create(&new, &caller.user, caller.actor.clone(), now_ms)
-        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
-    let shipment = doc
-        .read()
-        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let model = |e: ModelError| Unfit {
+        field: None,
+        error: AppError::Unprocessable(e.to_string()),
+    };
+    let doc =
+        ShipmentDoc::create(new, &caller.user, caller.actor.clone(), now_ms).map_err(model)?;
+    let shipment = doc.read().map_err(model)?;
     let summary = summarize(&shipment);
+    Ok(Prepared {
+        doc,
+        shipment,
+        summary,
+    })
+}
 
-    let mut tx = db.begin_write().await?;
-    if tx.load_document(new.id.as_str(), true).await?.is_some() {
+/// Stores a prepared shipment and its projections in `tx`; 409 if its id
+/// is taken (in any region: ids are global).
+pub async fn insert(
+    tx: &mut Tx,
+    caller: &Caller,
+    prepared: &mut Prepared,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let header = &prepared.shipment.header;
+    if tx.document_exists(header.id.as_str()).await? {
         return Err(AppError::Conflict(format!(
             "shipment {} already exists",
-            new.id
+            header.id
         )));
     }
     let version = tx.next_version().await?;
@@ -52,18 +91,113 @@ pub async fn create(
         signers: None,
     };
     tx.insert_document(
-        new.id.as_str(),
-        new.destination_facility.as_str(),
-        doc.automerge_mut(),
+        header.id.as_str(),
+        header.destination_facility.as_str(),
+        prepared.doc.automerge_mut(),
         version,
         &author,
         now_ms,
     )
     .await?;
-    super::projections::refresh(&mut tx, &doc, &shipment, &summary, now_ms).await?;
+    super::projections::refresh(
+        tx,
+        &prepared.doc,
+        &prepared.shipment,
+        &prepared.summary,
+        now_ms,
+    )
+    .await?;
+    tracing::info!(shipment = %header.id, facility = %header.destination_facility, "shipment created");
+    Ok(())
+}
+
+/// Creates a shipment: coordinators only, for a facility in their region.
+pub async fn create(
+    db: &Db,
+    caller: &Caller,
+    new: NewShipment,
+    now_ms: i64,
+) -> Result<ShipmentDetail, AppError> {
+    caller.require(Action::ManageShipments)?;
+    let mut prepared = prepare(db, caller, &new, now_ms)
+        .await
+        .map_err(|unfit| unfit.error)?;
+    let mut tx = db.begin_write().await?;
+    insert(&mut tx, caller, &mut prepared, now_ms).await?;
     let received_at = tx.received_at(new.id.as_str()).await?;
     tx.commit().await?;
-    tracing::info!(shipment = %new.id, facility = %new.destination_facility, "shipment created");
+    let Prepared {
+        doc,
+        shipment,
+        summary,
+    } = prepared;
+    Ok(detail_of(&doc, shipment, summary, &received_at))
+}
+
+/// A coordinator's review of a shipment: a note, a verdict, and the
+/// receipts it settles. It is a change to the document like any other, so
+/// phones receive it on their next sync.
+pub async fn review(
+    db: &Db,
+    caller: &Caller,
+    id: &ShipmentId,
+    new: NewReview,
+    now_ms: i64,
+) -> Result<ShipmentDetail, AppError> {
+    caller.require(Action::WriteReviews)?;
+    let by = caller.user.clone();
+    edit(db, caller, id, now_ms, move |doc| {
+        doc.add_review(new, &by, now_ms).map(|_| ())
+    })
+    .await
+}
+
+/// Applies one edit, made on the server with the caller's device actor, to
+/// a stored shipment: stores the new changes, refreshes the projections and
+/// bumps the version (so phones fetch it) in one transaction. A shipment
+/// outside the caller's scope is reported as missing; an edit the model
+/// refuses is a 422 and stores nothing.
+async fn edit(
+    db: &Db,
+    caller: &Caller,
+    id: &ShipmentId,
+    now_ms: i64,
+    change: impl FnOnce(&mut ShipmentDoc) -> Result<(), ModelError>,
+) -> Result<ShipmentDetail, AppError> {
+    let scope = caller.shipment_scope()?;
+    let not_found = || AppError::NotFound(format!("no shipment {id}"));
+    let mut tx = db.begin_write().await?;
+    let mut stored = tx
+        .load_document(id.as_str(), true)
+        .await?
+        .ok_or_else(not_found)?;
+    if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
+        return Err(not_found());
+    }
+    let mut doc = ShipmentDoc::from_automerge(stored.doc.clone());
+    let before = doc.heads();
+    doc.set_actor(caller.actor.clone());
+    change(&mut doc).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let shipment = doc
+        .read()
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let new_changes = doc.automerge_mut().get_changes(&before);
+    let version = tx.next_version().await?;
+    let author = ChangeAuthor {
+        device_id: Some(caller.device.as_str()),
+        user_id: caller.user.as_str(),
+        signers: None,
+    };
+    let last_seq = tx
+        .append_changes(id.as_str(), &new_changes, version, &author, now_ms)
+        .await?;
+    let summary = summarize(&shipment);
+    super::projections::refresh(&mut tx, &doc, &shipment, &summary, now_ms).await?;
+    stored.doc = doc.automerge().clone();
+    tx.touch_document(&mut stored, version, last_seq, new_changes.len() as i64)
+        .await?;
+    let received_at = tx.received_at(id.as_str()).await?;
+    tx.commit().await?;
     Ok(detail_of(&doc, shipment, summary, &received_at))
 }
 

@@ -140,6 +140,15 @@ impl Tx {
         }))
     }
 
+    /// Whether a document with this id is stored.
+    pub async fn document_exists(&mut self, id: &str) -> Result<bool, StorageError> {
+        Ok(sqlx::query("SELECT 1 AS one FROM documents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .is_some())
+    }
+
     /// Stores a new document whose first changes are `changes`.
     pub async fn insert_document(
         &mut self,

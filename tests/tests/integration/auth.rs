@@ -161,6 +161,41 @@ pub async fn authorization_matrix(db: &TestDb) {
             ),
             |n| shipment_json(&format!("jica-matrix-far-{n}"), FAR_FACILITY),
         ),
+        endpoint(
+            M::GET,
+            "/api/v1/reports/receipts",
+            [401, 200, 200, 200, 403, 401, 401],
+        ),
+        endpoint(
+            M::GET,
+            "/api/v1/reports/discrepancies.xlsx",
+            [401, 200, 200, 200, 403, 401, 401],
+        ),
+        with_body(
+            endpoint(
+                M::POST,
+                &format!("/api/v1/shipments/{SHIPMENT}/reviews"),
+                [401, 403, 403, 201, 403, 401, 401],
+            ),
+            |n| json!({ "id": format!("review-{n}"), "note": "Seen." }),
+        ),
+        with_body(
+            endpoint(
+                M::POST,
+                &format!("/api/v1/shipments/{FAR_SHIPMENT}/reviews"),
+                [401, 403, 403, 404, 403, 401, 401],
+            ),
+            |n| json!({ "id": format!("review-far-{n}"), "note": "Seen." }),
+        ),
+        with_body(
+            // JSON where CSV belongs: refused, after who may import at all.
+            endpoint(
+                M::POST,
+                "/api/v1/shipments/import",
+                [401, 403, 403, 415, 403, 401, 401],
+            ),
+            |_| json!({}),
+        ),
         endpoint(M::GET, "/api/v1/users", [401, 403, 403, 403, 200, 401, 401]),
         with_body(
             endpoint(

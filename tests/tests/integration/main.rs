@@ -10,6 +10,7 @@
 mod auth;
 mod bad_input;
 mod common;
+mod coordinator;
 mod projections;
 mod sync_story;
 
@@ -53,3 +54,6 @@ on_both_backends!(bad_input::impersonation_is_refused => sqlite_impersonation_is
 on_both_backends!(bad_input::bad_json_requests_are_refused => sqlite_bad_json_requests_are_refused, postgres_bad_json_requests_are_refused);
 on_both_backends!(bad_input::one_bad_document_does_not_block_the_others => sqlite_one_bad_document_does_not_block_the_others, postgres_one_bad_document_does_not_block_the_others);
 on_both_backends!(projections::fixed_mix => sqlite_projections_fixed_mix, postgres_projections_fixed_mix);
+on_both_backends!(coordinator::reviews_settle_discrepancies_and_reach_phones => sqlite_reviews_settle_discrepancies, postgres_reviews_settle_discrepancies);
+on_both_backends!(coordinator::manifests_import_all_or_nothing => sqlite_manifests_import_all_or_nothing, postgres_manifests_import_all_or_nothing);
+on_both_backends!(coordinator::reports_filter_scope_and_export => sqlite_reports_filter_scope_and_export, postgres_reports_filter_scope_and_export);

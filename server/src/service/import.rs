@@ -1,0 +1,346 @@
+//! Donor manifests in: a CSV file with one row per expected line, rows of
+//! one shipment sharing its `shipment_id`. Every row is checked before
+//! anything is stored; then every shipment is created in one transaction,
+//! or none is.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use aidsync_shared::ids::{FacilityId, LineId, ShipmentId};
+use aidsync_shared::model::{Line, NewShipment};
+use aidsync_shared::roles::Action;
+
+use super::shipments::{self, Prepared};
+use crate::caller::Caller;
+use crate::error::{AppError, RowProblem};
+use crate::storage::Db;
+
+/// The columns a manifest has, in the order of the template. Names are
+/// matched without regard to case or surrounding spaces.
+pub const COLUMNS: [&str; 13] = [
+    "shipment_id",
+    "donor",
+    "programme",
+    "reference",
+    "destination_facility",
+    "expected_on",
+    "shipment_note",
+    "line_id",
+    "item",
+    "category",
+    "unit",
+    "quantity_expected",
+    "serials_expected",
+];
+
+/// Columns every manifest must have; the others may be left out.
+const REQUIRED: [&str; 8] = [
+    "shipment_id",
+    "donor",
+    "destination_facility",
+    "line_id",
+    "item",
+    "category",
+    "unit",
+    "quantity_expected",
+];
+
+/// Shipment fields that every row of one shipment must repeat alike.
+const HEADER_FIELDS: [&str; 6] = [
+    "donor",
+    "programme",
+    "reference",
+    "destination_facility",
+    "expected_on",
+    "shipment_note",
+];
+
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    /// Ids of the shipments created, in file order.
+    pub created: Vec<String>,
+    pub lines: usize,
+}
+
+struct Row {
+    line: u64,
+    fields: BTreeMap<&'static str, String>,
+}
+
+impl Row {
+    fn get(&self, column: &str) -> &str {
+        self.fields.get(column).map(String::as_str).unwrap_or("")
+    }
+}
+
+fn problem(line: u64, column: Option<&str>, reason: impl Into<String>) -> RowProblem {
+    RowProblem {
+        line,
+        column: column.map(str::to_owned),
+        reason: reason.into(),
+    }
+}
+
+/// Reads the file into rows keyed by known column names. Structural
+/// problems (not UTF-8, no header, unknown or missing columns) stop here.
+fn read_rows(bytes: &[u8]) -> Result<Vec<Row>, AppError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        AppError::BadRequest(format!(
+            "the file is not UTF-8 text (byte {}); save it as \"CSV UTF-8\"",
+            e.valid_up_to()
+        ))
+    })?;
+    // Spreadsheet programs put a byte-order mark in front of UTF-8 CSV.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| AppError::BadRequest(format!("line 1: {e}")))?
+        .clone();
+    let mut columns = Vec::with_capacity(headers.len());
+    let mut problems = Vec::new();
+    for name in &headers {
+        let key = name.trim().to_lowercase();
+        match COLUMNS.iter().find(|c| **c == key) {
+            Some(c) if columns.contains(&Some(*c)) => {
+                problems.push(problem(1, Some(c), "this column appears twice"));
+            }
+            Some(c) => columns.push(Some(*c)),
+            None => {
+                problems.push(problem(
+                    1,
+                    Some(name),
+                    format!("unknown column; the columns are {}", COLUMNS.join(", ")),
+                ));
+                columns.push(None);
+            }
+        }
+    }
+    for required in REQUIRED {
+        if !columns.contains(&Some(required)) {
+            problems.push(problem(1, Some(required), "required column is missing"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            invalid(vec![problem(line, None, e.to_string())])
+        })?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(str::is_empty) {
+            continue; // blank lines at the end of a spreadsheet export
+        }
+        if record.len() > columns.len() {
+            problems.push(problem(
+                line,
+                None,
+                format!("{} values for {} columns", record.len(), columns.len()),
+            ));
+            continue;
+        }
+        let fields = columns
+            .iter()
+            .zip(record.iter())
+            .filter_map(|(c, v)| c.map(|c| (c, v.to_owned())))
+            .collect();
+        rows.push(Row { line, fields });
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    if rows.is_empty() {
+        return Err(AppError::BadRequest(
+            "the file has a header but no rows".to_owned(),
+        ));
+    }
+    Ok(rows)
+}
+
+fn invalid(mut rows: Vec<RowProblem>) -> AppError {
+    rows.sort_by(|a, b| (a.line, &a.column).cmp(&(b.line, &b.column)));
+    AppError::InvalidRows {
+        message: format!(
+            "{} problem(s) in the manifest; nothing was imported",
+            rows.len()
+        ),
+        rows,
+    }
+}
+
+/// One shipment's rows turned into a [`NewShipment`], or every problem in them.
+fn shipment_of(rows: &[&Row], problems: &mut Vec<RowProblem>) -> Option<NewShipment> {
+    let first = rows[0];
+    let before = problems.len();
+    for row in &rows[1..] {
+        for field in HEADER_FIELDS {
+            if row.get(field) != first.get(field) {
+                problems.push(problem(
+                    row.line,
+                    Some(field),
+                    format!(
+                        "differs from line {} of the same shipment ({:?})",
+                        first.line,
+                        first.get(field)
+                    ),
+                ));
+            }
+        }
+    }
+    let id = ShipmentId::parse(first.get("shipment_id"))
+        .map_err(|e| problems.push(problem(first.line, Some("shipment_id"), e.to_string())))
+        .ok();
+    let facility = FacilityId::parse(first.get("destination_facility"))
+        .map_err(|e| {
+            problems.push(problem(
+                first.line,
+                Some("destination_facility"),
+                e.to_string(),
+            ))
+        })
+        .ok();
+    let mut lines = Vec::new();
+    for row in rows {
+        let line_id = LineId::parse(row.get("line_id"))
+            .map_err(|e| problems.push(problem(row.line, Some("line_id"), e.to_string())))
+            .ok();
+        let quantity = row
+            .get("quantity_expected")
+            .parse::<u64>()
+            .map_err(|_| {
+                problems.push(problem(
+                    row.line,
+                    Some("quantity_expected"),
+                    format!("{:?} is not a whole number", row.get("quantity_expected")),
+                ))
+            })
+            .ok();
+        let serials: Vec<String> = row
+            .get("serials_expected")
+            .split([';', ',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let (Some(id), Some(quantity)) = (line_id, quantity) {
+            lines.push(Line {
+                id,
+                item: row.get("item").to_owned(),
+                category: row.get("category").to_owned(),
+                unit: row.get("unit").to_owned(),
+                quantity_expected: quantity,
+                serials_expected: serials,
+            });
+        }
+    }
+    let expected_on = Some(first.get("expected_on").to_owned()).filter(|d| !d.is_empty());
+    match (id, facility) {
+        (Some(id), Some(destination_facility)) if problems.len() == before => Some(NewShipment {
+            id,
+            donor: first.get("donor").to_owned(),
+            programme: first.get("programme").to_owned(),
+            reference: first.get("reference").to_owned(),
+            destination_facility,
+            expected_on,
+            note: first.get("shipment_note").to_owned(),
+            lines,
+        }),
+        _ => None,
+    }
+}
+
+/// The row and column a model error points at (`lines/<id>/<field>: …`
+/// names the row of that line), else the shipment's first row.
+fn place_of(rows: &[&Row], reason: &str) -> (u64, Option<String>) {
+    for row in rows {
+        let prefix = format!("lines/{}/", row.get("line_id"));
+        if let Some(rest) = reason.split_once(&prefix).map(|(_, rest)| rest) {
+            let field = rest.split([':', ' ', '/']).next().unwrap_or("");
+            let column = COLUMNS.contains(&field).then(|| field.to_owned());
+            return (row.line, column);
+        }
+    }
+    (rows[0].line, None)
+}
+
+/// Imports a manifest on behalf of a coordinator.
+pub async fn import(
+    db: &Db,
+    caller: &Caller,
+    bytes: &[u8],
+    now_ms: i64,
+) -> Result<Imported, AppError> {
+    caller.require(Action::ManageShipments)?;
+    let rows = read_rows(bytes)?;
+
+    let mut groups: Vec<(String, Vec<&Row>)> = Vec::new();
+    for row in &rows {
+        let id = row.get("shipment_id");
+        match groups.iter_mut().find(|(g, _)| g == id) {
+            Some((_, members)) => members.push(row),
+            None => groups.push((id.to_owned(), vec![row])),
+        }
+    }
+
+    let mut problems = Vec::new();
+    let mut prepared: Vec<Prepared> = Vec::new();
+    let mut existing = db.begin_read().await?;
+    for (_, members) in &groups {
+        let Some(new) = shipment_of(members, &mut problems) else {
+            continue;
+        };
+        if existing.document_exists(new.id.as_str()).await? {
+            problems.push(problem(
+                members[0].line,
+                Some("shipment_id"),
+                format!("shipment {} already exists", new.id),
+            ));
+            continue;
+        }
+        match shipments::prepare(db, caller, &new, now_ms).await {
+            Ok(p) => prepared.push(p),
+            Err(unfit) => {
+                let reason = unfit.error.to_string();
+                let (line, column) = match unfit.field {
+                    Some(field) => (members[0].line, Some(field)),
+                    None => place_of(members, &reason),
+                };
+                problems.push(RowProblem {
+                    line,
+                    column,
+                    reason,
+                });
+            }
+        }
+    }
+    existing.commit().await?;
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+
+    let mut tx = db.begin_write().await?;
+    for (p, (_, members)) in prepared.iter_mut().zip(&groups) {
+        if let Err(e) = shipments::insert(&mut tx, caller, p, now_ms).await {
+            // Dropping the transaction rolls back every shipment before it.
+            return Err(match e {
+                AppError::Conflict(reason) => {
+                    invalid(vec![problem(members[0].line, Some("shipment_id"), reason)])
+                }
+                other => other,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(Imported {
+        created: groups.into_iter().map(|(id, _)| id).collect(),
+        lines: rows.len(),
+    })
+}
