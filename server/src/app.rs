@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::events::Events;
 use crate::http::throttle::Throttles;
 use crate::service::Limits;
 use crate::storage::Db;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// The phone web app's files, served at `/`; `None`: API only.
     pub web_root: Option<PathBuf>,
+    /// Notifications for live dashboards.
+    pub events: Events,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
             web_root,
+            events: Events::default(),
         }
     }
 }
@@ -107,6 +111,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let db = self.state.db.clone();
+        let events = self.state.events.clone();
+        // Open event streams never end by themselves: end them when the
+        // shutdown starts, or the graceful shutdown would wait forever.
+        let shutdown = async move {
+            shutdown.await;
+            events.close();
+        };
         let router = crate::http::router(self.state);
         // Connection info gives the per-IP limits their key.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();

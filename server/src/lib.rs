@@ -23,6 +23,7 @@ pub mod caller;
 pub mod clock;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod rate_limit;
 pub mod service;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod events;
 mod facilities;
 mod json;
 mod reports;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/sync", post(sync::sync))
+        .route("/api/v1/events", get(events::events))
         .route(
             "/api/v1/facilities",
             get(facilities::list).post(facilities::create),

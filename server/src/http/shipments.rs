@@ -9,6 +9,7 @@ use super::ApiJson;
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
+use crate::events::Changed;
 use crate::service::import::{self, Imported};
 use crate::service::shipments::{self, ShipmentDetail};
 
@@ -29,6 +30,7 @@ pub async fn create(
     ApiJson(new): ApiJson<NewShipment>,
 ) -> Result<(StatusCode, Json<ShipmentDetail>), AppError> {
     let created = shipments::create(&state.db, &caller, new, state.clock.now_ms()).await?;
+    state.events.publish(vec![changed(&created)]);
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -42,6 +44,7 @@ pub async fn review(
 ) -> Result<(StatusCode, Json<ShipmentDetail>), AppError> {
     let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
     let reviewed = shipments::review(&state.db, &caller, &id, new, state.clock.now_ms()).await?;
+    state.events.publish(vec![changed(&reviewed)]);
     Ok((StatusCode::CREATED, Json(reviewed)))
 }
 
@@ -66,5 +69,13 @@ pub async fn import(
         )));
     }
     let imported = import::import(&state.db, &caller, &body, state.clock.now_ms()).await?;
+    state.events.publish(imported.changed.clone());
     Ok((StatusCode::CREATED, Json(imported)))
+}
+
+fn changed(detail: &ShipmentDetail) -> Changed {
+    Changed {
+        shipment: detail.header.id.to_string(),
+        facility: detail.header.destination_facility.to_string(),
+    }
 }

@@ -50,6 +50,7 @@ pub async fn sync(
         state.clock.now_ms(),
     )
     .await?;
+    state.events.publish(outcome.changed);
     let status = if outcome.forbidden > 0 {
         StatusCode::FORBIDDEN
     } else if outcome.refused > 0 {

@@ -14,6 +14,7 @@ use aidsync_shared::roles::Action;
 use super::shipments::{self, Prepared};
 use crate::caller::Caller;
 use crate::error::{AppError, RowProblem};
+use crate::events::Changed;
 use crate::storage::Db;
 
 /// The columns a manifest has, in the order of the template. Names are
@@ -61,6 +62,9 @@ pub struct Imported {
     /// Ids of the shipments created, in file order.
     pub created: Vec<String>,
     pub lines: usize,
+    /// For live dashboards, not for the response.
+    #[serde(skip)]
+    pub changed: Vec<Changed>,
 }
 
 struct Row {
@@ -342,5 +346,12 @@ pub async fn import(
     Ok(Imported {
         created: groups.into_iter().map(|(id, _)| id).collect(),
         lines: rows.len(),
+        changed: prepared
+            .iter()
+            .map(|p| Changed {
+                shipment: p.shipment.header.id.to_string(),
+                facility: p.shipment.header.destination_facility.to_string(),
+            })
+            .collect(),
     })
 }

@@ -23,6 +23,7 @@ use aidsync_shared::sync::server::{Merged, Refusal, Uploader, merge_upload, pars
 use super::Limits;
 use crate::caller::Caller;
 use crate::error::AppError;
+use crate::events::Changed;
 use crate::storage::{ChangeAuthor, Db, Scope, StoredDocument};
 
 /// The answer, and how the HTTP layer should report it.
@@ -35,6 +36,8 @@ pub struct SyncOutcome {
     pub refused: usize,
     /// Uploads for documents that do not exist (or the caller may not see).
     pub not_found: usize,
+    /// Shipments this request stored changes to, for live dashboards.
+    pub changed: Vec<Changed>,
 }
 
 pub async fn sync(
@@ -88,8 +91,8 @@ pub async fn sync(
         })
         .collect();
 
-    let results = if uploads.is_empty() {
-        BTreeMap::new()
+    let (results, changed) = if uploads.is_empty() {
+        (BTreeMap::new(), Vec::new())
     } else {
         store_uploads(db, caller, &scope, uploads, limits, now_ms).await?
     };
@@ -121,6 +124,7 @@ pub async fn sync(
         forbidden,
         refused,
         not_found,
+        changed,
     })
 }
 
@@ -181,7 +185,7 @@ async fn store_uploads(
     mut uploads: Vec<(ShipmentId, Result<Vec<Change>, Refusal>)>,
     limits: &Limits,
     now_ms: i64,
-) -> Result<BTreeMap<ShipmentId, UploadResult>, AppError> {
+) -> Result<(BTreeMap<ShipmentId, UploadResult>, Vec<Changed>), AppError> {
     // A fixed lock order: two requests touching the same documents never deadlock.
     uploads.sort_by(|a, b| a.0.cmp(&b.0));
     let mut results = BTreeMap::new();
@@ -254,7 +258,7 @@ async fn store_uploads(
     if accepted.is_empty() {
         // Nothing new: release the locks without taking a version.
         tx.commit().await?;
-        return Ok(results);
+        return Ok((results, Vec::new()));
     }
     let version = tx.next_version().await?;
     let author = ChangeAuthor {
@@ -262,7 +266,12 @@ async fn store_uploads(
         user_id: caller.user.as_str(),
         signers: Some(&signers),
     };
+    let mut changed = Vec::with_capacity(accepted.len());
     for (mut stored, merged) in accepted {
+        changed.push(Changed {
+            shipment: stored.id.clone(),
+            facility: stored.facility_id.clone(),
+        });
         let added = merged.new_changes.len() as i64;
         let last_seq = tx
             .append_changes(&stored.id, &merged.new_changes, version, &author, now_ms)
@@ -275,7 +284,7 @@ async fn store_uploads(
             .await?;
     }
     tx.commit().await?;
-    Ok(results)
+    Ok((results, changed))
 }
 
 /// Builds the response from one consistent read of the database.

@@ -476,3 +476,102 @@ pub async fn reports_filter_scope_and_export(db: &TestDb) {
     );
     world.server.stop().await.unwrap();
 }
+
+/// An open event stream: reads `event:`/`data:` pairs as they arrive.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(world: &World, token: &str) -> (StatusCode, Events) {
+        let response = world
+            .api
+            .http
+            .get(format!("{}/api/v1/events", world.api.base))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let events = Events {
+            response,
+            buffer: String::new(),
+        };
+        (status, events)
+    }
+
+    /// The next event's name and data, within `secs` seconds.
+    async fn next(&mut self, secs: u64) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                // Keep-alive comments carry no event.
+                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                    return Some((event, serde_json::from_str(&data).unwrap()));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Open dashboards hear of a phone's sync at once, only for shipments they
+/// may see; admins get no stream; stopping the server ends the streams.
+pub async fn dashboards_hear_of_syncs_live(db: &TestDb) {
+    let world = World::new(db).await;
+    let (status, _) = Events::open(&world, &world.admin.token).await;
+    assert_eq!(status, 403);
+    let (status, mut coordinator) = Events::open(&world, &world.coordinator.token).await;
+    assert_eq!(status, 200);
+    let mut anna = world.receiver("anna", FACILITY).await;
+    let mut vira = world.receiver("vira", OTHER_FACILITY).await;
+    let (_, mut vira_events) = Events::open(&world, vira.token()).await;
+
+    // Logging in and syncing with nothing new publishes nothing.
+    anna.sync_settled().await.unwrap();
+    vira.sync_settled().await.unwrap();
+    anna.record(
+        &shipment_id(SHIPMENT),
+        receipt("line-2", 1, Condition::Good, &[]),
+    )
+    .await
+    .unwrap();
+    anna.sync_settled().await.unwrap();
+    let (event, data) = coordinator.next(5).await.expect("an event within 5 s");
+    assert_eq!(event, "changed");
+    assert_eq!(data, json!({ "shipments": [SHIPMENT] }));
+
+    // Vira's stream skipped Anna's shipment: the first thing she hears of
+    // is a shipment created for her own facility.
+    world
+        .create_shipment("jica-test-vira", OTHER_FACILITY)
+        .await;
+    let (event, data) = vira_events.next(5).await.expect("an event within 5 s");
+    assert_eq!(
+        (event.as_str(), data),
+        ("changed", json!({ "shipments": ["jica-test-vira"] }))
+    );
+    let (_, data) = coordinator
+        .next(5)
+        .await
+        .expect("the coordinator hears of it too");
+    assert_eq!(data, json!({ "shipments": ["jica-test-vira"] }));
+
+    tokio::time::timeout(std::time::Duration::from_secs(10), world.server.stop())
+        .await
+        .expect("open streams do not hold the server up")
+        .unwrap();
+    assert_eq!(coordinator.next(5).await, None, "the stream ended");
+}

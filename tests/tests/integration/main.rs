@@ -57,3 +57,4 @@ on_both_backends!(projections::fixed_mix => sqlite_projections_fixed_mix, postgr
 on_both_backends!(coordinator::reviews_settle_discrepancies_and_reach_phones => sqlite_reviews_settle_discrepancies, postgres_reviews_settle_discrepancies);
 on_both_backends!(coordinator::manifests_import_all_or_nothing => sqlite_manifests_import_all_or_nothing, postgres_manifests_import_all_or_nothing);
 on_both_backends!(coordinator::reports_filter_scope_and_export => sqlite_reports_filter_scope_and_export, postgres_reports_filter_scope_and_export);
+on_both_backends!(coordinator::dashboards_hear_of_syncs_live => sqlite_dashboards_hear_of_syncs_live, postgres_dashboards_hear_of_syncs_live);
