@@ -7,14 +7,17 @@
 //! device with a fixed token; never use `--demo` on a server that holds
 //! real data.
 
-use aidsync_shared::ids::{FacilityId, LineId, ShipmentId, UserId};
-use aidsync_shared::model::{Line, NewShipment};
+use aidsync_shared::ids::{FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
+use aidsync_shared::model::{
+    Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc, Verdict,
+};
 use aidsync_shared::roles::Role;
+use aidsync_shared::sync::protocol::{Changes, DocUpload, PROTOCOL_VERSION, SyncRequest};
 
 use crate::caller::{Caller, token_hash};
 use crate::error::AppError;
 use crate::service::users::{self, NewUser};
-use crate::service::{now_ms, shipments};
+use crate::service::{Limits, now_ms, shipments};
 use crate::storage::{Db, DeviceRow, FacilityRow};
 
 /// The region every demo facility is in.
@@ -340,17 +343,20 @@ pub async fn seed(db: &Db, ttl_ms: i64) -> Result<Demo, AppError> {
         &mut accounts,
     )
     .await?;
+    let mut receivers = Vec::new();
     for (user, name, facility) in RECEIVERS {
-        account(
-            db,
-            NewUser {
-                facility: Some(id::<FacilityId>(facility)?),
-                ..person(user, name, Role::Receiver)?
-            },
-            ttl_ms,
-            &mut accounts,
-        )
-        .await?;
+        receivers.push(
+            account(
+                db,
+                NewUser {
+                    facility: Some(id::<FacilityId>(facility)?),
+                    ..person(user, name, Role::Receiver)?
+                },
+                ttl_ms,
+                &mut accounts,
+            )
+            .await?,
+        );
     }
     let mut created = 0;
     for (n, (sid, donor, facility, reference, expected_on, items)) in PLAN.iter().enumerate() {
@@ -393,9 +399,275 @@ pub async fn seed(db: &Db, ttl_ms: i64) -> Result<Demo, AppError> {
             Err(e) => return Err(e),
         }
     }
+    if created == PLAN.len() {
+        // A fresh demo: what the phones "recorded" last week, so the
+        // coordinator's views have something to find.
+        record_receipts(db, &receivers).await?;
+        review(db, &coordinator).await?;
+    }
     Ok(Demo {
         accounts,
         shipments: PLAN.len(),
         created,
     })
+}
+
+/// A receipt as a demo phone recorded it.
+struct DemoReceipt {
+    /// Index into [`RECEIVERS`].
+    by: usize,
+    shipment: &'static str,
+    id: &'static str,
+    line: &'static str,
+    quantity: u64,
+    condition: Condition,
+    serials: &'static [&'static str],
+    note: &'static str,
+    voids: Option<&'static str>,
+    hours_ago: i64,
+}
+
+const fn good(
+    by: usize,
+    shipment: &'static str,
+    id: &'static str,
+    line: &'static str,
+    quantity: u64,
+    serials: &'static [&'static str],
+    hours_ago: i64,
+) -> DemoReceipt {
+    DemoReceipt {
+        by,
+        shipment,
+        id,
+        line,
+        quantity,
+        condition: Condition::Good,
+        serials,
+        note: "",
+        voids: None,
+        hours_ago,
+    }
+}
+
+/// One of each thing a coordinator looks for: damage, missing parts, a
+/// serial not on the manifest, a serial counted twice, a surplus, a wrong
+/// item, a correction (void), and shipments still outstanding.
+const RECEIPTS: [DemoReceipt; 13] = [
+    good(
+        0,
+        "jica-2026-002",
+        "demo-anna-1",
+        "line-1",
+        5,
+        &[
+            "NSM-2602001",
+            "NSM-2602002",
+            "NSM-2602003",
+            "NSM-2602004",
+            "NSM-2602005",
+        ],
+        30,
+    ),
+    DemoReceipt {
+        condition: Condition::Damaged,
+        note: "Optics cracked in transit",
+        ..good(
+            0,
+            "jica-2026-002",
+            "demo-anna-2",
+            "line-1",
+            1,
+            &["NSM-2602006"],
+            30,
+        )
+    },
+    good(
+        0,
+        "jica-2026-002",
+        "demo-anna-3",
+        "line-2",
+        2,
+        &["PUS-2602101", "PUS-2602199"],
+        29,
+    ),
+    good(
+        1,
+        "jica-2026-003",
+        "demo-petro-1",
+        "line-1",
+        1,
+        &["CT-2603001"],
+        50,
+    ),
+    good(
+        1,
+        "jica-2026-003",
+        "demo-petro-2",
+        "line-2",
+        2,
+        &["END-2603101", "END-2603102"],
+        49,
+    ),
+    DemoReceipt {
+        note: "Counted again at the warehouse",
+        ..good(
+            1,
+            "jica-2026-003",
+            "demo-petro-3",
+            "line-2",
+            1,
+            &["END-2603102"],
+            20,
+        )
+    },
+    good(
+        1,
+        "goj-2026-101",
+        "demo-petro-4",
+        "line-1",
+        7,
+        &[
+            "VIN-2604001",
+            "VIN-2604002",
+            "VIN-2604003",
+            "VIN-2604004",
+            "VIN-2604005",
+            "VIN-2604006",
+            "VIN-2604777",
+        ],
+        26,
+    ),
+    DemoReceipt {
+        condition: Condition::WrongItem,
+        note: "A minibus came instead of a 4x4",
+        ..good(1, "goj-2026-101", "demo-petro-5", "line-2", 1, &[], 26)
+    },
+    good(
+        2,
+        "jica-2026-004",
+        "demo-iryna-1",
+        "line-1",
+        1,
+        &["END-2605001"],
+        70,
+    ),
+    DemoReceipt {
+        condition: Condition::MissingParts,
+        note: "No light source in the box",
+        ..good(
+            2,
+            "jica-2026-004",
+            "demo-iryna-2",
+            "line-1",
+            1,
+            &["END-2605002"],
+            70,
+        )
+    },
+    good(
+        2,
+        "jica-2026-004",
+        "demo-iryna-3",
+        "line-2",
+        4,
+        &["NSM-2605101", "NSM-2605102", "NSM-2605103", "NSM-2605104"],
+        69,
+    ),
+    DemoReceipt {
+        note: "Counted one box twice",
+        voids: Some("demo-iryna-3"),
+        ..good(2, "jica-2026-004", "demo-iryna-4", "line-2", 0, &[], 68)
+    },
+    good(
+        2,
+        "jica-2026-004",
+        "demo-iryna-5",
+        "line-2",
+        3,
+        &["NSM-2605101", "NSM-2605102", "NSM-2605103"],
+        68,
+    ),
+];
+
+/// Sends [`RECEIPTS`] the way phones do: recorded on a copy of the
+/// shipment under each receiver's demo device, then uploaded through the
+/// sync service (so they are checked, attributed and projected like any).
+async fn record_receipts(db: &Db, receivers: &[Caller]) -> Result<(), AppError> {
+    let now = now_ms();
+    for (by, caller) in receivers.iter().enumerate() {
+        let mut docs = Vec::new();
+        for shipment in PLAN.iter().map(|p| p.0) {
+            let mine: Vec<&DemoReceipt> = RECEIPTS
+                .iter()
+                .filter(|r| r.by == by && r.shipment == shipment)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut tx = db.begin_read().await?;
+            let stored = tx.load_document(shipment, false).await?;
+            tx.commit().await?;
+            let stored = stored.ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("demo shipment {shipment} is missing"))
+            })?;
+            let mut doc = ShipmentDoc::from_automerge(stored.doc);
+            let before = doc.heads();
+            doc.set_actor(caller.actor.clone());
+            let who = Recorder {
+                user: caller.user.clone(),
+                device: caller.device.clone(),
+            };
+            for r in mine {
+                let new = NewReceipt {
+                    id: id::<ReceiptId>(r.id)?,
+                    line_id: id::<LineId>(r.line)?,
+                    quantity: r.quantity,
+                    condition: r.condition,
+                    serials: r.serials.iter().map(|s| s.to_string()).collect(),
+                    note: r.note.to_owned(),
+                    voids: r.voids.map(id::<ReceiptId>).transpose()?,
+                };
+                doc.record_receipt(new, &who, now - r.hours_ago * 3_600_000)
+                    .map_err(|e| {
+                        AppError::Internal(anyhow::anyhow!("demo receipt {}: {e}", r.id))
+                    })?;
+            }
+            let changes = doc.automerge_mut().get_changes(&before);
+            docs.push(DocUpload {
+                id: id::<ShipmentId>(shipment)?,
+                changes: Changes::encode(doc.automerge(), &changes),
+            });
+        }
+        if docs.is_empty() {
+            continue;
+        }
+        let request = SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursor: 0,
+            docs,
+        };
+        let outcome =
+            crate::service::sync::sync(db, caller, request, &Limits::default(), now).await?;
+        if outcome.forbidden + outcome.refused + outcome.not_found > 0 {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "the demo's receipts from {} were refused",
+                caller.user
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The coordinator has already looked at the damaged microscope.
+async fn review(db: &Db, coordinator: &Caller) -> Result<(), AppError> {
+    let new = NewReview {
+        id: id::<ReviewId>("demo-review-1")?,
+        note: "Reported to JICA; replacement optics requested.".to_owned(),
+        verdict: Some(Verdict::HasIssues),
+        resolves: vec![id::<ReceiptId>("demo-anna-2")?],
+    };
+    let shipment = id::<ShipmentId>("jica-2026-002")?;
+    shipments::review(db, coordinator, &shipment, new, now_ms()).await?;
+    Ok(())
 }
