@@ -568,3 +568,53 @@ fn changes_show_who_sent_what_from_which_device_newest_first() {
         );
     }
 }
+
+#[test]
+fn projections_are_rebuilt_from_the_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("aidsync.db").display());
+    block_on(seed(&url));
+    // Wipe one shipment's rows, as a bug or an older build might leave them.
+    block_on(async {
+        let db = Db::connect(&url).await.unwrap();
+        let mut tx = db.begin_write().await.unwrap();
+        tx.clear_projection("jica-001").await.unwrap();
+        tx.commit().await.unwrap();
+        let lines = |db: Db| async move {
+            let filter = aidsync_server::storage::ReportFilter::default();
+            db.list_lines(&aidsync_server::storage::Scope::All, &filter)
+                .await
+                .unwrap()
+                .len()
+        };
+        assert_eq!(lines(db.clone()).await, 1, "only jica-002's line is left");
+        db.close().await;
+    });
+
+    let out = aidsync(&url, &["rebuild-projections"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("rebuilt the projections of 2 shipments in "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("rebuilt 2/2 shipments"),
+        "progress on stderr"
+    );
+    block_on(async {
+        let db = Db::connect(&url).await.unwrap();
+        let filter = aidsync_server::storage::ReportFilter::default();
+        let lines = db
+            .list_lines(&aidsync_server::storage::Scope::All, &filter)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = lines.iter().map(|l| l.shipment_id.as_str()).collect();
+        assert_eq!(ids, ["jica-001", "jica-002"]);
+        assert_eq!(
+            db.projection_version().await.unwrap(),
+            aidsync_server::storage::PROJECTION_VERSION
+        );
+        db.close().await;
+    });
+}
