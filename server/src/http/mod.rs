@@ -6,6 +6,7 @@ mod auth;
 mod events;
 mod facilities;
 mod json;
+mod openapi;
 mod reports;
 mod shipments;
 mod sync;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi::openapi))
         .route("/api/v1/login", post(auth::login))
         .route("/api/v1/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
