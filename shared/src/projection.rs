@@ -16,7 +16,7 @@ use crate::ids::ReceiptId;
 use crate::model::{Condition, Receipt, Shipment};
 
 /// One shipment, with its totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShipmentRow {
     pub id: String,
     pub facility_id: String,
@@ -44,7 +44,7 @@ pub struct ShipmentRow {
 }
 
 /// One manifest line with what arrived against it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineRow {
     pub shipment_id: String,
     pub line_id: String,
@@ -65,7 +65,7 @@ pub struct LineRow {
 }
 
 /// One receipt, voided or not, with when it reached the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptRow {
     pub shipment_id: String,
     pub receipt_id: String,
@@ -129,7 +129,7 @@ impl DiscrepancyKind {
 }
 
 /// Something on a line that does not match the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscrepancyRow {
     pub shipment_id: String,
     pub line_id: String,
@@ -146,7 +146,7 @@ pub struct DiscrepancyRow {
 }
 
 /// Two receipts that may be one delivery counted twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuplicateRow {
     pub shipment_id: String,
     pub line_id: String,
@@ -159,7 +159,7 @@ pub struct DuplicateRow {
 
 /// A field two people edited at once; the document keeps one value and
 /// this row lists them all, for a coordinator to decide.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictRow {
     pub shipment_id: String,
     pub path: String,

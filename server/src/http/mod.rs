@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices/{id}/revoke", post(admin::revoke_device))
         .route("/api/v1/changes", get(admin::list_changes))
         .route("/api/{*rest}", axum::routing::any(not_found))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
@@ -122,6 +123,10 @@ async fn healthz(
 ) -> Result<Json<serde_json::Value>, AppError> {
     state.db.ping().await?;
     Ok(Json(json!({ "status": "ok" })))
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }
 
 async fn not_found() -> AppError {

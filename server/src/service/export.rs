@@ -58,6 +58,11 @@ pub enum Cell {
 
 /// A report as a table: column names (the JSON field names) and rows.
 pub fn table(report: &Report) -> Result<(Vec<String>, Vec<Vec<Cell>>), AppError> {
+    if report.is_empty() {
+        // No rows still means a header, so the file says what it would hold.
+        let (columns, _) = table(&report.blank())?;
+        return Ok((columns, Vec::new()));
+    }
     let Value::Array(rows) = serde_json::to_value(report)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("report to JSON: {e}")))?
     else {

@@ -89,6 +89,20 @@ impl Report {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A report of the same kind holding one blank row: what names the
+    /// columns of a report with no rows.
+    pub fn blank(&self) -> Report {
+        match self {
+            Report::Shipments(_) => Report::Shipments(vec![Default::default()]),
+            Report::Lines(_) => Report::Lines(vec![Default::default()]),
+            Report::Receipts(_) => Report::Receipts(vec![Default::default()]),
+            Report::Discrepancies(_) => Report::Discrepancies(vec![Default::default()]),
+            Report::Duplicates(_) => Report::Duplicates(vec![Default::default()]),
+            Report::Conflicts(_) => Report::Conflicts(vec![Default::default()]),
+            Report::Totals(_) => Report::Totals(vec![Default::default()]),
+        }
+    }
 }
 
 /// Shipments the caller may see, under `filter`, newest first.

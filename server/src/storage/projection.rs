@@ -185,7 +185,7 @@ fn conflict_row(r: &AnyRow) -> Result<ConflictRow, sqlx::Error> {
 }
 
 /// Totals over shipments grouped by one key (a facility or an item category).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TotalsRow {
     pub key: String,
     pub shipments: i64,

@@ -461,6 +461,27 @@ pub async fn reports_filter_scope_and_export(db: &TestDb) {
         "numbers as numbers: {quantities:?}"
     );
 
+    // No rows still names the columns.
+    let (status, _, _, bytes) =
+        download(&world, &coordinator, "/api/v1/reports/conflicts.csv").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        "\u{feff}shipment_id,path,values\r\n"
+    );
+    // A wrong method is an error like any other.
+    let (status, body) = world
+        .api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/shipments",
+            Some(&coordinator),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 405);
+    assert!(body["error"].is_string(), "{body}");
     let (status, _, _, bytes) = download(
         &world,
         &coordinator,
