@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use aidsync_shared::projection::{
     ConflictRow, DiscrepancyRow, DuplicateRow, LineRow, Projection, ReceiptRow, ShipmentRow,
@@ -35,37 +34,80 @@ pub struct ReportFilter {
     pub shipment: Option<String>,
 }
 
-/// The condition on shipments `s` for a filter and a scope: placeholders
-/// `$1`..`$10`, bound by [`bind_filter`] in the same order.
-const FILTER_SQL: &str = "($1 IS NULL OR s.facility_id = $1)
-    AND ($2 IS NULL OR s.facility_id IN (SELECT id FROM facilities WHERE region = $2))
-    AND ($3 IS NULL OR s.donor = $3)
-    AND ($4 IS NULL OR s.status = $4)
-    AND ($5 IS NULL OR s.expected_on >= $5)
-    AND ($6 IS NULL OR s.expected_on <= $6)
-    AND ($7 IS NULL OR EXISTS (SELECT 1 FROM shipment_lines c
-                               WHERE c.shipment_id = s.id AND c.category = $7))
-    AND ($8 IS NULL OR s.id = $8)
-    AND ($9 IS NULL OR s.facility_id = $9)
-    AND ($10 IS NULL OR s.facility_id IN (SELECT id FROM facilities WHERE region = $10))";
+/// How a query's own rows narrow to an item category, beyond keeping the
+/// shipments that have a line of it.
+#[derive(Clone, Copy)]
+enum CategoryOn {
+    /// The shipment is the row (or every line of it counts).
+    Shipment,
+    /// The row is a line: this column holds its category.
+    Column(&'static str),
+    /// The row names a line of a shipment: this table alias has
+    /// `shipment_id` and `line_id`.
+    LineOf(&'static str),
+}
 
-fn bind_filter<'q>(
-    query: Query<'q, Any, AnyArguments<'q>>,
-    filter: &'q ReportFilter,
-    scope: &'q Scope,
-) -> Query<'q, Any, AnyArguments<'q>> {
-    let (scope_facility, scope_region) = scope.binds();
-    query
-        .bind(filter.facility.as_deref())
-        .bind(filter.region.as_deref())
-        .bind(filter.donor.as_deref())
-        .bind(filter.status.as_deref())
-        .bind(filter.from.as_deref())
-        .bind(filter.to.as_deref())
-        .bind(filter.category.as_deref())
-        .bind(filter.shipment.as_deref())
-        .bind(scope_facility)
-        .bind(scope_region)
+/// The `WHERE` condition on shipments `s` for a filter, a scope and a
+/// category rule, with its values in placeholder order. Only conditions
+/// that are set appear: `($1 IS NULL OR col = $1)` would keep SQLite from
+/// using its indexes, so every query would read whole tables.
+fn where_clause(
+    filter: &ReportFilter,
+    scope: &Scope,
+    category: CategoryOn,
+) -> (String, Vec<String>) {
+    let mut conditions = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut add = |template: &str, value: &str| {
+        values.push(value.to_owned());
+        conditions.push(template.replace('?', &format!("${}", values.len())));
+    };
+    let in_region = "s.facility_id IN (SELECT id FROM facilities WHERE region = ?)";
+    match scope {
+        Scope::Facility(f) => add("s.facility_id = ?", f),
+        Scope::Region(r) => add(in_region, r),
+        Scope::All | Scope::Nothing => {}
+    }
+    if let Some(v) = &filter.shipment {
+        add("s.id = ?", v);
+    }
+    if let Some(v) = &filter.facility {
+        add("s.facility_id = ?", v);
+    }
+    if let Some(v) = &filter.region {
+        add(in_region, v);
+    }
+    if let Some(v) = &filter.donor {
+        add("s.donor = ?", v);
+    }
+    if let Some(v) = &filter.status {
+        add("s.status = ?", v);
+    }
+    if let Some(v) = &filter.from {
+        add("s.expected_on >= ?", v);
+    }
+    if let Some(v) = &filter.to {
+        add("s.expected_on <= ?", v);
+    }
+    if let Some(v) = &filter.category {
+        add(
+            "EXISTS (SELECT 1 FROM shipment_lines c WHERE c.shipment_id = s.id AND c.category = ?)",
+            v,
+        );
+        let same = format!("${}", values.len());
+        match category {
+            CategoryOn::Shipment => {}
+            CategoryOn::Column(column) => conditions.push(format!("{column} = {same}")),
+            CategoryOn::LineOf(alias) => conditions.push(format!(
+                "EXISTS (SELECT 1 FROM shipment_lines c WHERE c.shipment_id = {alias}.shipment_id \
+                 AND c.line_id = {alias}.line_id AND c.category = {same})"
+            )),
+        }
+    }
+    if conditions.is_empty() {
+        conditions.push("1 = 1".to_owned());
+    }
+    (conditions.join(" AND "), values)
 }
 
 fn to_json(list: &[String]) -> String {
@@ -488,19 +530,25 @@ impl Db {
             .map_err(Into::into)
     }
 
+    /// Runs `sql`, whose `{where}` becomes the filter's condition.
     async fn fetch<T>(
         &self,
         sql: &str,
         filter: &ReportFilter,
         scope: &Scope,
+        category: CategoryOn,
         decode: fn(&AnyRow) -> Result<T, sqlx::Error>,
     ) -> Result<Vec<T>, StorageError> {
         if *scope == Scope::Nothing {
             return Ok(Vec::new());
         }
-        let rows = bind_filter(sqlx::query(sql), filter, scope)
-            .fetch_all(&self.pool)
-            .await?;
+        let (condition, values) = where_clause(filter, scope, category);
+        let sql = sql.replace("{where}", &condition);
+        let mut query = sqlx::query(&sql);
+        for value in &values {
+            query = query.bind(value.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(decode)
             .collect::<Result<_, sqlx::Error>>()
@@ -514,10 +562,11 @@ impl Db {
         filter: &ReportFilter,
     ) -> Result<Vec<ShipmentRow>, StorageError> {
         let sql = format!(
-            "SELECT {SHIPMENT_COLUMNS} FROM shipments s WHERE {FILTER_SQL}
+            "SELECT {SHIPMENT_COLUMNS} FROM shipments s WHERE {{where}}
              ORDER BY s.created_at DESC, s.id"
         );
-        self.fetch(&sql, filter, scope, shipment_row).await
+        self.fetch(&sql, filter, scope, CategoryOn::Shipment, shipment_row)
+            .await
     }
 
     /// Manifest lines with their totals.
@@ -526,12 +575,17 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<LineRow>, StorageError> {
-        let sql = format!(
-            "SELECT l.* FROM shipment_lines l JOIN shipments s ON s.id = l.shipment_id
-             WHERE {FILTER_SQL} AND ($7 IS NULL OR l.category = $7)
-             ORDER BY l.shipment_id, l.line_id"
-        );
-        self.fetch(&sql, filter, scope, line_row).await
+        let sql = "SELECT l.* FROM shipment_lines l JOIN shipments s ON s.id = l.shipment_id
+             WHERE {where}
+             ORDER BY l.shipment_id, l.line_id";
+        self.fetch(
+            sql,
+            filter,
+            scope,
+            CategoryOn::Column("l.category"),
+            line_row,
+        )
+        .await
     }
 
     /// Receipts, voided ones included, oldest first.
@@ -540,15 +594,11 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<ReceiptRow>, StorageError> {
-        let sql = format!(
-            "SELECT r.* FROM shipment_receipts r JOIN shipments s ON s.id = r.shipment_id
-             WHERE {FILTER_SQL}
-               AND ($7 IS NULL OR EXISTS (SELECT 1 FROM shipment_lines c
-                    WHERE c.shipment_id = r.shipment_id AND c.line_id = r.line_id
-                      AND c.category = $7))
-             ORDER BY r.shipment_id, r.recorded_at, r.receipt_id"
-        );
-        self.fetch(&sql, filter, scope, receipt_row).await
+        let sql = "SELECT r.* FROM shipment_receipts r JOIN shipments s ON s.id = r.shipment_id
+             WHERE {where}
+             ORDER BY r.shipment_id, r.recorded_at, r.receipt_id";
+        self.fetch(sql, filter, scope, CategoryOn::LineOf("r"), receipt_row)
+            .await
     }
 
     /// Discrepancies, settled ones included.
@@ -557,15 +607,12 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<DiscrepancyRow>, StorageError> {
-        let sql = format!(
+        let sql =
             "SELECT d.* FROM shipment_discrepancies d JOIN shipments s ON s.id = d.shipment_id
-             WHERE {FILTER_SQL}
-               AND ($7 IS NULL OR EXISTS (SELECT 1 FROM shipment_lines c
-                    WHERE c.shipment_id = d.shipment_id AND c.line_id = d.line_id
-                      AND c.category = $7))
-             ORDER BY d.shipment_id, d.line_id, d.kind"
-        );
-        self.fetch(&sql, filter, scope, discrepancy_row).await
+             WHERE {where}
+             ORDER BY d.shipment_id, d.line_id, d.kind";
+        self.fetch(sql, filter, scope, CategoryOn::LineOf("d"), discrepancy_row)
+            .await
     }
 
     /// Pairs of receipts that may be one delivery counted twice.
@@ -574,12 +621,11 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<DuplicateRow>, StorageError> {
-        let sql = format!(
-            "SELECT d.* FROM shipment_duplicates d JOIN shipments s ON s.id = d.shipment_id
-             WHERE {FILTER_SQL}
-             ORDER BY d.shipment_id, d.line_id, d.first_receipt, d.second_receipt"
-        );
-        self.fetch(&sql, filter, scope, duplicate_row).await
+        let sql = "SELECT d.* FROM shipment_duplicates d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {where}
+             ORDER BY d.shipment_id, d.line_id, d.first_receipt, d.second_receipt";
+        self.fetch(sql, filter, scope, CategoryOn::Shipment, duplicate_row)
+            .await
     }
 
     /// Fields with conflicting concurrent edits.
@@ -588,12 +634,11 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<ConflictRow>, StorageError> {
-        let sql = format!(
-            "SELECT d.* FROM shipment_conflicts d JOIN shipments s ON s.id = d.shipment_id
-             WHERE {FILTER_SQL}
-             ORDER BY d.shipment_id, d.path"
-        );
-        self.fetch(&sql, filter, scope, conflict_row).await
+        let sql = "SELECT d.* FROM shipment_conflicts d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {where}
+             ORDER BY d.shipment_id, d.path";
+        self.fetch(sql, filter, scope, CategoryOn::Shipment, conflict_row)
+            .await
     }
 
     /// Totals per destination facility.
@@ -603,16 +648,15 @@ impl Db {
         filter: &ReportFilter,
     ) -> Result<Vec<TotalsRow>, StorageError> {
         // CAST: PostgreSQL sums BIGINT into NUMERIC.
-        let sql = format!(
-            "SELECT s.facility_id AS key, CAST(COUNT(*) AS BIGINT) AS shipments,
+        let sql = "SELECT s.facility_id AS key, CAST(COUNT(*) AS BIGINT) AS shipments,
                     CAST(SUM(s.expected) AS BIGINT) AS expected,
                     CAST(SUM(s.received) AS BIGINT) AS received,
                     CAST(SUM(s.damaged) AS BIGINT) AS damaged,
                     CAST(SUM(s.outstanding) AS BIGINT) AS outstanding
-             FROM shipments s WHERE {FILTER_SQL}
-             GROUP BY s.facility_id ORDER BY s.facility_id"
-        );
-        self.fetch(&sql, filter, scope, totals_row).await
+             FROM shipments s WHERE {where}
+             GROUP BY s.facility_id ORDER BY s.facility_id";
+        self.fetch(sql, filter, scope, CategoryOn::Shipment, totals_row)
+            .await
     }
 
     /// Totals per item category (over the lines of that category).
@@ -621,16 +665,22 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<TotalsRow>, StorageError> {
-        let sql = format!(
+        let sql =
             "SELECT l.category AS key, CAST(COUNT(DISTINCT l.shipment_id) AS BIGINT) AS shipments,
                     CAST(SUM(l.expected) AS BIGINT) AS expected,
                     CAST(SUM(l.received) AS BIGINT) AS received,
                     CAST(SUM(l.damaged + l.missing_parts) AS BIGINT) AS damaged,
                     CAST(SUM(l.outstanding) AS BIGINT) AS outstanding
              FROM shipment_lines l JOIN shipments s ON s.id = l.shipment_id
-             WHERE {FILTER_SQL} AND ($7 IS NULL OR l.category = $7)
-             GROUP BY l.category ORDER BY l.category"
-        );
-        self.fetch(&sql, filter, scope, totals_row).await
+             WHERE {where}
+             GROUP BY l.category ORDER BY l.category";
+        self.fetch(
+            sql,
+            filter,
+            scope,
+            CategoryOn::Column("l.category"),
+            totals_row,
+        )
+        .await
     }
 }
