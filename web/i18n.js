@@ -15,8 +15,11 @@ export function preferredLanguage() {
   return browser.find((l) => LANGUAGES.includes(l)) ?? "en";
 }
 
-export async function setLanguage(lang, { remember = false } = {}) {
-  const response = await fetch(`i18n/${lang}.json`);
+/** Loads `lang`'s strings from `<base><lang>.json`; `base` is the phone
+ *  app's `i18n/` (relative to the page) unless a page with translations of
+ *  its own (the coordinator dashboard) names its folder. */
+export async function setLanguage(lang, { remember = false, base = "i18n/" } = {}) {
+  const response = await fetch(`${base}${lang}.json`);
   strings = await response.json();
   current = lang;
   document.documentElement.lang = lang;

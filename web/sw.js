@@ -41,7 +41,10 @@ self.addEventListener("activate", (event) => {
 // cache when offline. Never the API.
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
-  if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/")) {
+  if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/") ||
+      // The coordinators' dashboard is an online page of its own: not the
+      // phone app's to cache or stand in for.
+      url.pathname.startsWith("/coordinator")) {
     return;
   }
   event.respondWith(

@@ -67,3 +67,76 @@ export async function kill(phone) {
   phone.proc.kill("SIGKILL");
   await exited;
 }
+
+/** A laptop-sized window, for the coordinator dashboard. */
+export const LAPTOP = { width: 1280, height: 800 };
+
+/** Text below WCAG AA contrast (4.5:1, 3:1 for large text) and controls
+ *  smaller than a fingertip (44 CSS px) on what `page` shows now. A
+ *  checkbox or radio button counts by its label, which is what a finger
+ *  taps (the label toggles it). */
+export async function accessibilityProblems(page) {
+  return page.evaluate(() => {
+    const rgba = (css) => {
+      const [r, g, b, a = 1] = css.match(/[\d.]+/g).map(Number);
+      return { r, g, b, a };
+    };
+    const luminance = ({ r, g, b }) => {
+      const c = [r, g, b].map((v) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const bg = rgba(getComputedStyle(e).backgroundColor);
+        if (bg.a > 0.5) return bg;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const problems = [];
+    for (const el of document.querySelectorAll("body *")) {
+      const style = getComputedStyle(el);
+      const box = el.getBoundingClientRect();
+      if (style.visibility === "hidden" || box.width === 0 || box.height === 0) continue;
+      const ownText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (ownText) {
+        const [l1, l2] = [luminance(rgba(style.color)), luminance(background(el))].sort((a, b) => b - a);
+        const ratio = (l1 + 0.05) / (l2 + 0.05);
+        const size = parseFloat(style.fontSize);
+        const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+        if (ratio < (large ? 3 : 4.5)) {
+          problems.push(`contrast ${ratio.toFixed(2)} on ${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 30)}"`);
+        }
+      }
+      if (!el.matches("button, input, select, textarea")) continue;
+      const target = el.matches("input[type=checkbox], input[type=radio]") && el.labels?.[0]
+        ? el.labels[0].getBoundingClientRect()
+        : box;
+      if (target.height < 44) {
+        problems.push(`${Math.round(target.height)} px tall ${el.tagName.toLowerCase()} "${(el.textContent || el.id).trim().slice(0, 30)}"`);
+      }
+    }
+    return problems;
+  });
+}
+
+/** Closes the browser the way a person would (CDP Browser.close), so its
+ *  helper processes are gone when this resolves and its profile can be
+ *  deleted; a SIGKILL after `ms` if it will not go. */
+export async function quit(phone, ms = 10_000) {
+  const exited = new Promise((resolve) => {
+    if (phone.proc.exitCode !== null || phone.proc.signalCode !== null) resolve();
+    else phone.proc.once("exit", resolve);
+  });
+  try {
+    const session = await phone.browser.newBrowserCDPSession();
+    await session.send("Browser.close").catch(() => {});
+  } catch {
+    // Already disconnected: the kill below is all there is left to do.
+  }
+  const timer = setTimeout(() => phone.proc.kill("SIGKILL"), ms);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,331 @@
+// The coordinator dashboard (web/coordinator/) in headless Chromium against
+// a real `aidsync serve --demo`: what a phone syncs shows up on the open
+// dashboard within seconds and without a reload (the phone is the real
+// phone app in a second browser context), reviews settle discrepancies,
+// shipments are created by form and by CSV manifest, reports download,
+// and the Ukrainian page is complete, readable and finger-sized.
+//
+// One server and one browser for the whole file; each test has browser
+// contexts of its own. Screenshots go to tests/browser/artifacts/dashboard-*.png.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LAPTOP, PHONE, ROOT as root, accessibilityProblems, launch, quit, startServer } from "./harness.mjs";
+
+const artifacts = join(root, "tests", "browser", "artifacts");
+const SHIPMENT = "jica-2026-001"; // the demo's, to kharkiv-regional (anna's), no receipts yet
+/** How long a synced receipt may take to appear on the dashboard. */
+const LIVE_MS = 5_000;
+
+let server;
+let base;
+let browser;
+const temp = mkdtempSync(join(tmpdir(), "aidsync-dashboard-"));
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  ({ proc: server, url: base } = await startServer(join(temp, "aidsync.db")));
+  browser = await launch(join(temp, "profile"));
+});
+
+after(async () => {
+  if (browser) await quit(browser);
+  server?.kill("SIGTERM");
+  // Chromium's helper processes may still be writing to the profile for a
+  // moment after the browser itself has gone.
+  rmSync(temp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+});
+
+/** A fresh browser context (its own storage, like another computer). */
+async function open(options = {}) {
+  const context = await browser.browser.newContext({ viewport: LAPTOP, acceptDownloads: true, ...options });
+  const page = await context.newPage();
+  // Script errors and console errors (a CSP violation is one), but not
+  // the browser's note on each 4xx response the tests provoke on purpose.
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
+  });
+  return { context, page, errors };
+}
+
+/** The whole page, laid out at the window's width without a scrollbar. */
+async function shot(page, name) {
+  const viewport = page.viewportSize();
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: viewport.width, height: Math.max(height, viewport.height) });
+  await page.screenshot({ path: join(artifacts, `dashboard-${name}.png`) });
+  await page.setViewportSize(viewport);
+}
+
+async function loginDashboard(page, user = "olena", path = "/coordinator/") {
+  await page.goto(`${base}${path}`);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", `${user}-demo-password`);
+  await page.click("#login-submit");
+  await page.locator("[data-table=shipments]").waitFor();
+  await page.locator("#live[data-state=connected]").waitFor();
+}
+
+/** The phone app, as a receiver on a phone of their own. */
+async function phoneApp(user) {
+  const { context, page } = await open({ viewport: PHONE });
+  await page.goto(base);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", `${user}-demo-password`);
+  await page.click("#login-submit");
+  await page.click(`[data-shipment="${SHIPMENT}"]`);
+  return { context, page };
+}
+
+/** Records a receipt on the phone and syncs it; resolves with when Save
+ *  was tapped, once the server has acknowledged the receipt (nothing waits
+ *  on the phone any more). The app may already have synced it by itself
+ *  (Background Sync fires at once when online); the button makes sure. */
+async function recordAndSync(phone, { line, quantity = "1", condition = "good", serial = "" }) {
+  const saved = await phone.locator("li[data-receipt]").count();
+  await phone.click(`[data-line="${line}"] button.record`);
+  await phone.fill("#receipt-quantity", quantity);
+  await phone.selectOption("#receipt-condition", condition);
+  if (serial) await phone.fill("#receipt-serials", serial);
+  const tapped = Date.now();
+  await phone.click("#receipt-save");
+  await phone.waitForFunction((n) => document.querySelectorAll("li[data-receipt]").length === n, saved + 1);
+  await phone.click("#sync");
+  await phone.waitForFunction(() => document.querySelector("#pending")?.dataset.pending === "0", null, { timeout: 15_000 });
+  return tapped;
+}
+
+async function api(path) {
+  return fetch(`${base}${path}`, { headers: { authorization: "Bearer demo-olena" } });
+}
+
+test("a receipt synced from a phone appears on the open dashboard within seconds, without a reload", async (t) => {
+  const dash = await open();
+  const phone = await phoneApp("anna");
+  try {
+    const { page } = dash;
+    await loginDashboard(page);
+    await page.evaluate(() => { window.dashboardMarker = "not reloaded"; });
+    const row = page.locator(`[data-table=shipments] tr[data-shipment="${SHIPMENT}"]`);
+    assert.equal(await row.getAttribute("data-received"), "0");
+
+    // The detail is open while the phone syncs: the receipt appears in it.
+    await page.click(`[data-table=shipments] [data-open="${SHIPMENT}"]`);
+    await page.locator("#detail-header").waitFor();
+    assert.match(page.url(), new RegExp(`shipment=${SHIPMENT}`));
+    let tapped = await recordAndSync(phone.page, { line: "line-3", serial: "END-2601201" });
+    const receipt = page.locator("#detail-body tr[data-receipt]", { hasText: "END-2601201" });
+    await receipt.waitFor({ timeout: LIVE_MS });
+    t.diagnostic(`receipt on the open detail ${Date.now() - tapped} ms after Save on the phone (its save and sync included)`);
+    assert.match(await receipt.textContent(), /anna/);
+    // Recorded on the phone, and when it reached the server: both shown.
+    assert.doesNotMatch(await receipt.textContent(), /not known/);
+    assert.equal(await page.locator("#review-form .check").count(), 1, "the review form offers the new receipt");
+
+    // The overview was refreshed underneath: the totals count it.
+    await page.click("#detail-back");
+    assert.equal(await row.getAttribute("data-received"), "1");
+    assert.equal(await row.locator(".badge").getAttribute("data-status"), "partial");
+
+    // With the overview open, a damaged unit shows as an open discrepancy.
+    const damagedBefore = Number(await page.getAttribute("[data-figure=damaged]", "data-value"));
+    tapped = await recordAndSync(phone.page, { line: "line-1", condition: "damaged", serial: "MRI-2601001" });
+    const discrepancy = page.locator(`[data-table=discrepancies] tr[data-shipment="${SHIPMENT}"][data-kind=damaged]`);
+    await discrepancy.waitFor({ timeout: LIVE_MS });
+    t.diagnostic(`discrepancy on the overview ${Date.now() - tapped} ms after Save on the phone`);
+    assert.equal(await discrepancy.getAttribute("data-resolved"), "false");
+    assert.equal(Number(await page.getAttribute("[data-figure=damaged]", "data-value")), damagedBefore + 1);
+    assert.equal(await row.getAttribute("data-received"), "2");
+    await shot(page, "laptop");
+    assert.deepEqual(await accessibilityProblems(page), [], "the overview on a laptop");
+
+    // A review that approves the damaged receipt settles it.
+    await page.click(`[data-table=discrepancies] tr[data-kind=damaged][data-shipment="${SHIPMENT}"] [data-open]`);
+    await page.locator("#review-form .check", { hasText: "Damaged" }).locator("input").check();
+    await page.fill("#review-note", "Damage reported to JICA; replacement requested.");
+    await page.selectOption("#review-verdict", "approved");
+    await page.click("#review-submit");
+    await page.locator("#detail-reviews li", { hasText: "replacement requested" }).waitFor();
+    await page.locator("#review-done:not([hidden])").waitFor();
+    await shot(page, "detail-laptop");
+    assert.deepEqual(await accessibilityProblems(page), [], "a shipment on a laptop");
+    await page.click("#detail-back");
+    await page.locator(`[data-table=discrepancies] tr[data-shipment="${SHIPMENT}"][data-kind=damaged][data-resolved=true]`)
+      .waitFor({ timeout: LIVE_MS });
+
+    assert.equal(await page.evaluate(() => window.dashboardMarker), "not reloaded", "the page never reloaded");
+    assert.deepEqual(dash.errors, []);
+
+    // The same dashboard opened on a 360 px phone (the login is kept).
+    const small = await dash.context.newPage();
+    await small.setViewportSize(PHONE);
+    await small.goto(`${base}/coordinator/`);
+    await small.locator("[data-table=shipments]").waitFor();
+    await small.screenshot({ path: join(artifacts, "dashboard-phone-360x640.png") });
+    await shot(small, "phone");
+  } finally {
+    await dash.context.close();
+    await phone.context.close();
+  }
+});
+
+test("coordinators create a shipment by form and by CSV manifest; a bad row is named and nothing is imported", async () => {
+  const dash = await open();
+  try {
+    const { page } = dash;
+    await loginDashboard(page);
+
+    await page.click("#open-create");
+    await page.fill("#new-id", "form-2026-001");
+    await page.fill("#new-donor", "JICA");
+    await page.fill("#new-reference", "JICA/UA/2026/F01");
+    await page.selectOption("#new-facility", "izium-central");
+    await page.fill("#new-expected", "2026-12-20");
+    const line = page.locator("#new-lines fieldset").first();
+    await line.locator("input[name=item]").fill("Patient monitor");
+    await line.locator("input[name=category]").fill("monitoring");
+    await line.locator("input[name=unit]").fill("unit");
+    await line.locator("input[name=quantity]").fill("3");
+    await line.locator("textarea[name=serials]").fill("PM-1; PM-2; PM-3");
+    await page.click("#create-submit");
+    await page.locator("#create-done", { hasText: "form-2026-001" }).waitFor();
+    await page.locator('[data-table=shipments] tr[data-shipment="form-2026-001"]').waitFor({ timeout: LIVE_MS });
+    const created = await (await api("/api/v1/shipments/form-2026-001")).json();
+    assert.deepEqual(created.lines[0].serials_expected, ["PM-1", "PM-2", "PM-3"]);
+
+    await page.click("#open-import");
+    // The template the page makes is a manifest the server takes.
+    const [template] = await Promise.all([page.waitForEvent("download"), page.click("#import-template")]);
+    const templateText = readFileSync(await template.path(), "utf8");
+    assert.match(templateText, /^\ufeffshipment_id,donor,programme,reference,destination_facility,expected_on,shipment_note,line_id,item,category,unit,quantity_expected,serials_expected\r\n/);
+
+    const header = "shipment_id,donor,programme,reference,destination_facility,expected_on,shipment_note,line_id,item,category,unit,quantity_expected,serials_expected";
+    const bad = [
+      header,
+      "csv-2026-001,JICA,Emergency,JICA/UA/2026/C01,kharkiv-emergency,2026-12-15,,line-1,Ventilator,respiratory,unit,2,VEN-1;VEN-2",
+      "csv-2026-001,JICA,Emergency,JICA/UA/2026/C01,kharkiv-emergency,2026-12-15,,line-2,Infusion pump,infusion,unit,lots,",
+    ].join("\n");
+    await page.setInputFiles("#import-file", { name: "manifest.csv", mimeType: "text/csv", buffer: Buffer.from(bad) });
+    await page.click("#import-submit");
+    const problem = page.locator("[data-table=import-problems] tr[data-line='3']");
+    await problem.waitFor();
+    assert.match(await problem.textContent(), /quantity_expected/);
+    assert.match(await problem.textContent(), /lots/);
+    assert.equal(await page.locator("#import-result [data-outcome=refused]").count(), 1);
+    assert.equal((await api("/api/v1/shipments/csv-2026-001")).status, 404, "nothing was imported");
+    await shot(page, "import-refused");
+
+    await page.setInputFiles("#import-file", { name: "manifest.csv", mimeType: "text/csv", buffer: Buffer.from(bad.replace(",lots,", ",4,")) });
+    await page.click("#import-submit");
+    await page.locator('#import-result [data-created="csv-2026-001"]').waitFor();
+    assert.match(await page.textContent("#import-result [data-outcome=created]"), /1 shipment\(s\) with 2 line\(s\)/);
+    await page.locator('[data-table=shipments] tr[data-shipment="csv-2026-001"]').waitFor({ timeout: LIVE_MS });
+    assert.deepEqual(dash.errors, []);
+  } finally {
+    await dash.context.close();
+  }
+});
+
+test("the filter lives in the URL and exports download its rows as CSV and XLSX", async () => {
+  const dash = await open();
+  try {
+    const { page } = dash;
+    await loginDashboard(page);
+    await page.selectOption("#filter-facility", "kharkiv-regional");
+    await page.waitForFunction(() => location.search.includes("facility=kharkiv-regional"));
+    await page.waitForFunction(() => document.querySelectorAll("[data-table=shipments] tbody tr").length === 2);
+
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#export-shipments-csv")]);
+    assert.match(csv.suggestedFilename(), /^aidsync-shipments-\d{4}-\d\d-\d\d\.csv$/);
+    const text = readFileSync(await csv.path(), "utf8");
+    assert.ok(text.startsWith("\ufeffid,"), "a UTF-8 CSV with its header");
+    assert.match(text, /jica-2026-001/);
+    assert.doesNotMatch(text, /jica-2026-003/, "only the filtered facility's shipments");
+    const [xlsx] = await Promise.all([page.waitForEvent("download"), page.click("#export-discrepancies-xlsx")]);
+    const zip = readFileSync(await xlsx.path());
+    assert.equal(zip.subarray(0, 2).toString("latin1"), "PK", "an XLSX (zip) file");
+    assert.equal(await page.getAttribute("#export-status", "data-bytes"), String(zip.length));
+
+    // A colleague opening the link sees the same filter.
+    const link = page.url();
+    const second = await dash.context.newPage();
+    await second.goto(link);
+    await second.locator("[data-table=shipments]").waitFor();
+    assert.equal(await second.inputValue("#filter-facility"), "kharkiv-regional");
+    assert.equal(await second.locator("[data-table=shipments] tbody tr").count(), 2);
+  } finally {
+    await dash.context.close();
+  }
+});
+
+test("the Ukrainian dashboard has every string, readable contrast and finger-sized controls", async () => {
+  const dir = join(root, "web", "coordinator");
+  const en = JSON.parse(readFileSync(join(dir, "i18n", "en.json"), "utf8"));
+  const uk = JSON.parse(readFileSync(join(dir, "i18n", "uk.json"), "utf8"));
+  assert.deepEqual(Object.keys(uk).sort(), Object.keys(en).sort());
+  // Every key the code names exists (those built from data are checked on screen below).
+  const code = ["dashboard.js", "index.html"].map((f) => readFileSync(join(dir, f), "utf8")).join("\n");
+  const notKeys = ["dashboard.js", "dashboard.css", "p.empty"]; // file names, a selector
+  const used = [...code.matchAll(/["'`]([a-z_]+\.[a-z_]+)["'`]/g)].map((m) => m[1]).filter((k) => !notKeys.includes(k));
+  assert.ok(used.length > 100, "the key scan finds the dashboard's keys");
+  for (const key of used) assert.ok(key in en, `missing translation key ${key}`);
+
+  // Ukrainian because the browser prefers it, not because anyone chose it.
+  const dash = await open({ viewport: PHONE, locale: "uk-UA" });
+  try {
+    const { page } = dash;
+    await loginDashboard(page, "olena", "/coordinator/?status=discrepancy");
+    const check = async (what) => {
+      const text = await page.textContent("body");
+      assert.doesNotMatch(text, /\[[a-z_]+\.[a-z_.]+\]/, `a translation key shows on screen (${what})`);
+      assert.deepEqual(await accessibilityProblems(page), [], what);
+    };
+    assert.match(await page.textContent("body"), /Розбіжності/);
+    // Unfold what a phone folds away (the filters, the exports).
+    const folded = page.locator("details:not([open]) > summary");
+    while (await folded.count()) await folded.first().click();
+    await check("overview");
+    await page.evaluate(() => scrollTo(0, 0));
+    await page.screenshot({ path: join(artifacts, "dashboard-uk-phone-360x640.png") });
+    await shot(page, "uk-phone");
+    await page.click("#open-create");
+    await check("new shipment form");
+    await page.click("#open-import");
+    await check("import form");
+    await page.locator("[data-table=shipments] [data-open]").first().click();
+    await page.locator("#review-form").waitFor();
+    await check("shipment detail");
+    await shot(page, "uk-detail-phone");
+    assert.deepEqual(dash.errors, []);
+  } finally {
+    await dash.context.close();
+  }
+});
+
+test("a receiver sees only their facility; an admin is told this is not theirs", async () => {
+  const dash = await open();
+  try {
+    const { page } = dash;
+    await loginDashboard(page, "iryna");
+    const facilities = await page.locator("[data-table=shipments] tbody tr").evaluateAll((rows) => rows.map((r) => r.textContent));
+    assert.ok(facilities.length > 0);
+    for (const row of facilities) assert.match(row, /Izium Central City Hospital/);
+    assert.equal(await page.locator("#open-create").count(), 0, "receivers do not create shipments");
+    await page.click("#logout");
+    await page.locator("#login-user").waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem("aidsync.coordinator.session")), null);
+
+    await page.fill("#login-user", "admin");
+    await page.fill("#login-password", "admin-demo-password");
+    await page.click("#login-submit");
+    await page.locator("form [role=alert]", { hasText: "manage facilities, accounts and devices" }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem("aidsync.coordinator.session")), null);
+  } finally {
+    await dash.context.close();
+  }
+});

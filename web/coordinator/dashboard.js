@@ -1,0 +1,1185 @@
+// The coordinator dashboard: the merged picture of every shipment the
+// account may see, under a filter that lives in the URL (so a link shows a
+// colleague the same view): totals, received vs expected per facility,
+// discrepancies, possible duplicates, conflicting edits and the shipments;
+// a shipment's detail with every receipt and a review form; creating
+// shipments by form or CSV manifest; exports. The server's event stream
+// says which shipments changed, and what is on screen is fetched again
+// without reloading the page.
+//
+// Every string comes from coordinator/i18n/<lang>.json, like the phone app.
+// Data from the server is only ever set as text, never parsed as HTML.
+
+import { Api, ApiError, filterQuery, saveBlob } from "./api.js";
+import { LiveStream } from "./live.js";
+import { LANGUAGES, language, preferredLanguage, setLanguage, t } from "../i18n.js";
+
+const I18N_BASE = new URL("i18n/", import.meta.url).href;
+const FILTER_KEYS = ["facility", "region", "donor", "category", "status", "from", "to"];
+const STATUSES = ["awaiting", "partial", "complete", "discrepancy"];
+const VERDICTS = ["approved", "has_issues", "rejected"];
+const EXPORTS = ["shipments", "lines", "receipts", "discrepancies"];
+/** The manifest columns the server reads (service/import.rs), in order. */
+const MANIFEST_COLUMNS = [
+  "shipment_id", "donor", "programme", "reference", "destination_facility", "expected_on",
+  "shipment_note", "line_id", "item", "category", "unit", "quantity_expected", "serials_expected",
+];
+/** Rows a table shows before it says "export for the rest": a region's
+ *  whole history would make the page slow on a phone. */
+const MAX_ROWS = 200;
+/** Refreshes start at least this far apart, however many changes stream
+ *  in: a busy hour of syncs must not turn into a request storm. A refresh
+ *  is eight requests and the server allows a token 600 a minute by
+ *  default; this keeps the dashboard under half of that. */
+const MIN_REFRESH_GAP_MS = 2_000;
+/** Without the live stream, what is shown is refreshed this often. */
+const POLL_MS = 30_000;
+
+const api = new Api();
+const main = document.getElementById("main");
+
+const state = {
+  filter: {},
+  /** The shipment whose detail is open, or null for the overview. */
+  shipmentId: null,
+  facilities: [],
+  data: null,
+  detail: null,
+  refreshedAt: null,
+  live: { state: "stopped", detail: {} },
+  donors: new Set(),
+  categories: new Set(),
+};
+
+/** The parts of the page that stay while data refreshes under them. */
+let ui = null;
+let stream = null;
+let pollTimer = null;
+let clockTimer = null;
+
+// ---------------------------------------------------------------- helpers
+
+/** Creates an element: h("button", { onclick }, "text", child…). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "value") el.value = value;
+    else if (key === "checked") el.checked = Boolean(value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** Replaces `el`'s children, skipping the absent ones (null, false). */
+function put(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+function locale() {
+  return language() === "uk" ? "uk-UA" : "en-GB";
+}
+
+function num(n) {
+  return new Intl.NumberFormat(locale()).format(n ?? 0);
+}
+
+function percent(part, whole) {
+  return whole > 0 ? Math.round((100 * part) / whole) : 0;
+}
+
+function when(ms) {
+  if (ms === null || ms === undefined) return t("time.unknown");
+  return new Date(ms).toLocaleString(locale(), { dateStyle: "medium", timeStyle: "short" });
+}
+
+function whenExact(ms) {
+  if (ms === null || ms === undefined) return t("time.unknown");
+  return new Date(ms).toLocaleString(locale(), { dateStyle: "medium", timeStyle: "medium" });
+}
+
+/** A `YYYY-MM-DD` day as the language writes it. */
+function day(iso) {
+  if (!iso) return "—";
+  const date = new Date(`${iso}T00:00:00Z`);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleDateString(locale(), { dateStyle: "medium", timeZone: "UTC" });
+}
+
+function bytes(n) {
+  return n >= 1024 ? t("size.kib", { size: num(Math.round(n / 102.4) / 10) }) : t("size.bytes", { size: num(n) });
+}
+
+/** Receipt ids are long random strings; people recognise the start. */
+function shortId(id) {
+  return id.length > 20 ? `${id.slice(0, 8)}…` : id;
+}
+
+/** A fresh random id (the server takes letters, digits, '-' and '_').
+ *  getRandomValues works on plain http too, where randomUUID does not. */
+function freshId() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function facilityName(id) {
+  return state.facilities.find((f) => f.id === id)?.name ?? id;
+}
+
+function badge(status) {
+  return h("span", { class: `badge ${status}`, dataset: { status } }, t(`status.${status}`));
+}
+
+function may(action) {
+  const role = api.user()?.role;
+  return role === "coordinator" && ["create", "review", "import"].includes(action);
+}
+
+function problemText(error) {
+  if (error instanceof ApiError) {
+    if (error.status === 429) return t("error.throttled", { seconds: error.retryAfter ?? 60 });
+    if (error.status === 403) return t("error.forbidden", { reason: error.message });
+    return error.message;
+  }
+  if (error instanceof TypeError) return t("error.network");
+  return error?.message ?? String(error);
+}
+
+/** A table that turns into labelled cards on a narrow screen.
+ *  `columns`: [{ key: translation key, cell: (row) => node|string, num? }]. */
+function table(name, columns, rows, { rowAttrs = () => ({}), empty = "table.empty", stack = true } = {}) {
+  if (!rows.length) return h("p", { class: "empty", dataset: { table: name } }, t(empty));
+  const shown = rows.slice(0, MAX_ROWS);
+  return h("div", { class: "table-wrap" },
+    h("table", { class: stack ? "stack" : "compact", dataset: { table: name } },
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : null }, t(c.key))))),
+      h("tbody", {}, shown.map((row) => h("tr", rowAttrs(row),
+        columns.map((c) => h("td", { class: c.num ? "num" : null, dataset: { label: t(c.key) } }, c.cell(row))))))),
+    rows.length > shown.length
+      ? h("p", { class: "more" }, t("table.more", { shown: num(shown.length), total: num(rows.length) }))
+      : null);
+}
+
+function section(id, titleKey, ...children) {
+  return h("section", { id, class: "panel", "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title` }, t(titleKey)), ...children);
+}
+
+function message(el, text, { ok = false } = {}) {
+  el.hidden = !text;
+  el.textContent = text ?? "";
+  el.classList.toggle("ok", ok);
+}
+
+// ---------------------------------------------------------------- the URL
+
+function readUrl() {
+  const query = new URLSearchParams(location.search);
+  state.filter = Object.fromEntries(FILTER_KEYS.map((k) => [k, query.get(k) ?? ""]));
+  state.shipmentId = query.get("shipment") || null;
+}
+
+function writeUrl({ push = false } = {}) {
+  const query = new URLSearchParams(filterQuery(state.filter));
+  if (state.shipmentId) query.set("shipment", state.shipmentId);
+  const search = query.toString();
+  const url = `${location.pathname}${search ? `?${search}` : ""}`;
+  if (url === `${location.pathname}${location.search}`) return;
+  if (push) history.pushState(null, "", url);
+  else history.replaceState(null, "", url);
+}
+
+// ---------------------------------------------------------------- refresh
+
+let refreshTimer = null;
+let refreshing = null;
+let refreshQueued = false;
+let lastRefreshStart = 0;
+let detailStale = false;
+
+/** Asks for what is shown to be fetched again: soon, coalesced with
+ *  whatever refresh is waiting or running. `detail`: the open shipment's
+ *  detail too. `now`: a person asked, so skip the spacing. */
+function requestRefresh({ detail = false, now = false } = {}) {
+  if (detail) detailStale = true;
+  if (refreshing) {
+    refreshQueued = true;
+    return;
+  }
+  if (refreshTimer && !now) return;
+  clearTimeout(refreshTimer);
+  const wait = now ? 0 : Math.max(0, lastRefreshStart + MIN_REFRESH_GAP_MS - Date.now());
+  refreshTimer = setTimeout(runRefresh, wait);
+}
+
+function runRefresh() {
+  refreshTimer = null;
+  lastRefreshStart = Date.now();
+  const withDetail = detailStale;
+  detailStale = false;
+  refreshing = refresh({ withDetail })
+    .catch((error) => {
+      if (!api.user()) return;
+      showProblem(t("error.load", { reason: problemText(error) }));
+      // Over the rate limit: try again once the server says it may.
+      if (error instanceof ApiError && error.status === 429) {
+        detailStale = detailStale || withDetail;
+        clearTimeout(refreshTimer);
+        refreshTimer = setTimeout(runRefresh, (error.retryAfter ?? 10) * 1000);
+      }
+    })
+    .finally(() => {
+      refreshing = null;
+      if (refreshQueued) {
+        refreshQueued = false;
+        requestRefresh();
+      }
+    });
+}
+
+async function refresh({ withDetail }) {
+  if (!api.user() || !ui) return;
+  const token = api.session.token;
+  const query = filterQuery(state.filter);
+  const q = query ? `?${query}` : "";
+  const report = (name) => api.get(`/api/v1/reports/${name}${q}`);
+  const [shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts] = await Promise.all([
+    api.get(`/api/v1/shipments${q}`),
+    report("totals-by-facility"),
+    report("totals-by-category"),
+    report("lines"),
+    report("discrepancies"),
+    report("duplicates"),
+    report("conflicts"),
+  ]);
+  // Logged out (or in as someone else) meanwhile: not theirs to see.
+  if (api.session?.token !== token || !ui) return;
+  // The filter changed while this was in flight: its answer is stale.
+  if (filterQuery(state.filter) !== query) {
+    detailStale = detailStale || withDetail;
+    refreshQueued = true;
+    return;
+  }
+  state.data = { shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts };
+  for (const s of shipments) state.donors.add(s.donor);
+  for (const c of byCategory) state.categories.add(c.key);
+  if (withDetail && state.shipmentId) await loadDetail(state.shipmentId);
+  state.refreshedAt = Date.now();
+  showProblem(null);
+  renderOverview();
+  renderSuggestions();
+  renderLive();
+}
+
+async function loadDetail(id) {
+  try {
+    const detail = await api.get(`/api/v1/shipments/${encodeURIComponent(id)}`);
+    if (state.shipmentId === id) state.detail = detail;
+  } catch (error) {
+    if (state.shipmentId !== id) return;
+    state.detail = { missing: true, id, problem: problemText(error) };
+  }
+  if (state.shipmentId === id) renderDetail();
+}
+
+function showProblem(text) {
+  if (ui) message(ui.problem, text);
+}
+
+// ---------------------------------------------------------------- live
+
+function startLive() {
+  stream?.stop();
+  stream = new LiveStream({
+    open: (signal) => api.request("/api/v1/events", { signal }),
+    onEvent: (type, data) => {
+      if (type === "changed") {
+        let ids = [];
+        try {
+          ids = JSON.parse(data).shipments ?? [];
+        } catch {
+          // A malformed notice still means "something changed".
+        }
+        requestRefresh({ detail: !state.shipmentId || ids.includes(state.shipmentId) || !ids.length });
+      } else if (type === "refresh") {
+        requestRefresh({ detail: true });
+      }
+    },
+    onState: (liveState, detail) => {
+      state.live = { state: liveState, detail };
+      // Whatever changed while the stream was down is fetched again.
+      if (liveState === "connected") requestRefresh({ detail: true });
+      renderLive();
+    },
+  });
+  stream.start();
+  clearInterval(pollTimer);
+  pollTimer = setInterval(() => {
+    if (state.live.state !== "connected") requestRefresh({ detail: true });
+  }, POLL_MS);
+  clearInterval(clockTimer);
+  clockTimer = setInterval(renderLive, 15_000);
+}
+
+function stopLive() {
+  stream?.stop();
+  stream = null;
+  clearInterval(pollTimer);
+  clearInterval(clockTimer);
+}
+
+function renderLive() {
+  const live = document.getElementById("live");
+  const user = api.user();
+  live.hidden = !user;
+  if (!user) return;
+  const { state: s, detail } = state.live;
+  live.dataset.state = s;
+  document.getElementById("live-text").textContent = s === "waiting"
+    ? t("live.waiting", { seconds: Math.max(1, Math.round((detail.retryInMs ?? 0) / 1000)) })
+    : t(`live.${s}`);
+  const refreshed = document.getElementById("refreshed");
+  refreshed.textContent = state.refreshedAt ? t("live.refreshed", { time: whenExact(state.refreshedAt) }) : "";
+  if (state.refreshedAt) refreshed.dataset.at = String(state.refreshedAt);
+}
+
+// ---------------------------------------------------------------- login
+
+function renderLogin(problem) {
+  const user = h("input", { id: "login-user", name: "user", autocomplete: "username", required: true, autocapitalize: "none" });
+  const password = h("input", { id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const error = h("p", { class: "message", role: "alert", hidden: !problem }, problem ?? "");
+  const submit = h("button", { type: "submit", id: "login-submit" }, t("login.submit"));
+  const form = h("form", {
+    class: "login panel",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      try {
+        const account = await api.login(user.value.trim(), password.value);
+        if (account.role === "admin") {
+          await api.logout();
+          message(error, t("login.admin"));
+          return;
+        }
+        await start();
+      } catch (e) {
+        message(error, loginProblem(e));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h("h2", {}, t("login.heading")),
+  h("p", {}, t("login.intro")),
+  h("label", { for: "login-user" }, t("login.user")), user,
+  h("label", { for: "login-password" }, t("login.password")), password,
+  error,
+  h("div", { class: "actions" }, submit));
+  main.replaceChildren(form);
+  renderHeader();
+  user.focus();
+}
+
+function loginProblem(e) {
+  if (e instanceof ApiError) {
+    if (e.status === 401) return t("login.failed");
+    if (e.status === 429) return t("login.throttled", { seconds: e.retryAfter ?? 60 });
+    return e.message;
+  }
+  if (e instanceof TypeError) return t("error.network");
+  return e?.message ?? String(e);
+}
+
+function renderHeader() {
+  document.title = t("app.title");
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  document.getElementById("lang").textContent = t("lang.switch");
+  const user = api.user();
+  document.getElementById("logout").hidden = !user;
+  const who = document.getElementById("who");
+  who.hidden = !user;
+  who.textContent = user
+    ? t("who", { name: user.name, role: t(`role.${user.role}`), scope: user.facility ? facilityName(user.facility) : (user.region ?? t("scope.all")) })
+    : "";
+  renderLive();
+}
+
+// ---------------------------------------------------------------- the shell
+
+/** Builds the page's lasting parts: filters, tools, the overview's and the
+ *  detail's containers. Data renders into them; forms keep what is typed. */
+function buildShell() {
+  const problem = h("p", { id: "problem", class: "message", role: "alert", hidden: true });
+  const filters = buildFilters();
+  const tools = buildTools();
+  const overview = h("div", { id: "overview" },
+    section("totals", "totals.heading", h("div", { id: "totals-figures", class: "figures" })),
+    h("div", { class: "columns" },
+      section("chart", "chart.heading", h("div", { id: "chart-body" })),
+      section("by-category", "by_category.heading", h("div", { id: "by-category-body" }))),
+    section("by-facility", "by_facility.heading", h("div", { id: "by-facility-body" })),
+    section("discrepancies", "discrepancies.heading", h("div", { id: "discrepancies-body" })),
+    h("div", { class: "columns" },
+      section("duplicates", "duplicates.heading", h("div", { id: "duplicates-body" })),
+      section("conflicts", "conflicts.heading", h("div", { id: "conflicts-body" }))),
+    section("shipments", "shipments.heading", h("div", { id: "shipments-body" })));
+  const detailBody = h("div", { id: "detail-body" });
+  const reviewHost = h("div", { id: "review-host" });
+  const detail = h("div", { id: "detail", hidden: true },
+    h("button", { type: "button", class: "secondary", id: "detail-back", onclick: closeShipment }, t("detail.back")),
+    detailBody, reviewHost);
+  main.replaceChildren(problem, filters.element, tools.element, overview, detail);
+  ui = { problem, filters, tools, overview, detail, detailBody, reviewHost, review: null };
+}
+
+function buildFilters() {
+  const facility = h("select", { id: "filter-facility", name: "facility" });
+  const region = h("select", { id: "filter-region", name: "region" });
+  const donor = h("input", { id: "filter-donor", name: "donor", list: "donor-list", autocomplete: "off" });
+  const category = h("input", { id: "filter-category", name: "category", list: "category-list", autocomplete: "off" });
+  const status = h("select", { id: "filter-status", name: "status" },
+    h("option", { value: "" }, t("filter.any")),
+    STATUSES.map((s) => h("option", { value: s }, t(`status.${s}`))));
+  const from = h("input", { id: "filter-from", name: "from", type: "date" });
+  const to = h("input", { id: "filter-to", name: "to", type: "date" });
+  const controls = { facility, region, donor, category, status, from, to };
+  const field = (key, control) => h("div", { class: "field" }, h("label", { for: control.id }, t(`filter.${key}`)), control);
+  let typing = null;
+  const apply = () => {
+    clearTimeout(typing);
+    for (const key of FILTER_KEYS) state.filter[key] = controls[key].value.trim();
+    // A facility outside the chosen region would match nothing.
+    if (state.filter.region && state.filter.facility
+      && facilityRegion(state.filter.facility) !== state.filter.region) {
+      state.filter.facility = "";
+    }
+    writeUrl();
+    fillFacilityOptions();
+    requestRefresh({ detail: false, now: true });
+  };
+  const summary = h("summary", { id: "filters-summary" });
+  const form = h("form", {
+    id: "filters",
+    role: "search",
+    onsubmit: (event) => {
+      event.preventDefault();
+      apply();
+    },
+    onchange: apply,
+    oninput: (event) => {
+      if (event.target === donor || event.target === category) {
+        clearTimeout(typing);
+        typing = setTimeout(apply, 600);
+      }
+    },
+  },
+  h("div", { class: "filter-grid" },
+    field("region", region), field("facility", facility), field("donor", donor),
+    field("category", category), field("status", status), field("from", from), field("to", to)),
+  h("datalist", { id: "donor-list" }),
+  h("datalist", { id: "category-list" }),
+  h("div", { class: "actions" },
+    h("button", { type: "button", id: "filter-clear", class: "secondary", onclick: () => {
+      for (const key of FILTER_KEYS) controls[key].value = "";
+      apply();
+    } }, t("filter.clear"))));
+  // Open on a laptop; on a phone folded under a line saying what is set.
+  const element = h("details", { id: "filters-box", class: "filters panel", open: wide() }, summary, form);
+  return { element, controls, summary };
+}
+
+function wide() {
+  return matchMedia("(min-width: 720px)").matches;
+}
+
+function renderFilterSummary() {
+  const active = FILTER_KEYS.filter((k) => state.filter[k]).length;
+  ui.filters.summary.textContent = active ? t("filter.summary_active", { count: active }) : t("filter.heading");
+}
+
+function facilityRegion(id) {
+  return state.facilities.find((f) => f.id === id)?.region;
+}
+
+/** The selects' options from the facilities, keeping the filter's choice
+ *  (even one no longer listed: the URL said so, and the server decides). */
+function fillFacilityOptions() {
+  const { facility, region } = ui.filters.controls;
+  const regions = [...new Set(state.facilities.map((f) => f.region))].sort();
+  if (state.filter.region && !regions.includes(state.filter.region)) regions.push(state.filter.region);
+  put(region, h("option", { value: "" }, t("filter.any")), regions.map((r) => h("option", { value: r }, r)));
+  region.value = state.filter.region;
+  const shown = state.facilities
+    .filter((f) => !state.filter.region || f.region === state.filter.region)
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const options = shown.map((f) => h("option", { value: f.id }, f.name));
+  if (state.filter.facility && !shown.some((f) => f.id === state.filter.facility)) {
+    options.push(h("option", { value: state.filter.facility }, state.filter.facility));
+  }
+  put(facility, h("option", { value: "" }, t("filter.any")), options);
+  facility.value = state.filter.facility;
+  for (const key of ["donor", "category", "status", "from", "to"]) ui.filters.controls[key].value = state.filter[key];
+  renderFilterSummary();
+}
+
+function renderSuggestions() {
+  const fill = (id, values) => document.getElementById(id)
+    ?.replaceChildren(...[...values].sort().map((v) => h("option", { value: v })));
+  fill("donor-list", state.donors);
+  fill("category-list", state.categories);
+  document.getElementById("category-options")
+    ?.replaceChildren(...[...state.categories].sort().map((v) => h("option", { value: v })));
+}
+
+// ---------------------------------------------------------------- tools
+
+function buildTools() {
+  const exportStatus = h("p", { id: "export-status", class: "message ok", role: "status", hidden: true });
+  const exports = h("div", { class: "exports" },
+    EXPORTS.map((name) => h("div", { class: "export" },
+      h("span", {}, t(`export.${name}`)),
+      ["csv", "xlsx"].map((format) => h("button", {
+        type: "button",
+        class: "secondary",
+        id: `export-${name}-${format}`,
+        "aria-label": t("export.label", { report: t(`export.${name}`), format: format.toUpperCase() }),
+        onclick: (event) => exportReport(name, format, event.currentTarget, exportStatus),
+      }, format.toUpperCase())))));
+  const create = h("section", { id: "create", class: "panel", hidden: true });
+  const importer = h("section", { id: "import", class: "panel", hidden: true });
+  const toggle = (panel, build) => () => {
+    const opening = panel.hidden;
+    create.hidden = true;
+    importer.hidden = true;
+    if (opening) {
+      if (!panel.firstChild) build(panel);
+      panel.hidden = false;
+      panel.querySelector("input, select, textarea")?.focus();
+    }
+    for (const button of element.querySelectorAll("[aria-controls]")) {
+      button.setAttribute("aria-expanded", String(!document.getElementById(button.getAttribute("aria-controls")).hidden));
+    }
+  };
+  const buttons = may("create")
+    ? h("div", { class: "actions" },
+      h("button", { type: "button", id: "open-create", "aria-controls": "create", "aria-expanded": "false", onclick: toggle(create, buildCreateForm) }, t("create.open")),
+      h("button", { type: "button", id: "open-import", "aria-controls": "import", "aria-expanded": "false", onclick: toggle(importer, buildImport) }, t("import.open")))
+    : null;
+  const element = h("div", { id: "tools" },
+    h("details", { id: "export", class: "panel", open: wide() },
+      h("summary", {}, t("export.heading")),
+      h("p", { class: "hint" }, t("export.hint")),
+      exports, exportStatus),
+    buttons, create, importer);
+  return { element, create, importer };
+}
+
+async function exportReport(name, format, button, status) {
+  button.disabled = true;
+  message(status, t("export.working"), { ok: true });
+  try {
+    const { blob, filename } = await api.download(name, format, state.filter);
+    saveBlob(blob, filename);
+    status.dataset.file = filename;
+    status.dataset.bytes = String(blob.size);
+    message(status, t("export.done", { file: filename, size: bytes(blob.size) }), { ok: true });
+  } catch (error) {
+    message(status, t("export.failed", { reason: problemText(error) }));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- create
+
+function buildCreateForm(panel) {
+  const problem = h("p", { class: "message", role: "alert", hidden: true });
+  const done = h("div", { id: "create-done", role: "status" });
+  const input = (id, attrs = {}) => h("input", { id, name: id, ...attrs });
+  const fields = {
+    id: input("new-id", { required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", autocapitalize: "none", spellcheck: "false" }),
+    donor: input("new-donor", { required: true, list: "donor-list" }),
+    programme: input("new-programme"),
+    reference: input("new-reference"),
+    facility: h("select", { id: "new-facility", required: true },
+      state.facilities.map((f) => h("option", { value: f.id }, f.name))),
+    expected: input("new-expected", { type: "date" }),
+    note: h("textarea", { id: "new-note", rows: 2 }),
+  };
+  const lines = h("div", { id: "new-lines" });
+  const field = (key, control, hint) => h("div", { class: "field" },
+    h("label", { for: control.id }, t(`create.${key}`)), control,
+    hint ? h("small", { class: "hint" }, t(hint)) : null);
+  const addLine = () => {
+    const n = lines.children.length + 1;
+    const prefix = `line-${Date.now().toString(36)}-${n}`;
+    const control = (key, attrs = {}) => h("input", { id: `${prefix}-${key}`, name: key, ...attrs });
+    const parts = {
+      id: control("id", { value: `line-${n}`, required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", autocapitalize: "none" }),
+      item: control("item", { required: true }),
+      category: control("category", { required: true, list: "category-options" }),
+      unit: control("unit", { required: true }),
+      quantity: control("quantity", { type: "number", min: "1", step: "1", value: "1", required: true, inputmode: "numeric" }),
+      serials: h("textarea", { id: `${prefix}-serials`, name: "serials", rows: 2, autocapitalize: "characters" }),
+    };
+    const fieldset = h("fieldset", { class: "new-line" },
+      h("legend", {}, t("create.line", { n })),
+      h("div", { class: "filter-grid" },
+        Object.entries(parts).map(([key, control]) => h("div", { class: key === "serials" ? "field wide" : "field" },
+          h("label", { for: control.id }, t(`create.line_${key}`)), control))),
+      h("button", { type: "button", class: "link remove-line", onclick: () => {
+        if (lines.children.length > 1) fieldset.remove();
+      } }, t("create.remove_line")));
+    fieldset.parts = parts;
+    lines.append(fieldset);
+  };
+  addLine();
+  const form = h("form", {
+    id: "create-form",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      message(problem, null);
+      const serials = (text) => text.split(/[\n;,]/).map((s) => s.trim()).filter(Boolean);
+      const shipment = {
+        id: fields.id.value.trim(),
+        donor: fields.donor.value.trim(),
+        programme: fields.programme.value.trim(),
+        reference: fields.reference.value.trim(),
+        destination_facility: fields.facility.value,
+        expected_on: fields.expected.value || null,
+        note: fields.note.value.trim(),
+        lines: [...lines.children].map(({ parts }) => ({
+          id: parts.id.value.trim(),
+          item: parts.item.value.trim(),
+          category: parts.category.value.trim(),
+          unit: parts.unit.value.trim(),
+          quantity_expected: Number(parts.quantity.value),
+          serials_expected: serials(parts.serials.value),
+        })),
+      };
+      try {
+        const created = await api.post("/api/v1/shipments", shipment);
+        form.reset();
+        lines.replaceChildren();
+        addLine();
+        done.replaceChildren(h("p", { class: "message ok" }, t("create.done", { id: created.id }), " ",
+          h("button", { type: "button", class: "link", onclick: () => openShipment(created.id) }, t("create.view"))));
+        requestRefresh({ now: true });
+      } catch (error) {
+        message(problem, t("create.failed", { reason: problemText(error) }));
+      }
+    },
+  },
+  h("div", { class: "filter-grid" },
+    field("id", fields.id, "create.id_hint"), field("donor", fields.donor), field("programme", fields.programme),
+    field("reference", fields.reference), field("facility", fields.facility), field("expected_on", fields.expected)),
+  field("note", fields.note),
+  h("h3", {}, t("create.lines")),
+  h("p", { class: "hint" }, t("create.serials_hint")),
+  lines,
+  h("datalist", { id: "category-options" }),
+  h("div", { class: "actions" },
+    h("button", { type: "button", class: "secondary", id: "add-line", onclick: addLine }, t("create.add_line")),
+    h("button", { type: "submit", id: "create-submit" }, t("create.submit"))),
+  problem);
+  panel.replaceChildren(h("h2", {}, t("create.heading")), form, done);
+  renderSuggestions();
+}
+
+// ---------------------------------------------------------------- import
+
+function templateCsv() {
+  const example = {
+    shipment_id: "example-2026-001",
+    donor: "JICA",
+    programme: "Emergency medical equipment",
+    reference: "JICA/UA/2026/EX1",
+    destination_facility: state.facilities[0]?.id ?? "facility-id",
+    expected_on: "2026-12-31",
+    shipment_note: "",
+    line_id: "line-1",
+    item: "Portable ultrasound machine",
+    category: "imaging",
+    unit: "unit",
+    quantity_expected: "2",
+    serials_expected: "PUS-0001;PUS-0002",
+  };
+  const cell = (v) => (/[",\n;]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
+  // With a byte-order mark, spreadsheet programs open it as UTF-8.
+  return `\ufeff${MANIFEST_COLUMNS.join(",")}\r\n${MANIFEST_COLUMNS.map((c) => cell(example[c])).join(",")}\r\n`;
+}
+
+function buildImport(panel) {
+  const file = h("input", { id: "import-file", type: "file", accept: ".csv,text/csv", required: true });
+  const result = h("div", { id: "import-result", "aria-live": "polite" });
+  const submit = h("button", { type: "submit", id: "import-submit" }, t("import.submit"));
+  const form = h("form", {
+    id: "import-form",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const chosen = file.files?.[0];
+      if (!chosen) return;
+      submit.disabled = true;
+      result.replaceChildren(h("p", {}, t("import.working")));
+      try {
+        const imported = await api.importManifest(await chosen.text());
+        result.replaceChildren(
+          h("p", { class: "message ok", dataset: { outcome: "created" } },
+            t("import.done", { shipments: num(imported.created.length), lines: num(imported.lines) })),
+          h("ul", { class: "created" }, imported.created.map((id) => h("li", { dataset: { created: id } },
+            h("button", { type: "button", class: "link", onclick: () => openShipment(id) }, id)))));
+        form.reset();
+        requestRefresh({ now: true });
+      } catch (error) {
+        const rows = error instanceof ApiError ? error.rows : [];
+        put(result,
+          h("p", { class: "message", role: "alert", dataset: { outcome: "refused" } },
+            t("import.failed", { reason: problemText(error) })),
+          rows.length
+            ? table("import-problems", [
+              { key: "import.line", cell: (r) => String(r.line), num: true },
+              { key: "import.column", cell: (r) => r.column ?? "—" },
+              { key: "import.reason", cell: (r) => r.reason },
+            ], rows, { rowAttrs: (r) => ({ dataset: { line: String(r.line) } }) })
+            : null);
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h("p", { class: "hint" }, t("import.hint", { columns: MANIFEST_COLUMNS.join(", ") })),
+  h("label", { for: "import-file" }, t("import.file")), file,
+  h("div", { class: "actions" },
+    h("button", { type: "button", class: "secondary", id: "import-template", onclick: () => {
+      saveBlob(new Blob([templateCsv()], { type: "text/csv;charset=utf-8" }), "aidsync-manifest-template.csv");
+    } }, t("import.template")),
+    submit));
+  panel.replaceChildren(h("h2", {}, t("import.heading")), form, result);
+}
+
+// ---------------------------------------------------------------- overview
+
+function renderOverview() {
+  if (!ui || !state.data) return;
+  const { shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts } = state.data;
+  const items = new Map(lines.map((l) => [`${l.shipment_id}/${l.line_id}`, l.item]));
+  const lineLabel = (shipment, line) => {
+    const item = items.get(`${shipment}/${line}`);
+    return item ? h("span", {}, item, h("small", { class: "id" }, ` ${line}`)) : line;
+  };
+  const shipmentButton = (id) => h("button", { type: "button", class: "link open", dataset: { open: id }, onclick: () => openShipment(id) }, id);
+
+  // Totals over every line that matches (the category filter counts only
+  // its own lines, so these agree with the per-category table).
+  const sum = (rows, key) => rows.reduce((total, r) => total + (r[key] ?? 0), 0);
+  const figure = (key, value, extra) => h("div", { class: `figure ${key}`, dataset: { figure: key, value: String(value) } },
+    h("strong", {}, num(value)), h("span", {}, t(`totals.${key}`)), extra ? h("small", {}, extra) : null);
+  const expected = sum(byCategory, "expected");
+  const received = sum(byCategory, "received");
+  const open = discrepancies.filter((d) => !d.resolved).length;
+  document.getElementById("totals-figures").replaceChildren(
+    figure("shipments", shipments.length),
+    figure("expected", expected),
+    figure("received", received, t("totals.percent", { percent: percent(received, expected) })),
+    figure("damaged", sum(byCategory, "damaged")),
+    figure("outstanding", sum(byCategory, "outstanding")),
+    figure("open_discrepancies", open));
+
+  document.getElementById("chart-body").replaceChildren(chart(byFacility));
+
+  const totalsColumns = (first) => [
+    first,
+    { key: "totals.shipments", cell: (r) => num(r.shipments), num: true },
+    { key: "totals.expected", cell: (r) => num(r.expected), num: true },
+    { key: "totals.received", cell: (r) => num(r.received), num: true },
+    { key: "totals.damaged", cell: (r) => num(r.damaged), num: true },
+    { key: "totals.outstanding", cell: (r) => num(r.outstanding), num: true },
+  ];
+  document.getElementById("by-category-body").replaceChildren(table("by-category",
+    totalsColumns({ key: "totals.category", cell: (r) => r.key }), byCategory,
+    { stack: false, rowAttrs: (r) => ({ dataset: { category: r.key } }) }));
+  document.getElementById("by-facility-body").replaceChildren(table("by-facility",
+    totalsColumns({ key: "totals.facility", cell: (r) => facilityName(r.key) }), byFacility,
+    { stack: false, rowAttrs: (r) => ({ dataset: { facility: r.key } }) }));
+
+  const sorted = [...discrepancies].sort((a, b) => Number(a.resolved) - Number(b.resolved));
+  document.getElementById("discrepancies-body").replaceChildren(table("discrepancies", [
+    { key: "discrepancy.state", cell: (d) => h("span", { class: `badge ${d.resolved ? "resolved" : "open"}` }, t(d.resolved ? "discrepancy.resolved" : "discrepancy.open")) },
+    { key: "discrepancy.kind", cell: (d) => t(`kind.${d.kind}`) },
+    { key: "discrepancy.shipment", cell: (d) => shipmentButton(d.shipment_id) },
+    { key: "discrepancy.line", cell: (d) => lineLabel(d.shipment_id, d.line_id) },
+    { key: "discrepancy.quantity", cell: (d) => num(d.quantity), num: true },
+    { key: "discrepancy.serials", cell: (d) => d.serials.join(", ") || "—" },
+  ], sorted, {
+    empty: "discrepancies.empty",
+    rowAttrs: (d) => ({ class: d.resolved ? "resolved" : null, dataset: { shipment: d.shipment_id, kind: d.kind, resolved: String(d.resolved) } }),
+  }));
+
+  document.getElementById("duplicates-body").replaceChildren(table("duplicates", [
+    { key: "duplicate.shipment", cell: (d) => shipmentButton(d.shipment_id) },
+    { key: "duplicate.line", cell: (d) => lineLabel(d.shipment_id, d.line_id) },
+    { key: "duplicate.receipts", cell: (d) => h("span", {}, h("code", { title: d.first }, shortId(d.first)), " · ", h("code", { title: d.second }, shortId(d.second))) },
+    { key: "duplicate.reason", cell: (d) => t(`reason.${d.reason}`) },
+    { key: "duplicate.serials", cell: (d) => d.serials.join(", ") || "—" },
+  ], duplicates, { empty: "duplicates.empty", rowAttrs: (d) => ({ dataset: { shipment: d.shipment_id } }) }));
+
+  document.getElementById("conflicts-body").replaceChildren(table("conflicts", [
+    { key: "conflict.shipment", cell: (c) => shipmentButton(c.shipment_id) },
+    { key: "conflict.field", cell: (c) => h("code", {}, c.path) },
+    { key: "conflict.values", cell: (c) => conflictValues(c.values) },
+  ], conflicts, { empty: "conflicts.empty", rowAttrs: (c) => ({ dataset: { shipment: c.shipment_id } }) }));
+
+  document.getElementById("shipments-body").replaceChildren(table("shipments", [
+    { key: "shipment.shipment", cell: (s) => h("span", { class: "stacked" }, shipmentButton(s.id), h("small", {}, `${s.donor} · ${s.reference || "—"}`)) },
+    { key: "shipment.facility", cell: (s) => facilityName(s.facility_id) },
+    { key: "shipment.expected_on", cell: (s) => day(s.expected_on) },
+    { key: "shipment.status", cell: (s) => badge(s.status) },
+    { key: "shipment.received", cell: (s) => h("span", { class: "received" }, t("shipment.of", { received: num(s.received), expected: num(s.expected) })), num: true },
+    { key: "shipment.damaged", cell: (s) => num(s.damaged), num: true },
+    { key: "shipment.outstanding", cell: (s) => num(s.outstanding), num: true },
+    { key: "shipment.issues", cell: (s) => issues(s) },
+    { key: "shipment.last_receipt", cell: (s) => (s.last_receipt_at ? when(s.last_receipt_at) : "—") },
+  ], shipments, {
+    empty: "shipments.empty",
+    rowAttrs: (s) => ({ dataset: { shipment: s.id, received: String(s.received), receipts: String(s.receipts) } }),
+  }));
+}
+
+function issues(s) {
+  const parts = [];
+  if (s.open_discrepancies) parts.push(t("shipment.open_discrepancies", { count: num(s.open_discrepancies) }));
+  if (s.duplicates) parts.push(t("shipment.duplicates", { count: num(s.duplicates) }));
+  if (s.conflicts) parts.push(t("shipment.conflicts", { count: num(s.conflicts) }));
+  return parts.length ? parts.join(" · ") : "—";
+}
+
+function conflictValues(values) {
+  // The first value is the one the document shows.
+  return h("ul", { class: "plain" }, values.map((v, i) => {
+    const text = typeof v === "string" ? v : v.value;
+    return h("li", {}, text === "" ? t("conflict.empty_value") : text, i === 0 ? h("small", {}, ` (${t("conflict.kept")})`) : null);
+  }));
+}
+
+/** Received against expected per facility, as bars drawn with CSS (the
+ *  page's policy allows no inline styles, so widths are set through the
+ *  CSSOM, which it does allow). */
+function chart(rows) {
+  if (!rows.length) return h("p", { class: "empty" }, t("chart.empty"));
+  const scale = Math.max(1, ...rows.map((r) => Math.max(r.expected, r.received)));
+  const bar = (kind, value) => {
+    const el = h("span", { class: `fill ${kind}` });
+    el.style.width = `${(100 * value) / scale}%`;
+    return h("span", { class: "track" }, el);
+  };
+  return h("div", { class: "chart" },
+    h("p", { class: "legend", "aria-hidden": "true" },
+      h("span", { class: "swatch expected" }), t("chart.expected"), " ",
+      h("span", { class: "swatch received" }), t("chart.received")),
+    h("ul", { class: "plain" }, rows.map((r) => h("li", {
+      class: "chart-row",
+      dataset: { facility: r.key, received: String(r.received), expected: String(r.expected) },
+    },
+    h("span", { class: "chart-label" }, facilityName(r.key)),
+    h("span", { class: "chart-bars", role: "img", "aria-label": t("chart.row", { facility: facilityName(r.key), received: num(r.received), expected: num(r.expected) }) },
+      bar("expected", r.expected), bar("received", r.received)),
+    h("span", { class: "chart-value" }, t("chart.value", { received: num(r.received), expected: num(r.expected), percent: percent(r.received, r.expected) }))))));
+}
+
+// ---------------------------------------------------------------- detail
+
+function openShipment(id) {
+  state.shipmentId = id;
+  state.detail = null;
+  writeUrl({ push: true });
+  showView();
+  loadDetail(id);
+}
+
+function closeShipment() {
+  state.shipmentId = null;
+  state.detail = null;
+  writeUrl({ push: true });
+  showView();
+}
+
+/** Shows the overview or the open shipment (the overview stays built
+ *  underneath, so going back is instant). */
+function showView() {
+  if (!ui) return;
+  const detail = Boolean(state.shipmentId);
+  ui.overview.hidden = detail;
+  ui.filters.element.hidden = detail;
+  ui.tools.element.hidden = detail;
+  ui.detail.hidden = !detail;
+  renderDetail();
+  scrollTo(0, 0);
+}
+
+function renderDetail() {
+  if (!ui || !state.shipmentId) return;
+  const s = state.detail;
+  if (!s || s.id !== state.shipmentId || s.missing) {
+    ui.review = null;
+    ui.reviewHost.replaceChildren();
+    ui.detailBody.replaceChildren(s?.missing && s.id === state.shipmentId
+      ? h("p", { class: "message", role: "alert" }, t("detail.missing", { id: s.id, reason: s.problem }))
+      : h("p", { class: "loading" }, t("detail.loading")));
+    return;
+  }
+  const lines = new Map(s.lines.map((l) => [l.id, l]));
+  const totals = new Map(s.summary.lines.map((l) => [l.line_id, l]));
+  const duplicates = new Set(s.summary.duplicates.flatMap((d) => [d.first, d.second]));
+  const devices = [...new Set(s.receipts.map((r) => r.device_id))];
+  const meta = (key, value) => h("div", {}, h("dt", {}, t(key)), h("dd", {}, value));
+
+  const header = h("section", { class: "panel", id: "detail-header", dataset: { shipment: s.id } },
+    h("h2", {}, `${s.donor} · ${s.reference || s.id}`),
+    h("p", {}, badge(s.summary.status), " ",
+      t("shipment.of", { received: num(s.summary.received), expected: num(s.summary.expected) })),
+    h("dl", { class: "meta" },
+      meta("detail.id", h("code", {}, s.id)),
+      meta("detail.facility", facilityName(s.destination_facility)),
+      meta("detail.programme", s.programme || "—"),
+      meta("detail.expected_on", day(s.expected_on)),
+      meta("detail.created", t("detail.created_by", { user: s.created_by, time: when(s.created_at) })),
+      s.note ? meta("detail.note", s.note) : null));
+
+  const linesTable = section("detail-lines", "detail.lines", table("detail-lines", [
+    { key: "line.item", cell: (l) => h("span", { class: "stacked" }, l.item, h("small", {}, `${l.category} · ${l.id}`)) },
+    { key: "line.expected", cell: (l) => `${num(totals.get(l.id)?.expected)} ${l.unit}`, num: true },
+    { key: "line.received", cell: (l) => num(totals.get(l.id)?.received), num: true },
+    { key: "line.damaged", cell: (l) => num((totals.get(l.id)?.damaged ?? 0) + (totals.get(l.id)?.missing_parts ?? 0)), num: true },
+    { key: "line.outstanding", cell: (l) => num(totals.get(l.id)?.outstanding), num: true },
+    { key: "line.other", cell: (l) => lineIssues(totals.get(l.id)) },
+  ], s.lines, { rowAttrs: (l) => ({ dataset: { line: l.id } }) }));
+
+  const receipts = [...s.receipts].sort((a, b) => b.recorded_at - a.recorded_at);
+  const receiptsTable = section("detail-receipts", "detail.receipts", table("detail-receipts", [
+    { key: "receipt.who", cell: (r) => h("span", { class: "stacked" }, r.recorded_by,
+      h("small", { title: r.device_id }, t("receipt.device", { n: devices.indexOf(r.device_id) + 1, device: shortId(r.device_id) }))) },
+    { key: "receipt.line", cell: (r) => lines.get(r.line_id)?.item ?? r.line_id },
+    { key: "receipt.quantity", cell: (r) => num(r.quantity), num: true },
+    { key: "receipt.condition", cell: (r) => t(`condition.${r.condition}`) },
+    { key: "receipt.serials", cell: (r) => r.serials.join(", ") || "—" },
+    { key: "receipt.recorded_at", cell: (r) => whenExact(r.recorded_at) },
+    { key: "receipt.received_at", cell: (r) => whenExact(r.received_at) },
+    { key: "receipt.flags", cell: (r) => receiptFlags(r, duplicates) },
+  ], receipts, {
+    empty: "detail.no_receipts",
+    rowAttrs: (r) => ({ class: r.voided ? "voided" : null, dataset: { receipt: r.id, voided: String(r.voided) } }),
+  }));
+
+  const conflicts = s.conflicts.length
+    ? section("detail-conflicts", "conflicts.heading", table("detail-conflicts", [
+      { key: "conflict.field", cell: (c) => h("code", {}, c.path) },
+      { key: "conflict.values", cell: (c) => conflictValues(c.values) },
+    ], s.conflicts))
+    : null;
+
+  const reviews = section("detail-reviews", "detail.reviews", s.reviews.length
+    ? h("ul", { class: "reviews plain" }, [...s.reviews].sort((a, b) => b.at - a.at).map((r) => h("li", { dataset: { review: r.id } },
+      h("p", {}, h("strong", {}, r.by), " · ", when(r.at), " ",
+        r.verdict ? h("span", { class: `badge verdict-${r.verdict}` }, t(`verdict.${r.verdict}`)) : null),
+      r.note ? h("p", { class: "note" }, r.note) : null,
+      h("p", {}, h("small", {}, r.resolves.length
+        ? t("review.resolves", { count: num(r.resolves.length) })
+        : t("review.whole"))))))
+    : h("p", { class: "empty" }, t("detail.no_reviews")));
+
+  put(ui.detailBody, header, linesTable, receiptsTable, conflicts, reviews);
+  if (may("review")) {
+    if (ui.review?.shipment !== s.id) {
+      ui.review = reviewForm(s.id);
+      ui.reviewHost.replaceChildren(ui.review.element);
+    }
+    ui.review.update(s, lines);
+  }
+}
+
+function lineIssues(totals) {
+  if (!totals) return "—";
+  const parts = [];
+  if (totals.wrong_item) parts.push(t("line.wrong_item", { count: num(totals.wrong_item) }));
+  if (totals.over_received) parts.push(t("line.over_received", { count: num(totals.over_received) }));
+  if (totals.serials_unexpected.length) parts.push(t("line.serials_unexpected", { serials: totals.serials_unexpected.join(", ") }));
+  if (totals.outstanding === 0 && totals.serials_missing.length) parts.push(t("line.serials_missing", { serials: totals.serials_missing.join(", ") }));
+  return parts.length ? parts.join(" · ") : "—";
+}
+
+function receiptFlags(r, duplicates) {
+  const flags = [];
+  if (r.voided) flags.push(h("span", { class: "badge voided-badge" }, t("receipt.voided")));
+  if (r.voids) flags.push(h("span", { class: "badge" }, t("receipt.voids", { id: shortId(r.voids) })));
+  if (duplicates.has(r.id)) flags.push(h("span", { class: "badge discrepancy" }, t("receipt.duplicate")));
+  const note = r.note ? h("div", {}, h("small", {}, t("receipt.note", { note: r.note }))) : null;
+  return flags.length || note ? h("span", {}, flags, note) : "—";
+}
+
+/** The review form. It stays in place while the detail above it
+ *  refreshes (a receipt arriving must not eat a half-typed note); only its
+ *  list of receipts to pick from follows the data. */
+function reviewForm(shipmentId) {
+  const note = h("textarea", { id: "review-note", rows: 3 });
+  const verdict = h("select", { id: "review-verdict" },
+    h("option", { value: "" }, t("verdict.none")),
+    VERDICTS.map((v) => h("option", { value: v }, t(`verdict.${v}`))));
+  const list = h("div", { class: "checks" });
+  const problem = h("p", { class: "message", role: "alert", hidden: true });
+  const done = h("p", { id: "review-done", class: "message ok", role: "status", hidden: true });
+  const submit = h("button", { type: "submit", id: "review-submit" }, t("review.submit"));
+  const form = h("form", {
+    id: "review-form",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      message(done, null);
+      if (!note.value.trim() && !verdict.value) {
+        message(problem, t("review.empty"));
+        return;
+      }
+      message(problem, null);
+      submit.disabled = true;
+      try {
+        const resolves = [...list.querySelectorAll("input:checked")].map((b) => b.value);
+        const detail = await api.post(`/api/v1/shipments/${encodeURIComponent(shipmentId)}/reviews`, {
+          id: freshId(),
+          note: note.value.trim(),
+          verdict: verdict.value || null,
+          resolves,
+        });
+        form.reset();
+        if (state.shipmentId === shipmentId) {
+          state.detail = detail;
+          renderDetail();
+        }
+        message(done, t("review.done"), { ok: true });
+        requestRefresh({ now: true });
+      } catch (error) {
+        message(problem, t("review.failed", { reason: problemText(error) }));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h("label", { for: "review-note" }, t("review.note")), note,
+  h("label", { for: "review-verdict" }, t("review.verdict")), verdict,
+  h("fieldset", { class: "resolves" },
+    h("legend", {}, t("review.pick")),
+    h("p", { class: "hint" }, t("review.pick_hint")),
+    list),
+  problem,
+  h("div", { class: "actions" }, submit));
+
+  /** The receipts one may pick: those that count. Existing boxes stay
+   *  (ticked or focused), new ones are added, gone ones removed. */
+  const update = (s, lines) => {
+    const candidates = s.receipts
+      .filter((r) => !r.voided && r.quantity > 0)
+      .sort((a, b) => a.recorded_at - b.recorded_at);
+    const keep = new Set(candidates.map((r) => r.id));
+    for (const el of [...list.children]) if (!keep.has(el.dataset.receipt)) el.remove();
+    for (const r of candidates) {
+      const text = t("review.receipt", {
+        user: r.recorded_by,
+        quantity: num(r.quantity),
+        condition: t(`condition.${r.condition}`),
+        item: lines.get(r.line_id)?.item ?? r.line_id,
+        time: when(r.recorded_at),
+      });
+      const existing = [...list.children].find((el) => el.dataset.receipt === r.id);
+      if (existing) {
+        existing.querySelector("label").textContent = text;
+        continue;
+      }
+      const box = h("input", { type: "checkbox", id: `resolve-${r.id}`, value: r.id });
+      list.append(h("div", { class: "check", dataset: { receipt: r.id } }, box, h("label", { for: box.id }, text)));
+    }
+    if (!candidates.length) list.replaceChildren(h("p", { class: "empty" }, t("detail.no_receipts")));
+    else list.querySelector("p.empty")?.remove();
+  };
+  return {
+    shipment: shipmentId,
+    element: section("detail-review", "review.heading", form, done),
+    update,
+  };
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  if (!api.user()) {
+    stopLive();
+    ui = null;
+    return renderLogin();
+  }
+  readUrl();
+  main.replaceChildren(h("p", { class: "loading" }, t("detail.loading")));
+  try {
+    const [user, facilities] = await Promise.all([api.refreshUser(), api.get("/api/v1/facilities")]);
+    if (user?.role === "admin") {
+      await api.logout();
+      return renderLogin(t("login.admin"));
+    }
+    state.facilities = facilities;
+  } catch (error) {
+    if (!api.user()) return;
+    main.replaceChildren(h("p", { class: "message", role: "alert" }, t("error.load", { reason: problemText(error) })),
+      h("button", { type: "button", onclick: start }, t("error.retry")));
+    renderHeader();
+    return;
+  }
+  renderHeader();
+  buildShell();
+  fillFacilityOptions();
+  showView();
+  requestRefresh({ detail: true, now: true });
+  startLive();
+}
+
+async function boot() {
+  await setLanguage(preferredLanguage(), { base: I18N_BASE });
+  api.onExpired = () => {
+    stopLive();
+    ui = null;
+    renderLogin(t("login.expired"));
+  };
+  document.getElementById("lang").addEventListener("click", async () => {
+    const next = LANGUAGES.find((l) => l !== language());
+    await setLanguage(next, { remember: true, base: I18N_BASE });
+    renderHeader();
+    if (!api.user()) return renderLogin();
+    // Rebuild every part in the new language; the data is already here.
+    buildShell();
+    fillFacilityOptions();
+    renderSuggestions();
+    renderOverview();
+    showView();
+  });
+  document.getElementById("logout").addEventListener("click", async () => {
+    stopLive();
+    ui = null;
+    state.data = null;
+    state.detail = null;
+    state.refreshedAt = null;
+    await api.logout();
+    renderLogin();
+  });
+  addEventListener("popstate", () => {
+    if (!ui) return;
+    const before = filterQuery(state.filter);
+    readUrl();
+    fillFacilityOptions();
+    showView();
+    if (state.shipmentId) loadDetail(state.shipmentId);
+    if (filterQuery(state.filter) !== before) requestRefresh({ now: true });
+  });
+  await start();
+}
+
+boot().catch((e) => {
+  main.textContent = `aidsync: ${e?.message ?? e}`;
+});
