@@ -2,7 +2,7 @@
 //! requires the admin role (403 otherwise).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -10,6 +10,7 @@ use aidsync_shared::ids::UserId;
 use aidsync_shared::roles::Action;
 
 use super::ApiJson;
+use super::json::ApiQuery;
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
@@ -57,6 +58,7 @@ pub async fn reset_password(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceQuery {
     user: Option<String>,
 }
@@ -65,7 +67,7 @@ pub struct DeviceQuery {
 pub async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<DeviceQuery>,
+    ApiQuery(q): ApiQuery<DeviceQuery>,
 ) -> Result<Json<Vec<DeviceRow>>, AppError> {
     caller.require(Action::Administer)?;
     Ok(Json(state.db.list_devices(q.user.as_deref()).await?))
@@ -84,6 +86,7 @@ pub async fn revoke_device(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangeQuery {
     user: Option<String>,
     device: Option<String>,
@@ -94,7 +97,7 @@ pub struct ChangeQuery {
 pub async fn list_changes(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ChangeQuery>,
+    ApiQuery(q): ApiQuery<ChangeQuery>,
 ) -> Result<Json<Vec<ChangeRow>>, AppError> {
     caller.require(Action::Administer)?;
     Ok(Json(

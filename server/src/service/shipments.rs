@@ -13,6 +13,9 @@ use crate::caller::Caller;
 use crate::error::AppError;
 use crate::storage::{ChangeAuthor, Db, StorageError, Tx};
 
+/// The one shipment id the API cannot address: its path is the import route.
+const RESERVED_ID: &str = "import";
+
 /// A new shipment checked and built, not yet stored.
 pub struct Prepared {
     pub doc: ShipmentDoc,
@@ -34,6 +37,14 @@ pub async fn prepare(
     new: &NewShipment,
     now_ms: i64,
 ) -> Result<Prepared, Unfit> {
+    if new.id.as_str() == RESERVED_ID {
+        return Err(Unfit {
+            field: Some("id".to_owned()),
+            error: AppError::Unprocessable(format!(
+                "id: {RESERVED_ID:?} is reserved (POST /api/v1/shipments/{RESERVED_ID} imports manifests)"
+            )),
+        });
+    }
     let facility_field = || Some("destination_facility".to_owned());
     let facility =
         super::facilities::require(db, "destination_facility", &new.destination_facility)

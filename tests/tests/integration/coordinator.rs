@@ -363,6 +363,24 @@ pub async fn reports_filter_scope_and_export(db: &TestDb) {
         assert_eq!(status.as_u16(), want, "{path}: {body}");
         assert!(body["error"].is_string(), "{path}: {body}");
     }
+    for path in ["/api/v1/devices?usr=anna", "/api/v1/changes?limit=many"] {
+        let (status, body) = get(&world, &world.admin.token, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let (status, body) = world
+        .api
+        .post(
+            Some(&coordinator),
+            "/api/v1/shipments",
+            &crate::common::shipment_json("import", FACILITY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 422,
+        "the import route's name is no shipment id: {body}"
+    );
     let (status, _) = get(&world, &world.admin.token, "/api/v1/reports/receipts").await;
     assert_eq!(status, 403, "admins manage accounts, not shipments");
 
