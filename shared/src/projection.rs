@@ -79,7 +79,7 @@ pub struct ReceiptRow {
     /// When the phone recorded it (ms since epoch).
     pub recorded_at: i64,
     /// When the server stored it, if known.
-    pub reached_server_at: Option<i64>,
+    pub received_at: Option<i64>,
     pub voided: bool,
     pub voids: Option<String>,
 }
@@ -182,12 +182,12 @@ fn n(v: u64) -> i64 {
 }
 
 /// Derives the rows of `shipment`, whose figures are `summary`
-/// ([`crate::derive::summarize`]). `reached_server_at` says when a receipt
+/// ([`crate::derive::summarize`]). `received_at` says when a receipt
 /// reached the server (the server knows from its change log).
 pub fn project(
     shipment: &Shipment,
     summary: &Summary,
-    reached_server_at: impl Fn(&ReceiptId) -> Option<i64>,
+    received_at: impl Fn(&ReceiptId) -> Option<i64>,
 ) -> Projection {
     let id = shipment.header.id.to_string();
     let voided = shipment.voided();
@@ -231,7 +231,7 @@ pub fn project(
             recorded_by: r.recorded_by.to_string(),
             device_id: r.device_id.to_string(),
             recorded_at: r.recorded_at,
-            reached_server_at: reached_server_at(&r.id),
+            received_at: received_at(&r.id),
             voided: voided.contains(&r.id),
             voids: r.voids.as_ref().map(ToString::to_string),
         })

@@ -273,7 +273,7 @@ fn receipt_rows_carry_who_when_and_voids() {
                 r.receipt_id.as_str(),
                 r.voided,
                 r.voids.as_deref(),
-                r.reached_server_at,
+                r.received_at,
                 r.recorded_by.as_str(),
             )
         })

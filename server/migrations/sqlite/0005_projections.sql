@@ -44,7 +44,7 @@ CREATE TABLE shipment_receipts (
     recorded_by       TEXT NOT NULL,
     device_id         TEXT NOT NULL,
     recorded_at       BIGINT NOT NULL,
-    reached_server_at BIGINT,
+    received_at BIGINT,
     voided            BIGINT NOT NULL,
     voids             TEXT,
     PRIMARY KEY (shipment_id, receipt_id)

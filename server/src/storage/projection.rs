@@ -189,7 +189,7 @@ fn receipt_row(r: &AnyRow) -> Result<ReceiptRow, sqlx::Error> {
         recorded_by: r.try_get("recorded_by")?,
         device_id: r.try_get("device_id")?,
         recorded_at: r.try_get("recorded_at")?,
-        reached_server_at: r.try_get("reached_server_at")?,
+        received_at: r.try_get("received_at")?,
         voided: flag(r, "voided")?,
         voids: r.try_get("voids")?,
     })
@@ -379,7 +379,7 @@ impl Tx {
 
     async fn write_receipts(&mut self, id: &str, rows: &[ReceiptRow]) -> Result<(), StorageError> {
         let stored: HashMap<String, (bool, Option<i64>)> = sqlx::query(
-            "SELECT receipt_id, voided, reached_server_at FROM shipment_receipts
+            "SELECT receipt_id, voided, received_at FROM shipment_receipts
              WHERE shipment_id = $1",
         )
         .bind(id)
@@ -389,24 +389,23 @@ impl Tx {
         .map(|r| {
             Ok((
                 r.try_get("receipt_id")?,
-                (flag(r, "voided")?, r.try_get("reached_server_at")?),
+                (flag(r, "voided")?, r.try_get("received_at")?),
             ))
         })
         .collect::<Result<_, sqlx::Error>>()?;
         for r in rows {
             match stored.get(&r.receipt_id) {
                 // The rest of a receipt never changes once recorded.
-                Some(&(voided, reached))
-                    if voided == r.voided && reached == r.reached_server_at => {}
+                Some(&(voided, reached)) if voided == r.voided && reached == r.received_at => {}
                 Some(_) => {
                     sqlx::query(
-                        "UPDATE shipment_receipts SET voided = $3, reached_server_at = $4
+                        "UPDATE shipment_receipts SET voided = $3, received_at = $4
                          WHERE shipment_id = $1 AND receipt_id = $2",
                     )
                     .bind(id)
                     .bind(&r.receipt_id)
                     .bind(i64::from(r.voided))
-                    .bind(r.reached_server_at)
+                    .bind(r.received_at)
                     .execute(self.conn())
                     .await?;
                 }
@@ -414,7 +413,7 @@ impl Tx {
                     sqlx::query(
                         "INSERT INTO shipment_receipts (shipment_id, receipt_id, line_id, quantity,
                              condition, serials, note, recorded_by, device_id, recorded_at,
-                             reached_server_at, voided, voids)
+                             received_at, voided, voids)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     )
                     .bind(id)
@@ -427,7 +426,7 @@ impl Tx {
                     .bind(&r.recorded_by)
                     .bind(&r.device_id)
                     .bind(r.recorded_at)
-                    .bind(r.reached_server_at)
+                    .bind(r.received_at)
                     .bind(i64::from(r.voided))
                     .bind(r.voids.as_deref())
                     .execute(self.conn())

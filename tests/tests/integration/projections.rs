@@ -240,7 +240,7 @@ pub async fn fixed_mix(db: &TestDb) {
     let first = &rows[SHIPMENT];
     let voided = first.receipts.iter().filter(|r| r.voided).count();
     assert_eq!(voided, 1, "{:#?}", first.receipts);
-    assert!(first.receipts.iter().all(|r| r.reached_server_at.is_some()));
+    assert!(first.receipts.iter().all(|r| r.received_at.is_some()));
     let kinds: Vec<&str> = first
         .discrepancies
         .iter()
