@@ -1,6 +1,7 @@
 //! Coordinator queries over the projections: shipments, lines, receipts,
 //! discrepancies, possible duplicates, conflicts and totals, all under one
-//! filter (`?facility=&region=&donor=&category=&status=&from=&to=`).
+//! filter (`?facility=&region=&donor=&category=&status=&from=&to=`), paged
+//! with `limit` and `offset` where wanted.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -19,7 +20,7 @@ use crate::clock::format_utc;
 use crate::error::AppError;
 use crate::service::export::{self, FileFormat};
 use crate::service::reports;
-use crate::storage::ReportFilter;
+use crate::storage::{Page, ReportFilter};
 
 /// The filter as a query string. Unknown parameters are refused, so a
 /// misspelt filter never silently returns everything.
@@ -33,7 +34,13 @@ pub struct FilterQuery {
     status: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// Paging: at most `limit` rows (1 to 100,000), after skipping `offset`.
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
+
+/// The most rows one page may ask for.
+const MAX_LIMIT: i64 = 100_000;
 
 fn date(name: &str, value: Option<String>) -> Result<Option<String>, AppError> {
     let Some(v) = value.filter(|v| !v.is_empty()) else {
@@ -87,6 +94,24 @@ impl FilterQuery {
             from: date("from", self.from)?,
             to: date("to", self.to)?,
             shipment: None,
+            page: match (self.limit, self.offset) {
+                (None, None) => None,
+                (limit, offset) => {
+                    let limit = limit.unwrap_or(MAX_LIMIT);
+                    let offset = offset.unwrap_or(0);
+                    if !(1..=MAX_LIMIT).contains(&limit) {
+                        return Err(AppError::BadRequest(format!(
+                            "limit: {limit} is not between 1 and {MAX_LIMIT}"
+                        )));
+                    }
+                    if offset < 0 {
+                        return Err(AppError::BadRequest(format!(
+                            "offset: {offset} is negative"
+                        )));
+                    }
+                    Some(Page { limit, offset })
+                }
+            },
         })
     }
 }

@@ -32,6 +32,16 @@ pub struct ReportFilter {
     pub to: Option<String>,
     /// One shipment (its detail page).
     pub shipment: Option<String>,
+    /// A page of the rows, in the report's order: at most `limit` rows
+    /// after skipping `offset`.
+    pub page: Option<Page>,
+}
+
+/// A page of a report's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
 }
 
 /// How a query's own rows narrow to an item category, beyond keeping the
@@ -542,7 +552,11 @@ impl Db {
             return Ok(Vec::new());
         }
         let (condition, values) = where_clause(filter, scope, category);
-        let sql = sql.replace("{where}", &condition);
+        let mut sql = sql.replace("{where}", &condition);
+        if let Some(page) = filter.page {
+            // Numbers the server checked, not text from the client.
+            sql.push_str(&format!(" LIMIT {} OFFSET {}", page.limit, page.offset));
+        }
         let mut query = sqlx::query(&sql);
         for value in &values {
             query = query.bind(value.as_str());

@@ -350,12 +350,19 @@ pub async fn reports_filter_scope_and_export(db: &TestDb) {
     assert_eq!(column(&by_facility, "key"), [OTHER_FACILITY, FACILITY]);
     assert_eq!(column(&by_facility, "received"), ["0", "3"]);
 
+    // Pages of the same order.
+    let (_, first) = get(&world, &coordinator, "/api/v1/shipments?limit=2").await;
+    let (_, second) = get(&world, &coordinator, "/api/v1/shipments?limit=2&offset=2").await;
+    assert_eq!([ids(&first), ids(&second)].concat(), ids(&all));
+
     // Bad filters are refused, not ignored.
     for (path, want) in [
         ("/api/v1/shipments?colour=red", 400),
         ("/api/v1/shipments?from=yesterday", 400),
         ("/api/v1/shipments?status=lost", 400),
         ("/api/v1/shipments?facility=Not%20An%20Id", 400),
+        ("/api/v1/shipments?limit=0", 400),
+        ("/api/v1/shipments?offset=-1", 400),
         ("/api/v1/reports/everything", 404),
         ("/api/v1/reports/receipts.pdf", 404),
     ] {
