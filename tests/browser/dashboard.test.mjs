@@ -155,6 +155,7 @@ test("a receipt synced from a phone appears on the open dashboard within seconds
     await shot(page, "detail-laptop");
     assert.deepEqual(await accessibilityProblems(page), [], "a shipment on a laptop");
     await page.click("#detail-back");
+    await page.uncheck("#discrepancies-open-only");
     await page.locator(`[data-table=discrepancies] tr[data-shipment="${SHIPMENT}"][data-kind=damaged][data-resolved=true]`)
       .waitFor({ timeout: LIVE_MS });
 
@@ -263,6 +264,55 @@ test("the filter lives in the URL and exports download its rows as CSV and XLSX"
   }
 });
 
+test("the shipment and discrepancy lists show a page at a time; open only hides settled discrepancies", async () => {
+  const dash = await open();
+  try {
+    const { page } = dash;
+    await loginDashboard(page, "olena", "/coordinator/?page_size=3");
+    const all = (await (await api("/api/v1/shipments")).json()).map((s) => s.id);
+    assert.ok(all.length > 6, "enough shipments for two pages and more");
+    const rows = page.locator("[data-table=shipments] tbody tr");
+    const shown = () => rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.shipment));
+    assert.deepEqual(await shown(), all.slice(0, 3));
+    assert.equal(await page.textContent("#shipments-count"), `Showing 3 of ${all.length}.`);
+    await page.click("#shipments-more");
+    await page.waitForFunction(() => document.querySelectorAll("[data-table=shipments] tbody tr").length === 6);
+    assert.deepEqual(await shown(), all.slice(0, 6), "the next page, appended");
+    // A live refresh fetches as many as are shown, not just the first page.
+    const before = await page.getAttribute("#refreshed", "data-at");
+    const review = await fetch(`${base}/api/v1/shipments/${all[0]}/reviews`, {
+      method: "POST",
+      headers: { authorization: "Bearer demo-olena", "content-type": "application/json" },
+      body: JSON.stringify({ id: "paging-note", note: "Checked the paging.", verdict: null, resolves: [] }),
+    });
+    assert.equal(review.status, 201);
+    await page.waitForFunction((at) => document.querySelector("#refreshed")?.dataset.at !== at, before, { timeout: LIVE_MS });
+    assert.deepEqual(await shown(), all.slice(0, 6), "still six after the live refresh");
+
+    // Open only (the default) hides the demo's settled discrepancy.
+    const discrepancies = await (await api("/api/v1/reports/discrepancies")).json();
+    const open = discrepancies.filter((d) => !d.resolved).length;
+    const listed = page.locator("[data-table=discrepancies] tbody tr");
+    const settled = page.locator('[data-table=discrepancies] tr[data-shipment="jica-2026-002"][data-line="line-1"][data-kind=damaged]');
+    assert.ok(await page.isChecked("#discrepancies-open-only"));
+    assert.equal(await listed.count(), Math.min(3, open));
+    assert.equal(await settled.count(), 0);
+    await page.uncheck("#discrepancies-open-only");
+    // Open ones first: the settled ones come after "Show more".
+    assert.ok(discrepancies.length > 3);
+    assert.equal(await listed.count(), 3);
+    while (await page.locator("#discrepancies-more").count()) await page.click("#discrepancies-more");
+    assert.equal(await listed.count(), discrepancies.length);
+    assert.equal(await settled.getAttribute("data-resolved"), "true");
+    assert.deepEqual(await accessibilityProblems(page), [], "the lists with their Show more buttons");
+    await page.check("#discrepancies-open-only");
+    assert.equal(await settled.count(), 0);
+    assert.deepEqual(dash.errors, []);
+  } finally {
+    await dash.context.close();
+  }
+});
+
 test("the Ukrainian dashboard has every string, readable contrast and finger-sized controls", async () => {
   const dir = join(root, "web", "coordinator");
   const en = JSON.parse(readFileSync(join(dir, "i18n", "en.json"), "utf8"));
@@ -279,7 +329,7 @@ test("the Ukrainian dashboard has every string, readable contrast and finger-siz
   const dash = await open({ viewport: PHONE, locale: "uk-UA" });
   try {
     const { page } = dash;
-    await loginDashboard(page, "olena", "/coordinator/?status=discrepancy");
+    await loginDashboard(page, "olena", "/coordinator/?status=discrepancy&page_size=1");
     const check = async (what) => {
       const text = await page.textContent("body");
       assert.doesNotMatch(text, /\[[a-z_]+\.[a-z_.]+\]/, `a translation key shows on screen (${what})`);

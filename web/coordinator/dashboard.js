@@ -27,6 +27,14 @@ const MANIFEST_COLUMNS = [
 /** Rows a table shows before it says "export for the rest": a region's
  *  whole history would make the page slow on a phone. */
 const MAX_ROWS = 200;
+/** The shipment list and the discrepancy list show this many rows at
+ *  first and this many more per "Show more" (a national coordinator may
+ *  see 10,000 shipments). `?page_size=N` in the URL overrides it, so the
+ *  browser test can page through the demo's few shipments. */
+const STANDARD_PAGE_SIZE = 100;
+const PAGE_SIZE = pageSize();
+/** The most rows one request may ask for (server/src/http/reports.rs). */
+const MAX_LIMIT = 100_000;
 /** Refreshes start at least this far apart, however many changes stream
  *  in: a busy hour of syncs must not turn into a request storm. A refresh
  *  is eight requests and the server allows a token 600 a minute by
@@ -49,6 +57,14 @@ const state = {
   live: { state: "stopped", detail: {} },
   donors: new Set(),
   categories: new Set(),
+  /** Shipments asked for: the first page, plus a page per "Show more".
+   *  A refresh or a filter change fetches this many again in one request,
+   *  so a live update does not collapse what the person expanded. */
+  shipmentRows: PAGE_SIZE,
+  /** Discrepancies shown (paged on the page: the report has them all). */
+  discrepancyRows: PAGE_SIZE,
+  /** The discrepancy list shows open ones only (the API has no such filter). */
+  openOnly: true,
 };
 
 /** The parts of the page that stay while data refreshes under them. */
@@ -58,6 +74,19 @@ let pollTimer = null;
 let clockTimer = null;
 
 // ---------------------------------------------------------------- helpers
+
+function pageSize() {
+  const n = Number(new URLSearchParams(location.search).get("page_size"));
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : STANDARD_PAGE_SIZE;
+}
+
+/** A filter's query string with a page of rows: `limit`, `offset`. */
+function paged(query, limit, offset = 0) {
+  const q = new URLSearchParams(query);
+  q.set("limit", String(Math.min(MAX_LIMIT, Math.max(1, limit))));
+  if (offset > 0) q.set("offset", String(offset));
+  return q.toString();
+}
 
 /** Creates an element: h("button", { onclick }, "text", child…). */
 function h(tag, attrs = {}, ...children) {
@@ -150,9 +179,10 @@ function problemText(error) {
 
 /** A table that turns into labelled cards on a narrow screen.
  *  `columns`: [{ key: translation key, cell: (row) => node|string, num? }]. */
-function table(name, columns, rows, { rowAttrs = () => ({}), empty = "table.empty", stack = true } = {}) {
+function table(name, columns, rows, { rowAttrs = () => ({}), empty = "table.empty", stack = true, footer = null } = {}) {
   if (!rows.length) return h("p", { class: "empty", dataset: { table: name } }, t(empty));
-  const shown = rows.slice(0, MAX_ROWS);
+  // A paged table (with a footer) shows what it was given.
+  const shown = footer ? rows : rows.slice(0, MAX_ROWS);
   return h("div", { class: "table-wrap" },
     h("table", { class: stack ? "stack" : "compact", dataset: { table: name } },
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : null }, t(c.key))))),
@@ -160,7 +190,23 @@ function table(name, columns, rows, { rowAttrs = () => ({}), empty = "table.empt
         columns.map((c) => h("td", { class: c.num ? "num" : null, dataset: { label: t(c.key) } }, c.cell(row))))))),
     rows.length > shown.length
       ? h("p", { class: "more" }, t("table.more", { shown: num(shown.length), total: num(rows.length) }))
-      : null);
+      : null,
+    footer);
+}
+
+/** Under a paged list: "Showing N of M" and a button for the next page,
+ *  while there is more to show. */
+function pager(name, shown, total, onMore) {
+  if (shown >= total) return null;
+  return h("div", { class: "pager", dataset: { pager: name, shown: String(shown), total: String(total) } },
+    h("p", { class: "more", id: `${name}-count` }, t("table.showing", { shown: num(shown), total: num(total) })),
+    h("button", {
+      type: "button",
+      class: "secondary",
+      id: `${name}-more`,
+      "aria-describedby": `${name}-count`,
+      onclick: (event) => onMore(event.currentTarget),
+    }, t("table.show_more", { count: num(Math.min(PAGE_SIZE, total - shown)) })));
 }
 
 function section(id, titleKey, ...children) {
@@ -185,6 +231,7 @@ function readUrl() {
 function writeUrl({ push = false } = {}) {
   const query = new URLSearchParams(filterQuery(state.filter));
   if (state.shipmentId) query.set("shipment", state.shipmentId);
+  if (PAGE_SIZE !== STANDARD_PAGE_SIZE) query.set("page_size", String(PAGE_SIZE));
   const search = query.toString();
   const url = `${location.pathname}${search ? `?${search}` : ""}`;
   if (url === `${location.pathname}${location.search}`) return;
@@ -246,8 +293,10 @@ async function refresh({ withDetail }) {
   const query = filterQuery(state.filter);
   const q = query ? `?${query}` : "";
   const report = (name) => api.get(`/api/v1/reports/${name}${q}`);
+  // The first `rows` shipments: as many as were shown, in one request.
+  const rows = state.shipmentRows;
   const [shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts] = await Promise.all([
-    api.get(`/api/v1/shipments${q}`),
+    api.get(`/api/v1/shipments?${paged(query, rows)}`),
     report("totals-by-facility"),
     report("totals-by-category"),
     report("lines"),
@@ -257,13 +306,17 @@ async function refresh({ withDetail }) {
   ]);
   // Logged out (or in as someone else) meanwhile: not theirs to see.
   if (api.session?.token !== token || !ui) return;
-  // The filter changed while this was in flight: its answer is stale.
-  if (filterQuery(state.filter) !== query) {
+  // The filter changed while this was in flight, or "Show more" asked for
+  // more shipments than it fetched: its answer is stale.
+  if (filterQuery(state.filter) !== query || state.shipmentRows > rows) {
     detailStale = detailStale || withDetail;
     refreshQueued = true;
     return;
   }
-  state.data = { shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts };
+  // Every shipment under the filter, counted cheaply: the per-facility
+  // totals count them (a short page is the whole list).
+  const total = shipments.length < rows ? shipments.length : Math.max(shipments.length, sumOf(byFacility, "shipments"));
+  state.data = { shipments, total, byFacility, byCategory, lines, discrepancies, duplicates, conflicts };
   for (const s of shipments) state.donors.add(s.donor);
   for (const c of byCategory) state.categories.add(c.key);
   if (withDetail && state.shipmentId) await loadDetail(state.shipmentId);
@@ -283,6 +336,47 @@ async function loadDetail(id) {
     state.detail = { missing: true, id, problem: problemText(error) };
   }
   if (state.shipmentId === id) renderDetail();
+}
+
+/** The next page of shipments, appended to those shown. */
+async function moreShipments(button) {
+  const data = state.data;
+  const query = filterQuery(state.filter);
+  const offset = data.shipments.length;
+  // Set first: a refresh from now on fetches the longer list.
+  state.shipmentRows = offset + PAGE_SIZE;
+  button.disabled = true;
+  let next;
+  try {
+    next = await api.get(`/api/v1/shipments?${paged(query, PAGE_SIZE, offset)}`);
+  } catch (error) {
+    if (state.data === data) state.shipmentRows = Math.max(PAGE_SIZE, offset);
+    if (api.user()) showProblem(t("error.load", { reason: problemText(error) }));
+    button.disabled = false;
+    return;
+  }
+  // A refresh replaced the list meanwhile (with these rows), or the filter
+  // changed (its refresh fetches as many): nothing to add here.
+  if (state.data !== data || filterQuery(state.filter) !== query || !ui) return;
+  // Shipments created since the first page push older ones down a place:
+  // skip any already shown (the new ones come with the live refresh).
+  const seen = new Set(data.shipments.map((s) => s.id));
+  const added = next.filter((s) => !seen.has(s.id));
+  data.shipments.push(...added);
+  if (next.length < PAGE_SIZE) data.total = data.shipments.length;
+  data.total = Math.max(data.total, data.shipments.length);
+  for (const s of added) state.donors.add(s.donor);
+  renderShipments();
+  renderSuggestions();
+  focusRow("shipments-body", added[0]?.id);
+}
+
+/** After "Show more": the first new row's link, so the keyboard carries on there. */
+function focusRow(bodyId, shipmentId) {
+  const body = document.getElementById(bodyId);
+  const target = (shipmentId && body?.querySelector(`tr[data-shipment="${CSS.escape(shipmentId)}"] [data-open]`))
+    ?? body?.querySelector("[id$='-more']");
+  target?.focus();
 }
 
 function showProblem(text) {
@@ -422,7 +516,7 @@ function buildShell() {
       section("chart", "chart.heading", h("div", { id: "chart-body" })),
       section("by-category", "by_category.heading", h("div", { id: "by-category-body" }))),
     section("by-facility", "by_facility.heading", h("div", { id: "by-facility-body" })),
-    section("discrepancies", "discrepancies.heading", h("div", { id: "discrepancies-body" })),
+    section("discrepancies", "discrepancies.heading", openOnlyToggle(), h("div", { id: "discrepancies-body" })),
     h("div", { class: "columns" },
       section("duplicates", "duplicates.heading", h("div", { id: "duplicates-body" })),
       section("conflicts", "conflicts.heading", h("div", { id: "conflicts-body" }))),
@@ -434,6 +528,21 @@ function buildShell() {
     detailBody, reviewHost);
   main.replaceChildren(problem, filters.element, tools.element, overview, detail);
   ui = { problem, filters, tools, overview, detail, detailBody, reviewHost, review: null };
+}
+
+/** "Open only" over the discrepancy list. Built with the shell, so it keeps
+ *  its focus while the list refreshes under it. */
+function openOnlyToggle() {
+  const box = h("input", {
+    type: "checkbox",
+    id: "discrepancies-open-only",
+    checked: state.openOnly,
+    onchange: () => {
+      state.openOnly = box.checked;
+      renderDiscrepancies();
+    },
+  });
+  return h("div", { class: "check toggle" }, box, h("label", { for: box.id }, t("discrepancies.open_only")));
 }
 
 function buildFilters() {
@@ -763,26 +872,38 @@ function buildImport(panel) {
 
 // ---------------------------------------------------------------- overview
 
+function sumOf(rows, key) {
+  return rows.reduce((total, r) => total + (r[key] ?? 0), 0);
+}
+
+/** A line as its item and id (from the lines report), or its id. */
+function lineLabel(shipment, line) {
+  if (!state.data.items) state.data.items = new Map(state.data.lines.map((l) => [`${l.shipment_id}/${l.line_id}`, l.item]));
+  const item = state.data.items.get(`${shipment}/${line}`);
+  return item ? h("span", {}, item, h("small", { class: "id" }, ` ${line}`)) : line;
+}
+
+function shipmentButton(id) {
+  return h("button", { type: "button", class: "link open", dataset: { open: id }, onclick: () => openShipment(id) }, id);
+}
+
 function renderOverview() {
   if (!ui || !state.data) return;
-  const { shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts } = state.data;
-  const items = new Map(lines.map((l) => [`${l.shipment_id}/${l.line_id}`, l.item]));
-  const lineLabel = (shipment, line) => {
-    const item = items.get(`${shipment}/${line}`);
-    return item ? h("span", {}, item, h("small", { class: "id" }, ` ${line}`)) : line;
-  };
-  const shipmentButton = (id) => h("button", { type: "button", class: "link open", dataset: { open: id }, onclick: () => openShipment(id) }, id);
+  const { total, byFacility, byCategory, discrepancies, duplicates, conflicts } = state.data;
+  // A live refresh rebuilds the lists: keep the focus on what had it
+  // (a "Show more" button, the toggle) if it is there again.
+  const focused = ui.overview.contains(document.activeElement) ? document.activeElement.id : "";
 
   // Totals over every line that matches (the category filter counts only
   // its own lines, so these agree with the per-category table).
-  const sum = (rows, key) => rows.reduce((total, r) => total + (r[key] ?? 0), 0);
+  const sum = sumOf;
   const figure = (key, value, extra) => h("div", { class: `figure ${key}`, dataset: { figure: key, value: String(value) } },
     h("strong", {}, num(value)), h("span", {}, t(`totals.${key}`)), extra ? h("small", {}, extra) : null);
   const expected = sum(byCategory, "expected");
   const received = sum(byCategory, "received");
   const open = discrepancies.filter((d) => !d.resolved).length;
   document.getElementById("totals-figures").replaceChildren(
-    figure("shipments", shipments.length),
+    figure("shipments", total),
     figure("expected", expected),
     figure("received", received, t("totals.percent", { percent: percent(received, expected) })),
     figure("damaged", sum(byCategory, "damaged")),
@@ -806,18 +927,7 @@ function renderOverview() {
     totalsColumns({ key: "totals.facility", cell: (r) => facilityName(r.key) }), byFacility,
     { stack: false, rowAttrs: (r) => ({ dataset: { facility: r.key } }) }));
 
-  const sorted = [...discrepancies].sort((a, b) => Number(a.resolved) - Number(b.resolved));
-  document.getElementById("discrepancies-body").replaceChildren(table("discrepancies", [
-    { key: "discrepancy.state", cell: (d) => h("span", { class: `badge ${d.resolved ? "resolved" : "open"}` }, t(d.resolved ? "discrepancy.resolved" : "discrepancy.open")) },
-    { key: "discrepancy.kind", cell: (d) => t(`kind.${d.kind}`) },
-    { key: "discrepancy.shipment", cell: (d) => shipmentButton(d.shipment_id) },
-    { key: "discrepancy.line", cell: (d) => lineLabel(d.shipment_id, d.line_id) },
-    { key: "discrepancy.quantity", cell: (d) => num(d.quantity), num: true },
-    { key: "discrepancy.serials", cell: (d) => d.serials.join(", ") || "—" },
-  ], sorted, {
-    empty: "discrepancies.empty",
-    rowAttrs: (d) => ({ class: d.resolved ? "resolved" : null, dataset: { shipment: d.shipment_id, kind: d.kind, resolved: String(d.resolved) } }),
-  }));
+  renderDiscrepancies();
 
   document.getElementById("duplicates-body").replaceChildren(table("duplicates", [
     { key: "duplicate.shipment", cell: (d) => shipmentButton(d.shipment_id) },
@@ -833,6 +943,41 @@ function renderOverview() {
     { key: "conflict.values", cell: (c) => conflictValues(c.values) },
   ], conflicts, { empty: "conflicts.empty", rowAttrs: (c) => ({ dataset: { shipment: c.shipment_id } }) }));
 
+  renderShipments();
+  if (focused && !ui.overview.contains(document.activeElement)) document.getElementById(focused)?.focus({ preventScroll: true });
+}
+
+/** The discrepancy list: open first, open only unless the toggle is off,
+ *  the first `discrepancyRows` of them. */
+function renderDiscrepancies() {
+  if (!ui || !state.data) return;
+  const all = [...state.data.discrepancies].sort((a, b) => Number(a.resolved) - Number(b.resolved));
+  const rows = state.openOnly ? all.filter((d) => !d.resolved) : all;
+  const shown = rows.slice(0, state.discrepancyRows);
+  document.getElementById("discrepancies-body").replaceChildren(table("discrepancies", [
+    { key: "discrepancy.state", cell: (d) => h("span", { class: `badge ${d.resolved ? "resolved" : "open"}` }, t(d.resolved ? "discrepancy.resolved" : "discrepancy.open")) },
+    { key: "discrepancy.kind", cell: (d) => t(`kind.${d.kind}`) },
+    { key: "discrepancy.shipment", cell: (d) => shipmentButton(d.shipment_id) },
+    { key: "discrepancy.line", cell: (d) => lineLabel(d.shipment_id, d.line_id) },
+    { key: "discrepancy.quantity", cell: (d) => num(d.quantity), num: true },
+    { key: "discrepancy.serials", cell: (d) => d.serials.join(", ") || "—" },
+  ], shown, {
+    empty: state.openOnly && all.length ? "discrepancies.none_open" : "discrepancies.empty",
+    rowAttrs: (d) => ({ class: d.resolved ? "resolved" : null, dataset: { shipment: d.shipment_id, kind: d.kind, line: d.line_id, resolved: String(d.resolved) } }),
+    footer: pager("discrepancies", shown.length, rows.length, () => {
+      state.discrepancyRows = shown.length + PAGE_SIZE;
+      renderDiscrepancies();
+      // The first new row's link, so the keyboard carries on there.
+      const added = document.querySelectorAll("[data-table=discrepancies] tbody tr")[shown.length];
+      (added?.querySelector("[data-open]") ?? document.getElementById("discrepancies-more"))?.focus();
+    }),
+  }));
+}
+
+/** The shipments fetched so far (newest first), and "Show more" for the next page. */
+function renderShipments() {
+  if (!ui || !state.data) return;
+  const { shipments, total } = state.data;
   document.getElementById("shipments-body").replaceChildren(table("shipments", [
     { key: "shipment.shipment", cell: (s) => h("span", { class: "stacked" }, shipmentButton(s.id), h("small", {}, `${s.donor} · ${s.reference || "—"}`)) },
     { key: "shipment.facility", cell: (s) => facilityName(s.facility_id) },
@@ -846,6 +991,7 @@ function renderOverview() {
   ], shipments, {
     empty: "shipments.empty",
     rowAttrs: (s) => ({ dataset: { shipment: s.id, received: String(s.received), receipts: String(s.receipts) } }),
+    footer: pager("shipments", shipments.length, total, moreShipments),
   }));
 }
 
@@ -1165,6 +1311,9 @@ async function boot() {
     state.data = null;
     state.detail = null;
     state.refreshedAt = null;
+    state.shipmentRows = PAGE_SIZE;
+    state.discrepancyRows = PAGE_SIZE;
+    state.openOnly = true;
     await api.logout();
     renderLogin();
   });
