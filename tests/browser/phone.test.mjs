@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PHONE, ROOT as root, kill, launch, startServer } from "./harness.mjs";
+import { PHONE, ROOT as root, accessibilityProblems, kill, launch, startServer } from "./harness.mjs";
 
 const artifacts = join(root, "tests", "browser", "artifacts");
 const SHIPMENT = "jica-2026-001"; // the demo's first shipment, to kharkiv-regional
@@ -55,51 +55,6 @@ async function recordReceipt(page, { line = "line-3", quantity = "1", condition 
   await page.selectOption("#receipt-condition", condition);
   if (serial) await page.fill("#receipt-serials", serial);
   await page.click("#receipt-save");
-}
-
-/** Text below WCAG AA contrast (4.5:1, 3:1 for large text) and controls
- *  smaller than a fingertip (44 CSS px), on the current screen. */
-async function accessibilityProblems(page) {
-  return page.evaluate(() => {
-    const rgba = (css) => {
-      const [r, g, b, a = 1] = css.match(/[\d.]+/g).map(Number);
-      return { r, g, b, a };
-    };
-    const luminance = ({ r, g, b }) => {
-      const c = [r, g, b].map((v) => {
-        const s = v / 255;
-        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-      });
-      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-    };
-    const background = (el) => {
-      for (let e = el; e; e = e.parentElement) {
-        const bg = rgba(getComputedStyle(e).backgroundColor);
-        if (bg.a > 0.5) return bg;
-      }
-      return { r: 255, g: 255, b: 255, a: 1 };
-    };
-    const problems = [];
-    for (const el of document.querySelectorAll("body *")) {
-      const style = getComputedStyle(el);
-      const box = el.getBoundingClientRect();
-      if (style.visibility === "hidden" || box.width === 0 || box.height === 0) continue;
-      const ownText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-      if (ownText) {
-        const [l1, l2] = [luminance(rgba(style.color)), luminance(background(el))].sort((a, b) => b - a);
-        const ratio = (l1 + 0.05) / (l2 + 0.05);
-        const size = parseFloat(style.fontSize);
-        const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
-        if (ratio < (large ? 3 : 4.5)) {
-          problems.push(`contrast ${ratio.toFixed(2)} on ${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 30)}"`);
-        }
-      }
-      if (el.matches("button, input, select, textarea") && box.height < 44) {
-        problems.push(`${Math.round(box.height)} px tall ${el.tagName.toLowerCase()} "${(el.textContent || el.id).trim().slice(0, 30)}"`);
-      }
-    }
-    return problems;
-  });
 }
 
 async function serverShipment() {

@@ -777,19 +777,11 @@ fn random_id(rng: &mut StdRng) -> String {
     id_from_random(bytes)
 }
 
-/// `YYYY-MM-DD` of a time in ms since the epoch (UTC), by Howard Hinnant's
-/// civil-from-days algorithm: no date crate needed for one format.
+/// `YYYY-MM-DD` of a time in ms since the epoch (UTC).
 fn date_of(ms: i64) -> String {
-    let z = ms.div_euclid(DAY_MS) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut text = aidsync_server::clock::format_utc(ms);
+    text.truncate(10);
+    text
 }
 
 /// Receipts per shipment: `per_shipment` each, except that the newest
