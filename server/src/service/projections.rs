@@ -1,6 +1,8 @@
 //! Keeping the coordinator projections in step with the documents, and
 //! rebuilding them from the documents.
 
+use std::collections::HashMap;
+
 use aidsync_shared::derive::{Summary, summarize};
 use aidsync_shared::model::{Shipment, ShipmentDoc};
 use aidsync_shared::projection::project;
@@ -8,14 +10,16 @@ use aidsync_shared::projection::project;
 use crate::storage::{Db, PROJECTION_VERSION, StorageError, Tx};
 
 /// Writes a shipment's rows in `tx`, the transaction that stores its
-/// changes, so the rows never disagree with a committed document.
+/// changes, so the rows never disagree with a committed document. Returns
+/// when each of its changes reached the server (by hex hash), which the
+/// caller's answer may need too.
 pub async fn refresh(
     tx: &mut Tx,
     doc: &ShipmentDoc,
     shipment: &Shipment,
     summary: &Summary,
     now_ms: i64,
-) -> Result<(), StorageError> {
+) -> Result<HashMap<String, i64>, StorageError> {
     let received = tx.received_at(shipment.header.id.as_str()).await?;
     let origins = doc.receipt_origins();
     let rows = project(shipment, summary, |receipt| {
@@ -23,7 +27,8 @@ pub async fn refresh(
             .get(receipt)
             .and_then(|hash| received.get(&hash.to_string()).copied())
     });
-    tx.write_projection(&rows, now_ms).await
+    tx.write_projection(&rows, now_ms).await?;
+    Ok(received)
 }
 
 /// Recomputes every row from the stored documents, one shipment per

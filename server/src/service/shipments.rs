@@ -1,5 +1,7 @@
 //! Creating shipments and reading them for coordinators.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use aidsync_shared::derive::{Summary, summarize};
@@ -81,13 +83,14 @@ pub async fn prepare(
 }
 
 /// Stores a prepared shipment and its projections in `tx`; 409 if its id
-/// is taken (in any region: ids are global).
+/// is taken (in any region: ids are global). Returns when its changes
+/// reached the server, by hex hash.
 pub async fn insert(
     tx: &mut Tx,
     caller: &Caller,
     prepared: &mut Prepared,
     now_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<HashMap<String, i64>, AppError> {
     let header = &prepared.shipment.header;
     if tx.document_exists(header.id.as_str()).await? {
         return Err(AppError::Conflict(format!(
@@ -110,7 +113,7 @@ pub async fn insert(
         now_ms,
     )
     .await?;
-    super::projections::refresh(
+    let received_at = super::projections::refresh(
         tx,
         &prepared.doc,
         &prepared.shipment,
@@ -119,7 +122,7 @@ pub async fn insert(
     )
     .await?;
     tracing::info!(shipment = %header.id, facility = %header.destination_facility, "shipment created");
-    Ok(())
+    Ok(received_at)
 }
 
 /// Creates a shipment: coordinators only, for a facility in their region.
@@ -134,8 +137,7 @@ pub async fn create(
         .await
         .map_err(|unfit| unfit.error)?;
     let mut tx = db.begin_write().await?;
-    insert(&mut tx, caller, &mut prepared, now_ms).await?;
-    let received_at = tx.received_at(new.id.as_str()).await?;
+    let received_at = insert(&mut tx, caller, &mut prepared, now_ms).await?;
     tx.commit().await?;
     let Prepared {
         doc,
@@ -203,11 +205,11 @@ async fn edit(
         .append_changes(id.as_str(), &new_changes, version, &author, now_ms)
         .await?;
     let summary = summarize(&shipment);
-    super::projections::refresh(&mut tx, &doc, &shipment, &summary, now_ms).await?;
+    let received_at =
+        super::projections::refresh(&mut tx, &doc, &shipment, &summary, now_ms).await?;
     stored.doc = doc.automerge().clone();
     tx.touch_document(&mut stored, version, last_seq, new_changes.len() as i64)
         .await?;
-    let received_at = tx.received_at(id.as_str()).await?;
     tx.commit().await?;
     Ok(detail_of(&doc, shipment, summary, &received_at))
 }
@@ -263,7 +265,7 @@ fn detail_of(
     doc: &ShipmentDoc,
     shipment: Shipment,
     summary: Summary,
-    received_at: &std::collections::HashMap<String, i64>,
+    received_at: &HashMap<String, i64>,
 ) -> ShipmentDetail {
     let origins = doc.receipt_origins();
     let voided = shipment.voided();
