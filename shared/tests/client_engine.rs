@@ -25,6 +25,16 @@ struct FakeServer {
     uploader: Uploader,
 }
 
+/// The phone's identity after Anna, a receiver, logs in on `device`.
+fn anna_on(device: &str, actor: &ActorId) -> Identity {
+    Identity {
+        user: UserId::parse("anna").unwrap(),
+        role: Role::Receiver,
+        device: DeviceId::parse(device).unwrap(),
+        actor: actor.to_hex_string(),
+    }
+}
+
 /// Anna, a receiver, holding `device` whose changes are signed by `actor`.
 fn anna(device: &str, actor: &ActorId) -> Uploader {
     let who = Recorder {
@@ -123,12 +133,7 @@ async fn phone() -> (ClientEngine<MemoryStore>, FakeServer) {
     let actor = ActorId::random();
     let mut engine = ClientEngine::open(MemoryStore::default()).await.unwrap();
     engine
-        .set_identity(Identity {
-            user: UserId::parse("anna").unwrap(),
-            role: Role::Receiver,
-            device: DeviceId::parse("anna-phone").unwrap(),
-            actor: actor.to_hex_string(),
-        })
+        .set_identity(anna_on("anna-phone", &actor))
         .await
         .unwrap();
     let mut server = FakeServer::new(anna("anna-phone", &actor));
@@ -299,12 +304,7 @@ fn records_made_before_a_new_login_still_sync() {
         let old = server.uploader.clone();
         let new_actor = ActorId::random();
         engine
-            .set_identity(Identity {
-                user: UserId::parse("anna").unwrap(),
-                role: Role::Receiver,
-                device: DeviceId::parse("anna-phone-2").unwrap(),
-                actor: new_actor.to_hex_string(),
-            })
+            .set_identity(anna_on("anna-phone-2", &new_actor))
             .await
             .unwrap();
         engine
@@ -363,12 +363,7 @@ fn refused_records_are_rebuilt_on_the_servers_copy() {
             .unwrap();
         let new_actor = ActorId::random();
         engine
-            .set_identity(Identity {
-                user: UserId::parse("anna").unwrap(),
-                role: Role::Receiver,
-                device: DeviceId::parse("anna-phone-2").unwrap(),
-                actor: new_actor.to_hex_string(),
-            })
+            .set_identity(anna_on("anna-phone-2", &new_actor))
             .await
             .unwrap();
         engine
