@@ -636,7 +636,7 @@ async fn record_receipts(db: &Db, receivers: &[Caller]) -> Result<(), AppError> 
             let changes = doc.automerge_mut().get_changes(&before);
             docs.push(DocUpload {
                 id: id::<ShipmentId>(shipment)?,
-                changes: Changes::encode(doc.automerge(), &changes),
+                changes: Changes::chunks(&changes),
             });
         }
         if docs.is_empty() {

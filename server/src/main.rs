@@ -165,6 +165,9 @@ struct ServeArgs {
     /// Most changes for one document in one sync request.
     #[arg(long, env = "AIDSYNC_MAX_CHANGES_PER_DOC", default_value_t = Limits::default().max_changes_per_doc)]
     max_changes_per_doc: usize,
+    /// Most operations the changes of one sync request may declare in all.
+    #[arg(long, env = "AIDSYNC_MAX_OPS_PER_SYNC", default_value_t = Limits::default().max_ops_per_sync)]
+    max_ops_per_sync: u64,
     /// Largest stored size of one shipment document, in bytes.
     #[arg(long, env = "AIDSYNC_MAX_DOCUMENT_BYTES", default_value_t = Limits::default().max_document_bytes)]
     max_document_bytes: usize,
@@ -204,6 +207,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             max_docs_per_sync: args.max_docs_per_sync,
             max_changes_per_doc: args.max_changes_per_doc,
+            max_ops_per_sync: args.max_ops_per_sync,
             max_document_bytes: args.max_document_bytes,
             token_ttl_ms: args.token_ttl_days.saturating_mul(DAY_MS),
             requests_per_minute_per_token: args.requests_per_minute_per_token,

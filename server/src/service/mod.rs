@@ -24,6 +24,10 @@ pub struct Limits {
     pub max_docs_per_sync: usize,
     /// Most changes for one document in one sync request.
     pub max_changes_per_doc: usize,
+    /// Operations the changes of one sync request may declare in all,
+    /// counted before any is decoded (a receipt is about a dozen). Bounds
+    /// the memory and time decoding and merging an upload can cost.
+    pub max_ops_per_sync: u64,
     /// Largest stored size of one shipment document, in bytes; an upload
     /// that would grow a document past it is refused.
     pub max_document_bytes: usize,
@@ -47,6 +51,7 @@ impl Default for Limits {
             max_body_bytes: 8 * 1024 * 1024,
             max_docs_per_sync: 1_000,
             max_changes_per_doc: 10_000,
+            max_ops_per_sync: 200_000,
             max_document_bytes: 32 * 1024 * 1024,
             token_ttl_ms: 90 * DAY_MS,
             requests_per_minute_per_token: 600,

@@ -14,11 +14,13 @@ use serde_bytes::ByteBuf;
 use aidsync_shared::derive::summarize;
 use aidsync_shared::ids::{DeviceId, ShipmentId};
 use aidsync_shared::model::{Recorder, ShipmentDoc};
+use aidsync_shared::sync::protocol::DocUpload;
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
     heads_to_wire,
 };
 use aidsync_shared::sync::server::{Merged, Refusal, Uploader, merge_upload, parse_changes};
+use aidsync_shared::sync::untrusted::OpBudget;
 
 use super::Limits;
 use crate::caller::Caller;
@@ -72,14 +74,7 @@ pub async fn sync(
         .map_err(|_| AppError::BadRequest("cursor out of range".into()))?;
 
     // Decode before taking any lock: it is the expensive, client-controlled part.
-    let uploads: Vec<(ShipmentId, Result<Vec<Change>, Refusal>)> = request
-        .docs
-        .into_iter()
-        .map(|d| {
-            let parsed = parse_changes(&d.changes);
-            (d.id, parsed)
-        })
-        .collect();
+    let uploads = decode_uploads(request.docs, limits.max_ops_per_sync).await?;
     let uploaded_hashes: BTreeMap<ShipmentId, BTreeSet<ChangeHash>> = uploads
         .iter()
         .map(|(id, r)| {
@@ -125,6 +120,49 @@ pub async fn sync(
         refused,
         not_found,
         changed,
+    })
+}
+
+/// Decodes every upload as hostile bytes, on the blocking pool: the walk in
+/// `parse_changes` bounds what automerge may allocate or loop over, and a
+/// panic inside automerge's decoder on some other malformation refuses that
+/// document as corrupt instead of failing the request.
+async fn decode_uploads(
+    docs: Vec<DocUpload>,
+    max_ops: u64,
+) -> Result<Vec<(ShipmentId, Result<Vec<Change>, Refusal>)>, AppError> {
+    if docs.is_empty() {
+        return Ok(Vec::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut budget = OpBudget::new(max_ops);
+        docs.into_iter()
+            .map(|d| {
+                let parsed = contain(&d.id, "decoding", || parse_changes(&d.changes, &mut budget))
+                    .and_then(|r| r);
+                (d.id, parsed)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("decoding uploads: {e}")))
+}
+
+/// Runs `work` over a client's bytes; a panic becomes a `corrupt` refusal
+/// of that document. The panic is a bug in a decoder (ours or automerge's),
+/// logged for whoever fixes it; nothing `work` touched outlives it, since it
+/// only ever works on copies.
+fn contain<T>(id: &ShipmentId, what: &str, work: impl FnOnce() -> T) -> Result<T, Refusal> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::warn!(shipment = %id, %message, "{what} an upload panicked; refused as corrupt");
+        Refusal::Corrupt {
+            reason: format!("malformed changes ({what} them failed)"),
+        }
     })
 }
 
@@ -223,7 +261,16 @@ async fn store_uploads(
             }
         };
         let current = ShipmentDoc::from_automerge(stored.doc.clone());
-        match merge_upload(&current, changes, &uploader) {
+        let who = uploader.clone();
+        let doc_id = id.clone();
+        // Off the async threads: merging is CPU work on a client's changes,
+        // and a panic in automerge must refuse this document, not the request.
+        let merged = tokio::task::spawn_blocking(move || {
+            contain(&doc_id, "merging", || merge_upload(&current, changes, &who)).and_then(|r| r)
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("merging an upload: {e}")))?;
+        match merged {
             Err(refusal) => {
                 tracing::info!(shipment = %id, device = %caller.device, %refusal, "upload refused");
                 results.insert(id, refusal_result(&refusal));

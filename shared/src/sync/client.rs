@@ -451,7 +451,7 @@ impl<S: ClientStore> ClientEngine<S> {
                 let changes = local.unacknowledged();
                 (!changes.is_empty()).then(|| DocUpload {
                     id: id.clone(),
-                    changes: Changes::encode(local.doc.automerge(), &changes),
+                    changes: Changes::chunks(&changes),
                 })
             })
             .collect();
@@ -482,7 +482,7 @@ impl<S: ClientStore> ClientEngine<S> {
                 ClientError::BadResponse(format!("shipment {}: {e}", down.id))
             };
             let server_heads = heads_from_wire(&down.heads).map_err(|e| bad(&e))?;
-            let changes = super::server::parse_changes(&down.changes).map_err(|e| bad(&e))?;
+            let changes = down.changes.decode().map_err(|e| bad(&e))?;
             let snapshot = match &down.snapshot {
                 Some(bytes) => Some(AutoCommit::load(bytes).map_err(|e| bad(&e))?),
                 None => None,

@@ -3,6 +3,8 @@
 //! - [`protocol`]: the wire types and their CBOR encoding.
 //! - [`server`]: the server's sans-IO step that checks and merges what a
 //!   phone sent, and decides what to send back.
+//! - [`untrusted`]: decoding what a phone sent as the hostile input it may
+//!   be, within bounded memory and time.
 //! - [`client`]: the phone's engine (local documents, outbox, cursor) over a
 //!   [`ClientStore`](client::ClientStore) the platform provides.
 //!
@@ -19,3 +21,4 @@
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod untrusted;

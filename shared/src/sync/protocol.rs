@@ -1,12 +1,15 @@
 //! Wire types of `POST /api/v1/sync`, encoded as CBOR.
 //!
-//! Changes travel as an automerge *bundle* where possible: the document
-//! encoding applied to a set of changes, ≈18 bytes per receipt against ≈290
-//! for individual change chunks (≈68 gzipped). Bundles are still marked
-//! experimental upstream, so every bundle is decoded again by its sender and
-//! must give back exactly the changes it was made from; if not, the sender
-//! falls back to plain change chunks, the encoding automerge keeps stable.
-//! Both ends run this same crate, and [`PROTOCOL_VERSION`] guards the rest.
+//! Downloads carry changes as an automerge *bundle* where possible: the
+//! document encoding applied to a set of changes, ≈18 bytes per receipt
+//! against ≈290 for individual change chunks (≈68 gzipped). Bundles are
+//! still marked experimental upstream, so every bundle is decoded again by
+//! its sender and must give back exactly the changes it was made from; if
+//! not, the sender falls back to plain change chunks, the encoding automerge
+//! keeps stable. Uploads are always plain chunks: the server decodes what a
+//! phone sends as hostile input ([`super::untrusted`]), and automerge's
+//! bundle decoder cannot be made safe against that. Both ends run this same
+//! crate, and [`PROTOCOL_VERSION`] guards the rest.
 
 use automerge::{AutoCommit, Bundle, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
@@ -133,6 +136,11 @@ impl Changes {
                 }
             }
         }
+        Changes::chunks(changes)
+    }
+
+    /// Plain change chunks, the one encoding the server accepts in uploads.
+    pub fn chunks(changes: &[Change]) -> Changes {
         Changes::Chunks(
             changes
                 .iter()
@@ -148,7 +156,9 @@ impl Changes {
         }
     }
 
-    /// Decodes strictly: any malformed byte refuses the whole set.
+    /// Decodes strictly: any malformed byte refuses the whole set. For bytes
+    /// from a trusted server only; a server decodes uploads with
+    /// [`super::untrusted::decode_untrusted`].
     pub fn decode(&self) -> Result<Vec<Change>, DecodeError> {
         match self {
             Changes::Chunks(chunks) => chunks

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::protocol::{Changes, RefusalCode};
+use super::untrusted::{OpBudget, UntrustedError, decode_untrusted};
 use crate::model::{ModelError, Recorder, Shipment, ShipmentDoc};
 use crate::roles::{Editor, Forbidden, Role, check_edit};
 use automerge::{ActorId, Change, ChangeHash};
@@ -51,6 +52,8 @@ pub enum Refusal {
     MissingDependencies { missing: Vec<ChangeHash> },
     #[error("{0}")]
     Invalid(#[from] ModelError),
+    #[error("{reason}")]
+    TooLarge { reason: String },
 }
 
 impl Refusal {
@@ -63,14 +66,21 @@ impl Refusal {
             Refusal::Forbidden(_) => Some(RefusalCode::Forbidden),
             Refusal::MissingDependencies { .. } => None,
             Refusal::Invalid(_) => Some(RefusalCode::Invalid),
+            Refusal::TooLarge { .. } => Some(RefusalCode::TooLarge),
         }
     }
 }
 
-/// Parses an upload, strictly: one bad byte refuses all of it.
-pub fn parse_changes(changes: &Changes) -> Result<Vec<Change>, Refusal> {
-    changes.decode().map_err(|e| Refusal::Corrupt {
-        reason: e.to_string(),
+/// Parses an upload as hostile input, strictly: one bad byte refuses all of
+/// it, and so does declaring more operations than `budget` has left.
+pub fn parse_changes(changes: &Changes, budget: &mut OpBudget) -> Result<Vec<Change>, Refusal> {
+    decode_untrusted(changes, budget).map_err(|e| match e {
+        UntrustedError::OverBudget => Refusal::TooLarge {
+            reason: e.to_string(),
+        },
+        UntrustedError::Bundle | UntrustedError::Malformed { .. } => Refusal::Corrupt {
+            reason: e.to_string(),
+        },
     })
 }
 

@@ -43,7 +43,7 @@ fn upload_since(id: &str, doc: &mut ShipmentDoc, since: &[automerge::ChangeHash]
     let changes = am.get_changes(since);
     DocUpload {
         id: shipment_id(id),
-        changes: Changes::encode(am, &changes),
+        changes: Changes::chunks(&changes),
     }
 }
 

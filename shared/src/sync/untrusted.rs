@@ -1,0 +1,379 @@
+//! Decoding changes from a peer that may be hostile: the server's side of
+//! every upload.
+//!
+//! automerge's decoders are not hardened against malicious input. Fuzzing
+//! found bundles that make it allocate without bound (it sizes vectors and
+//! loops from counts in the input) and column data that makes it panic, and
+//! run-length encoding lets a few bytes declare billions of operations. So
+//! the server accepts one encoding only, plain uncompressed change chunks,
+//! and walks each chunk's structure here *before* automerge sees it:
+//!
+//! - the chunk is one change chunk (not a bundle, a document or a deflated
+//!   chunk, whose inflated size the body limit does not bound), with no
+//!   bytes after it and a checksum that matches;
+//! - every length and count fits in the bytes that are actually there;
+//! - every column's run-length encoding is well formed and declares at most
+//!   the operations left in the request's [`OpBudget`], and so does the sum
+//!   of every group column (an op's list of predecessors).
+//!
+//! Within those bounds automerge's own decoder and `apply_changes` work on a
+//! memory and time proportional to the budget, not to what the bytes claim.
+//! This walk is not a second decoder: it checks only what bounds the work;
+//! automerge still decides what the ops mean. A panic inside automerge on
+//! some other malformation remains possible, so the server also runs the
+//! decode and the merge where a panic becomes a `corrupt` refusal.
+
+use automerge::Change;
+
+use super::protocol::Changes;
+
+/// Operations a request's changes may declare in all, counted before
+/// decoding. One receipt is about a dozen operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpBudget {
+    left: u64,
+}
+
+impl OpBudget {
+    pub fn new(ops: u64) -> OpBudget {
+        OpBudget { left: ops }
+    }
+
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+
+    fn charge(&mut self, ops: u64) -> Result<(), UntrustedError> {
+        self.left = self
+            .left
+            .checked_sub(ops)
+            .ok_or(UntrustedError::OverBudget)?;
+        Ok(())
+    }
+}
+
+/// Why untrusted bytes were not decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UntrustedError {
+    #[error("changes must be sent as plain change chunks; this app sent a bundle (update the app)")]
+    Bundle,
+    #[error("change {index}: {reason}")]
+    Malformed { index: usize, reason: String },
+    #[error("more operations than one sync may carry; sync more often")]
+    OverBudget,
+}
+
+/// Decodes a peer's changes, refusing anything that is not plain change
+/// chunks within `budget` (which it charges).
+pub fn decode_untrusted(
+    changes: &Changes,
+    budget: &mut OpBudget,
+) -> Result<Vec<Change>, UntrustedError> {
+    let chunks = match changes {
+        Changes::Chunks(chunks) => chunks,
+        Changes::Bundle(bytes) if bytes.is_empty() => return Ok(Vec::new()),
+        Changes::Bundle(_) => return Err(UntrustedError::Bundle),
+    };
+    // Walk every chunk before decoding any: a request over budget costs
+    // no automerge work at all.
+    for (index, bytes) in chunks.iter().enumerate() {
+        let ops = scan_change_chunk(bytes).map_err(|e| match e {
+            ScanError::OverBudget => UntrustedError::OverBudget,
+            ScanError::Malformed(reason) => UntrustedError::Malformed {
+                index,
+                reason: reason.to_owned(),
+            },
+        })?;
+        budget.charge(ops)?;
+    }
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            let malformed = |reason: String| UntrustedError::Malformed { index, reason };
+            let change =
+                Change::from_bytes(bytes.to_vec()).map_err(|e| malformed(e.to_string()))?;
+            // automerge hashes what it parses but does not check the
+            // chunk's own checksum; a stored change must carry a true one.
+            if bytes.get(4..8) != Some(&change.hash().0[..4]) {
+                return Err(malformed("checksum does not match".into()));
+            }
+            Ok(change)
+        })
+        .collect()
+}
+
+/// The first bytes of every automerge chunk.
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// Chunk type of an uncompressed change.
+const CHANGE_CHUNK: u8 = 1;
+/// No single count in a change can sensibly exceed this; larger ones are
+/// refused before any arithmetic on them.
+const MAX_COUNT: u64 = u32::MAX as u64;
+
+#[derive(Debug)]
+enum ScanError {
+    Malformed(&'static str),
+    OverBudget,
+}
+
+type Scan<T> = Result<T, ScanError>;
+
+/// Walks a change chunk's structure and returns an upper bound on the
+/// operations (and predecessor entries) decoding it will produce.
+fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
+    let mut r = Reader::new(bytes);
+    if r.take(4)? != MAGIC {
+        return Err(ScanError::Malformed("not an automerge chunk"));
+    }
+    r.take(4)?; // checksum, verified after decoding
+    if r.byte()? != CHANGE_CHUNK {
+        return Err(ScanError::Malformed(
+            "not an uncompressed change chunk (bundles, documents and deflated changes are refused)",
+        ));
+    }
+    let len = r.count()?;
+    let mut data = Reader::new(r.take(len)?);
+    if !r.is_empty() {
+        return Err(ScanError::Malformed("bytes after the change"));
+    }
+    // Header: dependencies, actor, seq, start op, time, message, other actors.
+    let deps = data.count()?;
+    for _ in 0..deps {
+        data.take(32)?;
+    }
+    data.length_prefixed()?;
+    data.uleb()?;
+    data.uleb()?;
+    data.sleb()?;
+    data.length_prefixed()?;
+    let actors = data.count()?;
+    for _ in 0..actors {
+        data.length_prefixed()?;
+    }
+    // Column metadata, then the columns' data back to back.
+    let columns = data.count()?;
+    let mut specs = Vec::new();
+    for _ in 0..columns {
+        let spec = data.uleb()?;
+        let len = data.count()?;
+        specs.push((spec, len));
+    }
+    let mut ops = 0u64;
+    let mut preds = 0u64;
+    for (spec, len) in specs {
+        if spec & DEFLATE_BIT != 0 {
+            return Err(ScanError::Malformed("deflated column in a change"));
+        }
+        let column = data.take(len)?;
+        let (rows, sum) = scan_column(spec & TYPE_MASK, column)?;
+        ops = ops.max(rows);
+        preds = preds.saturating_add(sum);
+    }
+    // What is left is the change's extra bytes, which automerge keeps as is.
+    Ok(ops.saturating_add(preds))
+}
+
+const DEFLATE_BIT: u64 = 0b1000;
+const TYPE_MASK: u64 = 0b0111;
+
+/// Column types, as in automerge's storage format.
+mod column {
+    pub const GROUP: u64 = 0;
+    #[cfg(test)]
+    pub const INTEGER: u64 = 2;
+    pub const DELTA: u64 = 3;
+    pub const BOOLEAN: u64 = 4;
+    pub const STRING: u64 = 5;
+    pub const VALUE: u64 = 7;
+}
+
+/// Rows a column declares, and for a group column the sum of its values
+/// (the rows of the columns it groups). Both are capped by [`MAX_COUNT`],
+/// past which the change is refused: no real change comes near.
+fn scan_column(kind: u64, bytes: &[u8]) -> Scan<(u64, u64)> {
+    let mut r = Reader::new(bytes);
+    let mut rows = 0u64;
+    let mut sum = 0u64;
+    let add = |total: &mut u64, n: u64| -> Scan<()> {
+        *total = total.saturating_add(n);
+        if *total > MAX_COUNT {
+            return Err(ScanError::OverBudget);
+        }
+        Ok(())
+    };
+    match kind {
+        column::VALUE => {}
+        column::BOOLEAN => {
+            while !r.is_empty() {
+                add(&mut rows, r.uleb()?)?;
+            }
+        }
+        // GROUP, ACTOR, INTEGER, DELTA, STRING and VALUE_METADATA.
+        _ => {
+            // Run-length encoding: a positive count repeats one value, a
+            // negative one is followed by that many literal values, zero by
+            // a count of nulls.
+            let value = |r: &mut Reader| -> Scan<u64> {
+                match kind {
+                    column::DELTA => r.sleb().map(|_| 0),
+                    column::STRING => r.length_prefixed().map(|_| 0),
+                    _ => r.uleb(),
+                }
+            };
+            while !r.is_empty() {
+                let run = r.sleb()?;
+                if run > 0 {
+                    let n = run.unsigned_abs();
+                    let v = value(&mut r)?;
+                    add(&mut rows, n)?;
+                    if kind == column::GROUP {
+                        add(&mut sum, n.saturating_mul(v))?;
+                    }
+                } else if run < 0 {
+                    let n = run.unsigned_abs();
+                    add(&mut rows, n)?;
+                    // Each literal takes at least one byte, so this loop is
+                    // bounded by the input however large `n` claims to be.
+                    for _ in 0..n {
+                        let v = value(&mut r)?;
+                        if kind == column::GROUP {
+                            add(&mut sum, v)?;
+                        }
+                    }
+                } else {
+                    add(&mut rows, r.uleb()?)?;
+                }
+            }
+        }
+    }
+    Ok((rows, sum))
+}
+
+/// A cursor over bytes that never reads past the end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: u64) -> Scan<&'a [u8]> {
+        let n = usize::try_from(n).map_err(|_| ScanError::Malformed("length out of range"))?;
+        if n > self.bytes.len() {
+            return Err(ScanError::Malformed("a length runs past the end"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Scan<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn uleb(&mut self) -> Scan<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(ScanError::Malformed("integer overflow"));
+            }
+            value |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ScanError::Malformed("integer overflow"))
+    }
+
+    fn sleb(&mut self) -> Scan<i64> {
+        let mut value = 0i64;
+        let mut shift = 0u32;
+        loop {
+            let b = self.byte()?;
+            if shift >= 64 {
+                return Err(ScanError::Malformed("integer overflow"));
+            }
+            value |= i64::from(b & 0x7f).wrapping_shl(shift);
+            shift += 7;
+            if b & 0x80 == 0 {
+                if shift < 64 && b & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Ok(value);
+            }
+        }
+    }
+
+    /// A count that must also be plausible before anything loops on it.
+    fn count(&mut self) -> Scan<u64> {
+        let n = self.uleb()?;
+        if n > MAX_COUNT {
+            return Err(ScanError::Malformed("count out of range"));
+        }
+        Ok(n)
+    }
+
+    fn length_prefixed(&mut self) -> Scan<&'a [u8]> {
+        let n = self.count()?;
+        self.take(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leb128_round_trips_edges() {
+        for v in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            let mut x = v;
+            loop {
+                let b = (x & 0x7f) as u8;
+                x >>= 7;
+                if x == 0 {
+                    out.push(b);
+                    break;
+                }
+                out.push(b | 0x80);
+            }
+            assert_eq!(Reader::new(&out).uleb().ok(), Some(v));
+        }
+        // -1, -64, 63, -65 in signed LEB128.
+        for (bytes, want) in [
+            (&[0x7f][..], -1i64),
+            (&[0x40][..], -64),
+            (&[0x3f][..], 63),
+            (&[0xbf, 0x7f][..], -65),
+        ] {
+            assert_eq!(Reader::new(bytes).sleb().ok(), Some(want));
+        }
+        assert!(Reader::new(&[0xff; 11]).uleb().is_err());
+        assert!(Reader::new(&[0x80]).uleb().is_err());
+    }
+
+    #[test]
+    fn a_run_of_billions_is_refused_in_a_few_bytes() {
+        // Integer column: a run of 2^40 copies of the value 1.
+        let column = [0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x01];
+        assert!(matches!(
+            scan_column(column::INTEGER, &column),
+            Err(ScanError::OverBudget)
+        ));
+        // A literal run claiming 1,000 values with two present runs out of input.
+        let column = [0x98, 0x78, 0x01, 0x02];
+        assert!(matches!(
+            scan_column(column::INTEGER, &column),
+            Err(ScanError::Malformed(_))
+        ));
+    }
+}

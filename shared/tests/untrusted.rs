@@ -1,0 +1,200 @@
+//! What the server accepts from a phone's bytes: real receipts as plain
+//! change chunks, within an operation budget; nothing else.
+
+#![allow(clippy::unwrap_used)]
+
+use automerge::{ActorId, Change};
+use serde_bytes::ByteBuf;
+
+use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
+use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
+use aidsync_shared::sync::protocol::Changes;
+use aidsync_shared::sync::untrusted::{OpBudget, UntrustedError, decode_untrusted};
+
+const T0: i64 = 1_790_000_000_000;
+
+/// A shipment and the changes of `receipts` receipts recorded on a phone.
+fn receipts(receipts: usize) -> (ShipmentDoc, Vec<Change>) {
+    let new = NewShipment {
+        id: ShipmentId::parse("jica-guard-1").unwrap(),
+        donor: "JICA".into(),
+        programme: String::new(),
+        reference: String::new(),
+        destination_facility: FacilityId::parse("kharkiv-regional").unwrap(),
+        expected_on: None,
+        note: String::new(),
+        lines: vec![Line {
+            id: LineId::parse("us").unwrap(),
+            item: "Portable ultrasound".into(),
+            category: "imaging".into(),
+            unit: "unit".into(),
+            quantity_expected: 400,
+            serials_expected: Vec::new(),
+        }],
+    };
+    let olena = UserId::parse("olena").unwrap();
+    let mut server = ShipmentDoc::create(&new, &olena, ActorId::random(), T0).unwrap();
+    let mut phone = server.clone();
+    phone.set_actor(ActorId::random());
+    let anna = Recorder {
+        user: UserId::parse("anna").unwrap(),
+        device: DeviceId::parse("anna-phone").unwrap(),
+    };
+    for i in 0..receipts {
+        let receipt = NewReceipt {
+            id: ReceiptId::parse(format!("r{i}")).unwrap(),
+            line_id: LineId::parse("us").unwrap(),
+            quantity: 1,
+            condition: Condition::Damaged,
+            serials: vec![format!("US-{i:05}")],
+            note: "crate dented on one side; ".repeat(12),
+            voids: None,
+        };
+        phone.record_receipt(receipt, &anna, T0 + i as i64).unwrap();
+    }
+    let changes = phone.automerge_mut().get_changes(&server.heads());
+    (server, changes)
+}
+
+fn chunks(bytes: Vec<Vec<u8>>) -> Changes {
+    Changes::Chunks(bytes.into_iter().map(ByteBuf::from).collect())
+}
+
+fn malformed(result: Result<Vec<Change>, UntrustedError>) -> String {
+    match result {
+        Err(UntrustedError::Malformed { reason, .. }) => reason,
+        other => panic!("expected a malformed refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn real_receipts_decode_to_the_same_changes_and_cost_a_few_dozen_ops_each() {
+    let (_, changes) = receipts(20);
+    let mut budget = OpBudget::new(1_000_000);
+    let decoded = decode_untrusted(&Changes::chunks(&changes), &mut budget).unwrap();
+    let hashes = |cs: &[Change]| cs.iter().map(Change::hash).collect::<Vec<_>>();
+    assert_eq!(hashes(&decoded), hashes(&changes));
+    let charged = 1_000_000 - budget.left();
+    let ops: u64 = changes.iter().map(|c| c.len() as u64).sum();
+    // The walk's bound covers what automerge will decode, and stays close
+    // to it: a budget in operations means what it says.
+    assert!(charged >= ops, "charged {charged} for {ops} ops");
+    assert!(charged <= 3 * ops, "charged {charged} for {ops} ops");
+    assert!(charged / 20 < 60, "{} per receipt", charged / 20);
+}
+
+#[test]
+fn the_budget_is_shared_by_every_document_of_a_request() {
+    let (_, changes) = receipts(10);
+    let upload = Changes::chunks(&changes);
+    let mut probe = OpBudget::new(u64::MAX);
+    decode_untrusted(&upload, &mut probe).unwrap();
+    let cost = u64::MAX - probe.left();
+
+    let mut budget = OpBudget::new(cost + cost / 2);
+    assert!(decode_untrusted(&upload, &mut budget).is_ok());
+    assert_eq!(
+        decode_untrusted(&upload, &mut budget).unwrap_err(),
+        UntrustedError::OverBudget
+    );
+}
+
+#[test]
+fn bundles_compressed_chunks_and_other_chunk_types_are_refused() {
+    let (mut server, changes) = receipts(3);
+    // Refused unread, whatever the bytes: the fixtures in
+    // server/tests/fixtures are real bundles that once crashed the server.
+    let bundle = Changes::Bundle(ByteBuf::from(changes[0].raw_bytes().to_vec()));
+    let mut budget = OpBudget::new(1_000_000);
+    assert_eq!(
+        decode_untrusted(&bundle, &mut budget).unwrap_err(),
+        UntrustedError::Bundle
+    );
+
+    // automerge deflates a change chunk over 256 bytes when asked for its
+    // stored form; the inflated size is what a body limit cannot bound.
+    let mut big = changes
+        .iter()
+        .max_by_key(|c| c.raw_bytes().len())
+        .cloned()
+        .unwrap();
+    let deflated = big.bytes().to_vec();
+    assert_eq!(
+        deflated[8],
+        2,
+        "expected a compressed chunk: {} raw bytes, {:?}",
+        big.raw_bytes().len(),
+        &deflated[..12]
+    );
+    assert!(
+        malformed(decode_untrusted(&chunks(vec![deflated]), &mut budget)).contains("uncompressed")
+    );
+
+    let document = server.save();
+    assert!(
+        malformed(decode_untrusted(&chunks(vec![document]), &mut budget)).contains("uncompressed")
+    );
+}
+
+#[test]
+fn a_wrong_checksum_or_trailing_bytes_are_refused() {
+    let (_, changes) = receipts(1);
+    let good = changes[0].raw_bytes().to_vec();
+    let mut budget = OpBudget::new(1_000_000);
+
+    let mut bad_sum = good.clone();
+    bad_sum[5] ^= 0xff;
+    assert!(malformed(decode_untrusted(&chunks(vec![bad_sum]), &mut budget)).contains("checksum"));
+
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(malformed(decode_untrusted(&chunks(vec![trailing]), &mut budget)).contains("after"));
+
+    let truncated = good[..good.len() - 3].to_vec();
+    malformed(decode_untrusted(&chunks(vec![truncated]), &mut budget));
+    assert!(decode_untrusted(&chunks(vec![good]), &mut budget).is_ok());
+}
+
+/// A change chunk with one column holding `column`, and nothing else.
+fn chunk_with_column(spec: u8, column: &[u8]) -> Vec<u8> {
+    let mut data = vec![
+        0, // no dependencies
+        1, 7, // a one-byte actor id
+        1, // seq
+        1, // start op
+        0, // time
+        0, // no message
+        0, // no other actors
+        1, // one column
+        spec,
+    ];
+    data.push(u8::try_from(column.len()).unwrap());
+    data.extend_from_slice(column);
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
+    chunk.push(u8::try_from(data.len()).unwrap());
+    chunk.extend(data);
+    chunk
+}
+
+#[test]
+fn a_few_bytes_declaring_billions_of_operations_cost_nothing() {
+    // A run of 2^40 copies of one value, as an integer column (the action
+    // column's type, id 4: spec 0x42) and as a group column (an op's
+    // predecessors, spec 0x70).
+    let run = [0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x01];
+    let mut budget = OpBudget::new(200_000);
+    for spec in [0x42, 0x70] {
+        let result = decode_untrusted(&chunks(vec![chunk_with_column(spec, &run)]), &mut budget);
+        assert_eq!(result.unwrap_err(), UntrustedError::OverBudget);
+    }
+    // Under the walk's absolute cap but over the request's budget.
+    let run = [0x80, 0x80, 0x80, 0x80, 0x01, 0x01];
+    let result = decode_untrusted(&chunks(vec![chunk_with_column(0x42, &run)]), &mut budget);
+    assert_eq!(result.unwrap_err(), UntrustedError::OverBudget);
+    // A group of 1,000 rows each naming 2^30 predecessors: few rows, an
+    // enormous sum.
+    let group = [0xe8, 0x07, 0x80, 0x80, 0x80, 0x80, 0x04];
+    let result = decode_untrusted(&chunks(vec![chunk_with_column(0x70, &group)]), &mut budget);
+    assert_eq!(result.unwrap_err(), UntrustedError::OverBudget);
+    assert_eq!(budget.left(), 200_000, "a refusal charges nothing");
+}
