@@ -1,10 +1,35 @@
-//! Property names inside a shipment document. Changing one is a schema change.
+//! Property names inside a shipment document, and the fields each map may
+//! hold. Changing one is a schema change.
+//!
+//! Every map of the model has a closed set of keys, listed below next to the
+//! names they are made of; the reader refuses any other key, wherever it
+//! appears, with [`ModelError::UnknownField`](super::ModelError::UnknownField).
+//! Without that, anyone allowed to add a receipt could also hang arbitrary
+//! data (a 100 kB blob, say) on the document root, the header or their own
+//! receipt, and every replica would store and replicate it.
+//!
+//! The lists belong to [`SCHEMA_VERSION`](super::SCHEMA_VERSION), which the
+//! reader checks before anything else. A later version that needs a new
+//! field adds its key here and bumps the version; documents of the older
+//! version still read, because the new list only grows. A document of a
+//! version newer than this build is never judged by these lists: it is
+//! refused as a whole ([`ModelError::UnsupportedSchema`](super::ModelError::UnsupportedSchema)),
+//! since a build cannot vouch for fields it does not know — and if a newer
+//! version number alone made unknown keys acceptable, an attacker would
+//! simply overwrite `schema` to smuggle them in.
+//!
+//! Lists (`serials`, `serials_expected`, `resolves`) have no keys; the reader
+//! refuses any item in them that is not text.
 
 pub const SCHEMA: &str = "schema";
 pub const SHIPMENT: &str = "shipment";
 pub const LINES: &str = "lines";
 pub const RECEIPTS: &str = "receipts";
 pub const REVIEWS: &str = "reviews";
+
+/// Keys of the document root. `lines`, `receipts` and `reviews` are keyed by
+/// ids, so their keys are checked as ids rather than against a list.
+pub const ROOT_FIELDS: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS];
 
 pub const ID: &str = "id";
 pub const DONOR: &str = "donor";
@@ -16,11 +41,27 @@ pub const CREATED_BY: &str = "created_by";
 pub const CREATED_AT: &str = "created_at";
 pub const NOTE: &str = "note";
 
+/// Keys of the `shipment` header map.
+pub const HEADER_FIELDS: &[&str] = &[
+    ID,
+    DONOR,
+    PROGRAMME,
+    REFERENCE,
+    DESTINATION_FACILITY,
+    EXPECTED_ON,
+    CREATED_BY,
+    CREATED_AT,
+    NOTE,
+];
+
 pub const ITEM: &str = "item";
 pub const CATEGORY: &str = "category";
 pub const UNIT: &str = "unit";
 pub const QUANTITY_EXPECTED: &str = "quantity_expected";
 pub const SERIALS_EXPECTED: &str = "serials_expected";
+
+/// Keys of one line (`lines/<line_id>`); its id is its key in `lines`.
+pub const LINE_FIELDS: &[&str] = &[ITEM, CATEGORY, UNIT, QUANTITY_EXPECTED, SERIALS_EXPECTED];
 
 pub const LINE_ID: &str = "line_id";
 pub const QUANTITY: &str = "quantity";
@@ -31,7 +72,23 @@ pub const DEVICE_ID: &str = "device_id";
 pub const RECORDED_AT: &str = "recorded_at";
 pub const VOIDS: &str = "voids";
 
+/// Keys of one receipt (`receipts/<receipt_id>`); `voids` is optional.
+pub const RECEIPT_FIELDS: &[&str] = &[
+    LINE_ID,
+    QUANTITY,
+    CONDITION,
+    SERIALS,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+    VOIDS,
+];
+
 pub const BY: &str = "by";
 pub const AT: &str = "at";
 pub const VERDICT: &str = "verdict";
 pub const RESOLVES: &str = "resolves";
+
+/// Keys of one review (`reviews/<review_id>`); `verdict` is optional.
+pub const REVIEW_FIELDS: &[&str] = &[BY, AT, NOTE, VERDICT, RESOLVES];

@@ -1,6 +1,7 @@
 //! The shipment document: one automerge document per shipment.
 //!
-//! Layout of a document (keys are the constants in [`keys`]):
+//! Layout of a document (keys are the constants in [`keys`], and no map may
+//! hold any other key: the reader refuses unknown fields anywhere):
 //!
 //! ```text
 //! { schema: 1,

@@ -3,6 +3,12 @@
 //! Reading *is* validation ("parse, don't validate"): a document that reads
 //! without error satisfies every rule of the model, so the server can accept a
 //! merged document exactly when [`read_shipment`] succeeds on it.
+//!
+//! That includes what a document must *not* hold: every map is checked
+//! against its list of fields in [`keys`](super::keys), so a key the model
+//! does not define is refused wherever it appears, and a known key holding
+//! the wrong kind of value (a map where text belongs, a number in a list of
+//! serials) is refused too.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -90,6 +96,20 @@ impl<D: ReadDoc> Reader<'_, D> {
             });
         }
         Ok(all.into_iter().next_back())
+    }
+
+    /// Refuses the first key of the map `obj` (at `path`) that `allowed`
+    /// does not name. Only key names are read, one pass over the map, so
+    /// the check costs next to nothing beside reading the values.
+    fn fields(&self, obj: &ObjId, path: &str, allowed: &[&str]) -> Result<(), ModelError> {
+        match self
+            .doc
+            .keys(obj)
+            .find(|key| !allowed.contains(&key.as_str()))
+        {
+            None => Ok(()),
+            Some(key) => Err(ModelError::unknown_field(path, &key)),
+        }
     }
 
     fn object(
@@ -232,6 +252,9 @@ impl<D: ReadDoc> Reader<'_, D> {
                 });
             }
         }
+        // After the version: a newer document is refused for its version,
+        // not for the fields that version may have added.
+        self.fields(&ROOT, "document", k::ROOT_FIELDS)?;
         let header = self.header()?;
         let lines = self.lines()?;
         let receipts = self.receipts(&lines)?;
@@ -247,6 +270,7 @@ impl<D: ReadDoc> Reader<'_, D> {
 
     fn header(&mut self) -> Result<Header, ModelError> {
         let h = self.object(&ROOT, k::SHIPMENT, k::SHIPMENT, ObjType::Map)?;
+        self.fields(&h, k::SHIPMENT, k::HEADER_FIELDS)?;
         let p = |key: &str| format!("{}/{key}", k::SHIPMENT);
         let header = Header {
             id: self.id(&h, k::ID, &p(k::ID))?,
@@ -267,10 +291,12 @@ impl<D: ReadDoc> Reader<'_, D> {
         Ok(header)
     }
 
-    /// Keys of a map container, each parsed as an id.
+    /// Keys of a map container, each parsed as an id, whose entries are
+    /// maps holding only `fields`.
     fn entries<T: FromStr<Err = IdError>>(
         &mut self,
         key: &str,
+        fields: &[&str],
     ) -> Result<Vec<(T, ObjId)>, ModelError> {
         let map = self.object(&ROOT, key, key, ObjType::Map)?;
         let keys: Vec<String> = self.doc.keys(&map).collect();
@@ -282,6 +308,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                 source,
             })?;
             let obj = self.object(&map, &key_s, &path, ObjType::Map)?;
+            self.fields(&obj, &path, fields)?;
             out.push((id, obj));
         }
         Ok(out)
@@ -289,7 +316,7 @@ impl<D: ReadDoc> Reader<'_, D> {
 
     fn lines(&mut self) -> Result<BTreeMap<crate::ids::LineId, Line>, ModelError> {
         let mut lines = BTreeMap::new();
-        for (id, obj) in self.entries::<crate::ids::LineId>(k::LINES)? {
+        for (id, obj) in self.entries::<crate::ids::LineId>(k::LINES, k::LINE_FIELDS)? {
             let p = |key: &str| format!("{}/{id}/{key}", k::LINES);
             let line = Line {
                 item: self.string(&obj, k::ITEM, &p(k::ITEM), Editable::Yes)?,
@@ -319,7 +346,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         lines: &BTreeMap<crate::ids::LineId, Line>,
     ) -> Result<BTreeMap<crate::ids::ReceiptId, Receipt>, ModelError> {
         let mut receipts = BTreeMap::new();
-        for (id, obj) in self.entries::<crate::ids::ReceiptId>(k::RECEIPTS)? {
+        for (id, obj) in self.entries::<crate::ids::ReceiptId>(k::RECEIPTS, k::RECEIPT_FIELDS)? {
             let p = |key: &str| format!("{}/{id}/{key}", k::RECEIPTS);
             let condition_s = self.string(&obj, k::CONDITION, &p(k::CONDITION), Editable::No)?;
             let condition = Condition::parse(&condition_s).ok_or_else(|| {
@@ -362,7 +389,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
     ) -> Result<BTreeMap<crate::ids::ReviewId, Review>, ModelError> {
         let mut reviews = BTreeMap::new();
-        for (id, obj) in self.entries::<crate::ids::ReviewId>(k::REVIEWS)? {
+        for (id, obj) in self.entries::<crate::ids::ReviewId>(k::REVIEWS, k::REVIEW_FIELDS)? {
             let p = |key: &str| format!("{}/{id}/{key}", k::REVIEWS);
             let verdict = match self.opt_string(&obj, k::VERDICT, &p(k::VERDICT), Editable::No)? {
                 None => None,

@@ -24,6 +24,9 @@ pub const MAX_LABEL_CHARS: usize = 200;
 pub const MAX_SERIAL_CHARS: usize = 64;
 /// Most serial numbers on one line or receipt.
 pub const MAX_SERIALS: usize = 1_000;
+/// Longest unknown key an error repeats, in characters: enough to recognise
+/// it, short enough that a refusal never echoes an attacker's payload.
+pub const MAX_REPORTED_KEY_CHARS: usize = 64;
 
 /// State of the units a receipt counts, in the vocabulary freight already uses
 /// for receipt exceptions.
@@ -224,6 +227,11 @@ pub enum ModelError {
     },
     #[error("{path}: {source}")]
     BadId { path: String, source: IdError },
+    /// A key the model does not define, in the map at `path` (`document`
+    /// for the root). `key` is cut to [`MAX_REPORTED_KEY_CHARS`] so that a
+    /// huge key cannot make a huge error; `{key:?}` quotes and escapes it.
+    #[error("{path}: unknown field {key:?}")]
+    UnknownField { path: String, key: String },
     #[error("{path}: {reason}")]
     Invalid { path: String, reason: String },
     #[error("{path}: quantity must be between 1 and {MAX_QUANTITY}")]
@@ -257,6 +265,17 @@ impl ModelError {
         ModelError::Invalid {
             path: path.into(),
             reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn unknown_field(path: impl Into<String>, key: &str) -> Self {
+        let mut shown: String = key.chars().take(MAX_REPORTED_KEY_CHARS).collect();
+        if shown.len() < key.len() {
+            shown.push('…');
+        }
+        ModelError::UnknownField {
+            path: path.into(),
+            key: shown,
         }
     }
 }

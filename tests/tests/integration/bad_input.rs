@@ -291,6 +291,23 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
     assert_refused(&wire, RefusalCode::Invalid, "line-99");
     unchanged().await;
 
+    // Her own, correctly signed change hanging a field the model does not
+    // define on the document root: every phone would replicate it.
+    let wire = client
+        .upload_edit(&phone, |doc| {
+            let am = doc.automerge_mut();
+            am.put(automerge::ROOT, "payload", "x".repeat(100_000))
+                .unwrap();
+            am.commit();
+        })
+        .await;
+    assert_refused(
+        &wire,
+        RefusalCode::Invalid,
+        "document: unknown field \"payload\"",
+    );
+    unchanged().await;
+
     // A change signed by an actor that is not this device's.
     let mut impostor = forge(&phone, &id);
     let base = impostor.heads();
