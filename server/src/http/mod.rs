@@ -85,11 +85,15 @@ pub fn router(state: AppState) -> Router {
     // Everything that is not the API is the phone web app, when there is one.
     let router = match &state.web_root {
         Some(root) => router.fallback_service(
-            tower_http::services::ServeDir::new(root)
-                .append_index_html_on_directories(true)
-                .fallback(axum::handler::HandlerWithoutStateExt::into_service(
-                    not_found,
-                )),
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(same_origin_redirects))
+                .service(
+                    tower_http::services::ServeDir::new(root)
+                        .append_index_html_on_directories(true)
+                        .fallback(axum::handler::HandlerWithoutStateExt::into_service(
+                            not_found,
+                        )),
+                ),
         ),
         None => router.fallback(not_found),
     };
@@ -117,6 +121,45 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::REFERRER_POLICY, "no-referrer"),
 ];
+
+/// Keeps the web app's directory redirects on this origin. `ServeDir`
+/// redirects a directory to its request path plus `/`: for `//evil.example`
+/// that is `Location: //evil.example/`, which a browser reads as another
+/// host (an open redirect, handy for phishing with this server's name).
+/// So a path starting with `//` (or `/\`, which browsers treat alike) is a
+/// 404, an absolute-form request target (`GET http://host/dir`) is served
+/// as its path alone, and any redirect that would still leave the origin
+/// becomes a 404.
+async fn same_origin_redirects(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !is_local_path(request.uri().path()) {
+        return not_found().await.into_response_owned();
+    }
+    if request.uri().authority().is_some()
+        && let Some(path) = request.uri().path_and_query().cloned()
+    {
+        *request.uri_mut() = axum::http::Uri::from(path);
+    }
+    let response = next.run(request).await;
+    let leaves = response
+        .headers()
+        .get(header::LOCATION)
+        .is_some_and(|to| !to.to_str().is_ok_and(is_local_path));
+    if leaves {
+        return not_found().await.into_response_owned();
+    }
+    response
+}
+
+/// Whether `path` is a path on this origin when used as a link or a
+/// `Location`: it starts with one `/` that a browser will not read as the
+/// start of `//host`.
+fn is_local_path(path: &str) -> bool {
+    path.strip_prefix('/')
+        .is_some_and(|rest| !rest.starts_with(['/', '\\']))
+}
 
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,

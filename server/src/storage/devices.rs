@@ -37,6 +37,25 @@ pub struct CallerRow {
     pub disabled_at: Option<i64>,
 }
 
+/// What decides whether a device's token still works, re-read by open
+/// event streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenState {
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    /// The user's, not the device's: a disabled account shuts out all its
+    /// devices.
+    pub disabled_at: Option<i64>,
+}
+
+impl TokenState {
+    /// Whether the token works at `now_ms`: the same rule the request
+    /// extractor (`caller.rs`) applies to every request.
+    pub fn usable_at(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && self.disabled_at.is_none() && now_ms < self.expires_at
+    }
+}
+
 const DEVICE_COLUMNS: &str =
     "id, user_id, facility_id, name, actor_id, created_at, expires_at, revoked_at";
 
@@ -92,6 +111,39 @@ impl Db {
         }))
     }
 
+    /// The validity of device `id`'s token; `None` if the device (or its
+    /// user) no longer exists. Primary-key lookups only: open event streams
+    /// run it every few seconds.
+    pub async fn token_state(&self, id: &str) -> Result<Option<TokenState>, StorageError> {
+        let row = sqlx::query(
+            "SELECT d.expires_at, d.revoked_at, u.disabled_at
+             FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(TokenState {
+            expires_at: r.try_get("expires_at")?,
+            revoked_at: r.try_get("revoked_at")?,
+            disabled_at: r.try_get("disabled_at")?,
+        }))
+    }
+
+    /// Changes after every revocation made through this `Db` (any clone of
+    /// it), once it is committed. Only a nudge: a listener re-reads the
+    /// devices it cares about with [`Db::token_state`]. Revocations made by
+    /// another process (the `aidsync admin` CLI, a second server) do not
+    /// show here.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
+    fn notify_revoked(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     pub async fn device_by_token_hash(
         &self,
         token_hash: &str,
@@ -132,6 +184,7 @@ impl Db {
             .bind(at)
             .execute(&self.pool)
             .await?;
+        self.notify_revoked();
         let row = sqlx::query(&format!(
             "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"
         ))
@@ -150,6 +203,9 @@ impl Db {
         .bind(at)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() > 0 {
+            self.notify_revoked();
+        }
         Ok(done.rows_affected())
     }
 

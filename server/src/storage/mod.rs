@@ -22,7 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{ChangeFilter, ChangeRow};
-pub use devices::{CallerRow, DeviceRow};
+pub use devices::{CallerRow, DeviceRow, TokenState};
 pub use facilities::FacilityRow;
 pub use projection::{PROJECTION_VERSION, Page, ReportFilter, TotalsRow};
 pub use tx::{StoredDocument, Tx};
@@ -123,6 +123,11 @@ pub struct Db {
     /// in SQLite's busy handler, keeps waits fair and cheap. PostgreSQL
     /// writers coordinate with row locks instead (see [`Tx`]).
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Counts the revocations made through this pool, so open event
+    /// streams of this process re-check their token at once (see
+    /// [`Db::revocations`]); other processes are caught by the streams'
+    /// periodic re-check.
+    revocations: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Turns what a person typed into a URL sqlx understands: a bare path means
@@ -190,6 +195,7 @@ impl Db {
             pool,
             backend,
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            revocations: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 

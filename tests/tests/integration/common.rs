@@ -1,6 +1,10 @@
 //! A small world for each test: a server, a coordinator, two shipments.
 
+use std::time::Duration;
+
 use rand::RngCore;
+use reqwest::StatusCode;
+use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
 use aidsync_server::service::Limits;
@@ -217,4 +221,105 @@ pub fn receipts_by_user(detail: &Value) -> Vec<(String, u64)> {
         .collect();
     out.sort();
     out
+}
+
+/// An open `GET /api/v1/events` stream: reads `event:`/`data:` pairs as
+/// they arrive.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+/// What reading an event stream gave.
+#[derive(Debug, PartialEq)]
+pub enum Read {
+    /// An event's name and data.
+    Event(String, Value),
+    /// The server ended the stream cleanly.
+    Ended,
+    /// The connection failed.
+    Failed(String),
+    /// Nothing within the time allowed.
+    TimedOut,
+}
+
+impl EventStream {
+    pub async fn open(world: &World, token: &str) -> (StatusCode, EventStream) {
+        let response = world
+            .api
+            .http
+            .get(format!("{}/api/v1/events", world.api.base))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let events = EventStream {
+            response,
+            buffer: String::new(),
+        };
+        (status, events)
+    }
+
+    /// Opens a stream that must be accepted.
+    pub async fn opened(world: &World, token: &str) -> EventStream {
+        let (status, events) = EventStream::open(world, token).await;
+        assert_eq!(status, 200, "opening the event stream");
+        events
+    }
+
+    /// The next event, or how the stream stopped, within `secs` seconds.
+    pub async fn read(&mut self, secs: u64) -> Read {
+        self.read_until(tokio::time::Instant::now() + Duration::from_secs(secs))
+            .await
+    }
+
+    async fn read_until(&mut self, deadline: tokio::time::Instant) -> Read {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                // Keep-alive comments carry no event.
+                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                    return Read::Event(event, serde_json::from_str(&data).unwrap());
+                }
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) => return Read::Ended,
+                Ok(Err(e)) => return Read::Failed(e.to_string()),
+                Err(_) => return Read::TimedOut,
+            }
+        }
+    }
+
+    /// The next event's name and data, within `secs` seconds; `None` if
+    /// the stream stopped or stayed silent.
+    pub async fn next(&mut self, secs: u64) -> Option<(String, Value)> {
+        match self.read(secs).await {
+            Read::Event(event, data) => Some((event, data)),
+            Read::Ended | Read::Failed(_) | Read::TimedOut => None,
+        }
+    }
+
+    /// The names of the events that arrived before the server ended the
+    /// stream cleanly; panics if it did not end within `secs` seconds.
+    pub async fn until_end(&mut self, secs: u64) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut names = Vec::new();
+        loop {
+            match self.read_until(deadline).await {
+                Read::Event(name, _) => names.push(name),
+                Read::Ended => return names,
+                other => {
+                    panic!("the stream did not end within {secs} s: {other:?} after {names:?}")
+                }
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ use aidsync_shared::model::Condition;
 use aidsync_tests::harness::TestDb;
 
 use crate::common::{
-    FACILITY, FAR_FACILITY, OTHER_FACILITY, SHIPMENT, World, receipt, shipment_id,
+    EventStream, FACILITY, FAR_FACILITY, OTHER_FACILITY, SHIPMENT, World, receipt, shipment_id,
 };
 
 async fn get(world: &World, token: &str, path: &str) -> (StatusCode, Value) {
@@ -523,67 +523,17 @@ pub async fn reports_filter_scope_and_export(db: &TestDb) {
     world.server.stop().await.unwrap();
 }
 
-/// An open event stream: reads `event:`/`data:` pairs as they arrive.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Events {
-    async fn open(world: &World, token: &str) -> (StatusCode, Events) {
-        let response = world
-            .api
-            .http
-            .get(format!("{}/api/v1/events", world.api.base))
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let events = Events {
-            response,
-            buffer: String::new(),
-        };
-        (status, events)
-    }
-
-    /// The next event's name and data, within `secs` seconds.
-    async fn next(&mut self, secs: u64) -> Option<(String, Value)> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-                };
-                // Keep-alive comments carry no event.
-                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
-                    return Some((event, serde_json::from_str(&data).unwrap()));
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
-            match chunk {
-                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
-            }
-        }
-    }
-}
-
 /// Open dashboards hear of a phone's sync at once, only for shipments they
 /// may see; admins get no stream; stopping the server ends the streams.
 pub async fn dashboards_hear_of_syncs_live(db: &TestDb) {
     let world = World::new(db).await;
-    let (status, _) = Events::open(&world, &world.admin.token).await;
+    let (status, _) = EventStream::open(&world, &world.admin.token).await;
     assert_eq!(status, 403);
-    let (status, mut coordinator) = Events::open(&world, &world.coordinator.token).await;
+    let (status, mut coordinator) = EventStream::open(&world, &world.coordinator.token).await;
     assert_eq!(status, 200);
     let mut anna = world.receiver("anna", FACILITY).await;
     let mut vira = world.receiver("vira", OTHER_FACILITY).await;
-    let (_, mut vira_events) = Events::open(&world, vira.token()).await;
+    let (_, mut vira_events) = EventStream::open(&world, vira.token()).await;
 
     // Logging in and syncing with nothing new publishes nothing.
     anna.sync_settled().await.unwrap();

@@ -11,8 +11,10 @@ mod auth;
 mod bad_input;
 mod common;
 mod coordinator;
+mod events;
 mod projections;
 mod sync_story;
+mod web;
 
 /// Runs an async scenario `fn(&TestDb)` as one SQLite test and one
 /// PostgreSQL test.
@@ -58,3 +60,8 @@ on_both_backends!(coordinator::reviews_settle_discrepancies_and_reach_phones => 
 on_both_backends!(coordinator::manifests_import_all_or_nothing => sqlite_manifests_import_all_or_nothing, postgres_manifests_import_all_or_nothing);
 on_both_backends!(coordinator::reports_filter_scope_and_export => sqlite_reports_filter_scope_and_export, postgres_reports_filter_scope_and_export);
 on_both_backends!(coordinator::dashboards_hear_of_syncs_live => sqlite_dashboards_hear_of_syncs_live, postgres_dashboards_hear_of_syncs_live);
+on_both_backends!(events::streams_end_when_an_admin_revokes_the_device => sqlite_events_end_when_an_admin_revokes_the_device, postgres_events_end_when_an_admin_revokes_the_device);
+on_both_backends!(events::streams_end_at_logout => sqlite_events_end_at_logout, postgres_events_end_at_logout);
+on_both_backends!(events::streams_end_when_the_password_is_reset => sqlite_events_end_when_the_password_is_reset, postgres_events_end_when_the_password_is_reset);
+on_both_backends!(events::streams_end_when_the_token_expires => sqlite_events_end_when_the_token_expires, postgres_events_end_when_the_token_expires);
+on_both_backends!(events::streams_end_when_another_process_revokes_the_device => sqlite_events_end_when_another_process_revokes_the_device, postgres_events_end_when_another_process_revokes_the_device);
