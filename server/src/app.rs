@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::connections::ConnectionLimits;
 use crate::events::Events;
 use crate::http::throttle::Throttles;
 use crate::service::Limits;
@@ -57,11 +58,13 @@ pub struct Config {
     /// Directory of the phone web app (`web/`), served at `/`; `None` for
     /// an API-only server.
     pub web_root: Option<PathBuf>,
+    pub connections: ConnectionLimits,
 }
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    connections: ConnectionLimits,
 }
 
 impl Application {
@@ -78,6 +81,7 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind))?;
         Ok(Application {
             listener,
+            connections: config.connections,
             state: AppState::new(
                 db,
                 config.limits,
@@ -119,11 +123,7 @@ impl Application {
             events.close();
         };
         let router = crate::http::router(self.state);
-        // Connection info gives the per-IP limits their key.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        crate::connections::serve(self.listener, router, &self.connections, shutdown).await;
         db.close().await;
         Ok(())
     }

@@ -5,6 +5,8 @@
 //!
 //! - [`app`]: configuration, building the application, serving with
 //!   graceful shutdown.
+//! - [`connections`]: the accept loop and what one connection may cost
+//!   (request head deadline, connection cap, open-files limit).
 //! - [`http`]: routes and middleware (compression, body limits, tracing);
 //!   thin handlers.
 //! - [`caller`]: the request context: which device, which user, what role.
@@ -21,6 +23,7 @@
 pub mod app;
 pub mod caller;
 pub mod clock;
+pub mod connections;
 pub mod demo;
 pub mod error;
 pub mod events;

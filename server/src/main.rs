@@ -3,7 +3,10 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use std::time::Duration;
+
 use aidsync_server::app::{Application, Config, redact};
+use aidsync_server::connections::{self, ConnectionLimits};
 use aidsync_server::service::facilities::{self, NewFacility};
 use aidsync_server::service::users::{self, NewUser};
 use aidsync_server::service::{DAY_MS, Limits, audit, devices, now_ms};
@@ -159,6 +162,17 @@ struct ServeArgs {
     /// Largest request body after decompression, in bytes.
     #[arg(long, env = "AIDSYNC_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: usize,
+    /// Seconds a request's body may take to arrive in full after its head (408 past it).
+    #[arg(long, env = "AIDSYNC_BODY_READ_TIMEOUT_SECS", default_value_t = Limits::default().body_read_timeout.as_secs())]
+    body_read_timeout_secs: u64,
+    /// Seconds a connection may take to send a complete request head, counted
+    /// from when it opens or from its previous response (so also how long an
+    /// idle keep-alive connection stays open).
+    #[arg(long, env = "AIDSYNC_REQUEST_HEAD_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().request_head_timeout.as_secs())]
+    request_head_timeout_secs: u64,
+    /// Open connections at most; more wait in the listen backlog.
+    #[arg(long, env = "AIDSYNC_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
     /// Most documents in one sync request.
     #[arg(long, env = "AIDSYNC_MAX_DOCS_PER_SYNC", default_value_t = Limits::default().max_docs_per_sync)]
     max_docs_per_sync: usize,
@@ -199,12 +213,22 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.body_read_timeout_secs == 0 || args.request_head_timeout_secs == 0 {
+        anyhow::bail!("--body-read-timeout-secs and --request-head-timeout-secs must be at least 1");
+    }
+    let open_files = connections::raise_open_files_limit()
+        .context("raising the open-files limit")?;
     let config = Config {
+        connections: ConnectionLimits {
+            request_head_timeout: Duration::from_secs(args.request_head_timeout_secs),
+            max_connections: args.max_connections,
+        },
         web_root: Some(args.web_root),
         bind: args.bind,
         database_url: args.database_url,
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
             max_docs_per_sync: args.max_docs_per_sync,
             max_changes_per_doc: args.max_changes_per_doc,
             max_ops_per_sync: args.max_ops_per_sync,
@@ -224,7 +248,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let demo = aidsync_server::demo::seed(app.db(), config.limits.token_ttl_ms).await?;
         println!("{}", demo.instructions(&format!("http://{addr}")));
     }
-    tracing::info!(%addr, database = %redact(&config.database_url), "aidsync listening");
+    tracing::info!(%addr, database = %redact(&config.database_url), open_files, "aidsync listening");
+    if (open_files as usize) < config.connections.max_connections + 64 {
+        tracing::warn!(
+            open_files,
+            max_connections = config.connections.max_connections,
+            "the open-files limit is below --max-connections: raise the hard limit (ulimit -Hn) or lower --max-connections"
+        );
+    }
     // On stdout, so a script that starts the server on port 0 learns where.
     println!("aidsync: serving http://{addr}");
     app.run_until_stopped(shutdown_signal()).await?;

@@ -1,5 +1,6 @@
 //! The real `aidsync serve` binary against clients that mean harm: request
-//! bodies that once crashed it, measured by the process's own memory.
+//! bodies that once crashed it (measured by the process's own memory), and
+//! connections that stay idle, trickle their bytes or come by thousands.
 
 #![allow(clippy::unwrap_used)]
 
@@ -186,4 +187,95 @@ fn request_bodies_that_once_crashed_the_server_are_refused_in_bounded_memory() {
         peak >> 20,
         idle >> 20
     );
+}
+
+/// Reads until the server closes the connection; what it sent, or `None`
+/// if it was still open after `patience`.
+fn read_until_closed(stream: &mut TcpStream, patience: Duration) -> Option<Vec<u8>> {
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn idle_connections_and_trickled_heads_are_closed_after_the_head_timeout() {
+    let server = Server::start(&["--request-head-timeout-secs", "1"]);
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    let mut trickle = TcpStream::connect(server.addr).unwrap();
+    trickle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    // A kept-alive connection that answered once, then went quiet.
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+
+    for (name, stream) in [("idle", &mut idle), ("trickle", &mut trickle)] {
+        let got = read_until_closed(stream, Duration::from_secs(10));
+        let got = got.unwrap_or_else(|| panic!("the {name} connection was still open after 10 s"));
+        assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "{name}");
+    }
+    let got = read_until_closed(&mut kept, Duration::from_secs(10))
+        .expect("the kept-alive connection was still open after 10 s");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
+    assert!(server.healthy());
+}
+
+#[test]
+fn a_body_that_trickles_in_is_refused_with_408() {
+    let server = Server::start(&["--body-read-timeout-secs", "1"]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(
+            b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 200\r\n\r\n{\"user\": \"anna\"",
+        )
+        .unwrap();
+    let got = read_until_closed(&mut stream, Duration::from_secs(10))
+        .expect("the slow body's connection was still open after 10 s");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive within 1 s"), "{text}");
+    assert!(server.healthy());
+}
+
+#[test]
+fn healthz_answers_while_2000_idle_connections_are_open() {
+    // This process needs the descriptors too.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let server = Server::start(&[]);
+    let idle: Vec<TcpStream> = (0..2_000)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    assert!(server.healthy());
+    // Still open: the server did not shed them to answer.
+    assert_eq!(idle.len(), 2_000);
+}
+
+#[test]
+fn past_the_connection_cap_new_clients_wait_until_a_slot_frees() {
+    let server = Server::start(&["--max-connections", "10", "--request-head-timeout-secs", "3"]);
+    let idle: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let mut waiting = TcpStream::connect(server.addr).unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Not served while ten idle connections hold every slot...
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(waiting.read(&mut buf).is_err(), "served past the cap");
+    // ...and served once the head timeout has closed them.
+    let got = read_until_closed(&mut waiting, Duration::from_secs(15))
+        .expect("never served after the idle connections closed");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
+    drop(idle);
 }

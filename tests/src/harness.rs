@@ -127,6 +127,7 @@ impl TestServer {
             bind: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             limits,
+            connections: Default::default(),
         })
         .await?;
         let base = format!("http://{}", app.local_addr()?);

@@ -71,6 +71,10 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     throttle::limit_requests,
                 ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    body_deadline,
+                ))
                 // A panic is a bug, but it must not take the server down.
                 .layer(CatchPanicLayer::custom(|_| {
                     AppError::Internal(anyhow::anyhow!("handler panicked")).into_response_owned()
@@ -159,6 +163,45 @@ async fn same_origin_redirects(
 fn is_local_path(path: &str) -> bool {
     path.strip_prefix('/')
         .is_some_and(|rest| !rest.starts_with(['/', '\\']))
+}
+
+/// Reads the whole request body within `--body-read-timeout-secs` of its
+/// head, before any handler waits on it: a client trickling its body a byte
+/// at a time holds its connection that long at most (408). The raw, maybe
+/// compressed, body is bounded by the decompressed limit (a compressed body
+/// is smaller), so this buffers no more than a handler would.
+async fn body_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limits = &state.limits;
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
+    let read = http_body_util::BodyExt::collect(limited);
+    let bytes = match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return AppError::PayloadTooLarge(format!(
+                "request body larger than {} bytes",
+                limits.max_body_bytes
+            ))
+            .into_response_owned();
+        }
+        Ok(Err(e)) => {
+            return AppError::BadRequest(format!("reading the request body: {e}"))
+                .into_response_owned();
+        }
+        Err(_) => {
+            return AppError::RequestTimeout(format!(
+                "the request body did not arrive within {} s",
+                limits.body_read_timeout.as_secs()
+            ))
+            .into_response_owned();
+        }
+    };
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    next.run(request).await
 }
 
 async fn healthz(

@@ -20,6 +20,9 @@ pub mod users;
 pub struct Limits {
     /// Largest request body, after decompression, in bytes.
     pub max_body_bytes: usize,
+    /// A request's body must arrive in full within this long of its head
+    /// (408 past it), so a client trickling bytes cannot hold a connection.
+    pub body_read_timeout: std::time::Duration,
     /// Most documents in one sync request.
     pub max_docs_per_sync: usize,
     /// Most changes for one document in one sync request.
@@ -49,6 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 8 * 1024 * 1024,
+            body_read_timeout: std::time::Duration::from_secs(60),
             max_docs_per_sync: 1_000,
             max_changes_per_doc: 10_000,
             max_ops_per_sync: 200_000,
