@@ -59,10 +59,18 @@ pub struct Config {
     /// an API-only server.
     pub web_root: Option<PathBuf>,
     pub connections: ConnectionLimits,
+    /// Where to serve `/metrics` instead of on `bind` (`--metrics-bind`);
+    /// `None`: on `bind`, beside the API.
+    pub metrics_bind: Option<String>,
 }
+
+/// Open connections at most on the metrics listener: a scraper or two, and
+/// no way for anyone else reaching it to hold many file descriptors.
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     connections: ConnectionLimits,
 }
@@ -79,8 +87,19 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        let metrics_listener = match &config.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("binding {bind} (metrics)"))?,
+            ),
+            None => None,
+        };
+        // Before the first request, so none goes uncounted.
+        crate::metrics::handle();
         Ok(Application {
             listener,
+            metrics_listener,
             connections: config.connections,
             state: AppState::new(
                 db,
@@ -93,6 +112,13 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn db(&self) -> &Db {
@@ -116,14 +142,36 @@ impl Application {
     ) -> std::io::Result<()> {
         let db = self.state.db.clone();
         let events = self.state.events.clone();
+        // Tells the metrics listener, if any, to stop with the main one.
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
         // Open event streams never end by themselves: end them when the
         // shutdown starts, or the graceful shutdown would wait forever.
         let shutdown = async move {
             shutdown.await;
             events.close();
+            let _ = stopping.send(true);
         };
-        let router = crate::http::router(self.state);
-        crate::connections::serve(self.listener, router, &self.connections, shutdown).await;
+        let router = crate::http::router(self.state.clone(), self.metrics_listener.is_none());
+        let api = crate::connections::serve(self.listener, router, &self.connections, shutdown);
+        match self.metrics_listener {
+            Some(listener) => {
+                let limits = ConnectionLimits {
+                    max_connections: METRICS_MAX_CONNECTIONS,
+                    ..self.connections.clone()
+                };
+                let metrics = crate::connections::serve(
+                    listener,
+                    crate::http::metrics_router(self.state),
+                    &limits,
+                    async move {
+                        // An error means the sender is gone: stop too.
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    },
+                );
+                tokio::join!(api, metrics);
+            }
+            None => api.await,
+        }
         db.close().await;
         Ok(())
     }

@@ -96,7 +96,10 @@ pub async fn serve(
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let counted = crate::metrics::Open::connection();
         tokio::spawn(async move {
+            // Dropped with the task however it ends: the gauge goes back down.
+            let _counted = counted;
             if let Err(e) = connection.await {
                 // Timeouts and clients going away end up here; not faults.
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -113,7 +116,10 @@ pub async fn serve(
 /// out briefly, so the loop does not spin while the condition lasts.
 async fn accept_failed(e: &std::io::Error) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
         return;
     }
     tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");

@@ -7,8 +7,10 @@
 //!   graceful shutdown.
 //! - [`connections`]: the accept loop and what one connection may cost
 //!   (request head deadline, connection cap, open-files limit).
-//! - [`http`]: routes and middleware (compression, body limits, tracing);
+//! - [`http`]: routes and middleware (compression, body limits, request
+//!   ids, metrics, tracing);
 //!   thin handlers.
+//! - [`metrics`]: what the server counts for Prometheus (`/metrics`).
 //! - [`caller`]: the request context: which device, which user, what role.
 //! - [`clock`]: the one clock handlers read (tests move it forward).
 //! - [`rate_limit`]: sans-IO keyed token buckets behind the 429s.
@@ -28,6 +30,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod rate_limit;
 pub mod service;
 pub mod storage;

@@ -24,6 +24,21 @@ use anyhow::Context;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` or as `json` objects, one per line (on stderr).
+    #[arg(
+        long,
+        global = true,
+        env = "AIDSYNC_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +76,16 @@ enum AdminCommand {
     /// Recomputes the coordinator tables (shipments, lines, receipts,
     /// discrepancies…) from the stored documents. Safe while serving.
     RebuildProjections,
+    /// Writes a consistent copy of the live SQLite database to PATH while the
+    /// server keeps serving (PostgreSQL: use pg_dump, see the README).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: std::path::PathBuf,
+    },
+    /// After restoring a database from a backup by any other means (e.g.
+    /// pg_restore): start a new commit timeline, so every phone re-sends
+    /// what the database lost on its next sync.
+    MarkRestored,
     /// The audit trail: changes a user or a device sent, newest first.
     Changes {
         /// Only this user's changes.
@@ -194,19 +219,27 @@ struct ServeArgs {
     /// Failed logins per minute per IP address and per user name (0: unlimited).
     #[arg(long, env = "AIDSYNC_LOGIN_FAILURES_PER_MINUTE", default_value_t = Limits::default().login_failures_per_minute)]
     login_failures_per_minute: u32,
+    /// Serve `/metrics` only on this address (e.g. `127.0.0.1:9100`), not on `--bind`.
+    #[arg(long, env = "AIDSYNC_METRICS_BIND")]
+    metrics_bind: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     // Logs go to stderr: stdout is for what a command prints (tables,
     // generated passwords, the demo accounts), which scripts may read.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .init();
-    match Cli::parse().command {
+        );
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        // With the fields of every enclosing span (a request's id).
+        LogFormat::Json => logs.json().init(),
+    }
+    match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Admin(args) => admin(args).await,
     }
@@ -214,16 +247,19 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.body_read_timeout_secs == 0 || args.request_head_timeout_secs == 0 {
-        anyhow::bail!("--body-read-timeout-secs and --request-head-timeout-secs must be at least 1");
+        anyhow::bail!(
+            "--body-read-timeout-secs and --request-head-timeout-secs must be at least 1"
+        );
     }
-    let open_files = connections::raise_open_files_limit()
-        .context("raising the open-files limit")?;
+    let open_files =
+        connections::raise_open_files_limit().context("raising the open-files limit")?;
     let config = Config {
         connections: ConnectionLimits {
             request_head_timeout: Duration::from_secs(args.request_head_timeout_secs),
             max_connections: args.max_connections,
         },
         web_root: Some(args.web_root),
+        metrics_bind: args.metrics_bind,
         bind: args.bind,
         database_url: args.database_url,
         limits: Limits {
@@ -258,6 +294,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // On stdout, so a script that starts the server on port 0 learns where.
     println!("aidsync: serving http://{addr}");
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!(%metrics, "metrics served on their own address");
+        println!("aidsync: metrics on http://{metrics}/metrics");
+    }
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -432,6 +472,15 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        AdminCommand::Backup { path } => backup(&db, &path).await,
+        AdminCommand::MarkRestored => {
+            let epoch = aidsync_server::service::sync::new_epoch(rand::random());
+            db.set_epoch(epoch).await?;
+            println!(
+                "marked as restored (epoch {epoch}): every phone starts over on its next sync and re-sends what this database lacks"
+            );
+            Ok(())
+        }
         AdminCommand::Facility(FacilityCommand::List) => {
             let rows = db.list_facilities().await?;
             println!("{:<24} {:<16} NAME", "ID", "REGION");
@@ -443,6 +492,37 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     };
     db.close().await;
     result
+}
+
+/// `admin backup PATH`: a copy of the live SQLite database, marked with a
+/// new epoch so that restoring it needs no further step.
+async fn backup(db: &Db, path: &std::path::Path) -> anyhow::Result<()> {
+    if path.exists() {
+        anyhow::bail!(
+            "{} exists; a backup never overwrites a file",
+            path.display()
+        );
+    }
+    let target = path
+        .to_str()
+        .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
+    let epoch = aidsync_server::service::sync::new_epoch(rand::random());
+    let started = std::time::Instant::now();
+    match db.backup_sqlite(target, epoch).await? {
+        Some(()) => {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "backed up to {} ({:.1} MB in {:.1} s); to restore, stop the server and put this file in the database's place",
+                path.display(),
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "this is a PostgreSQL database: back it up with pg_dump (see the README, \"Backups\"), and run `aidsync admin mark-restored` after restoring one"
+        ),
+    }
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC) of a time in ms since the epoch, for tables.

@@ -618,3 +618,55 @@ fn projections_are_rebuilt_from_the_documents() {
         db.close().await;
     });
 }
+
+#[test]
+fn backup_writes_a_copy_that_opens_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("live.db").display());
+    let add = aidsync(
+        &db,
+        &[
+            "facility",
+            "add",
+            "izium-central",
+            "--name",
+            "Izium",
+            "--region",
+            "Kharkiv",
+        ],
+    );
+    assert!(add.status.success(), "{}", text(&add.stderr));
+
+    let copy = dir.path().join("copy.db");
+    let copy_s = copy.to_str().unwrap();
+    let out = aidsync(&db, &["backup", copy_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("backed up to"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let listed = aidsync(&format!("sqlite:{copy_s}"), &["facility", "list"]);
+    assert!(
+        text(&listed.stdout).contains("izium-central"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    let again = aidsync(&db, &["backup", copy_s]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let marked = aidsync(&db, &["mark-restored"]);
+    assert!(marked.status.success(), "{}", text(&marked.stderr));
+    assert!(
+        text(&marked.stdout).contains("re-sends"),
+        "{}",
+        text(&marked.stdout)
+    );
+}

@@ -210,10 +210,13 @@ fn idle_connections_and_trickled_heads_are_closed_after_the_head_timeout() {
     let server = Server::start(&["--request-head-timeout-secs", "1"]);
     let mut idle = TcpStream::connect(server.addr).unwrap();
     let mut trickle = TcpStream::connect(server.addr).unwrap();
-    trickle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
     // A kept-alive connection that answered once, then went quiet.
     let mut kept = TcpStream::connect(server.addr).unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
 
     for (name, stream) in [("idle", &mut idle), ("trickle", &mut trickle)] {
         let got = read_until_closed(stream, Duration::from_secs(10));
@@ -259,7 +262,12 @@ fn healthz_answers_while_2000_idle_connections_are_open() {
 
 #[test]
 fn past_the_connection_cap_new_clients_wait_until_a_slot_frees() {
-    let server = Server::start(&["--max-connections", "10", "--request-head-timeout-secs", "3"]);
+    let server = Server::start(&[
+        "--max-connections",
+        "10",
+        "--request-head-timeout-secs",
+        "3",
+    ]);
     let idle: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();

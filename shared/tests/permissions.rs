@@ -240,3 +240,64 @@ fn a_losing_concurrent_header_write_is_still_an_edit() {
         );
     }
 }
+
+#[test]
+fn a_colleagues_change_carried_along_is_skipped_but_a_strangers_refuses_the_upload() {
+    let server = server();
+    let mut anna = person(&server, "anna", Role::Receiver);
+    anna.doc
+        .record_receipt(receipt("r1"), &anna.who, T0 + 1)
+        .unwrap();
+    // Bohdan received Anna's receipt, then recorded his own; the server
+    // (restored from a backup) has neither.
+    let mut bohdan = person(&server, "bohdan", Role::Receiver);
+    let mut from_anna = anna.doc.clone();
+    bohdan
+        .doc
+        .automerge_mut()
+        .merge(from_anna.automerge_mut())
+        .unwrap();
+    bohdan
+        .doc
+        .record_receipt(receipt("r2"), &bohdan.who, T0 + 2)
+        .unwrap();
+    let mut server_am = server.clone();
+    let carried: Vec<Change> = bohdan
+        .doc
+        .automerge_mut()
+        .get_changes(&server_am.heads())
+        .into_iter()
+        .collect();
+    assert_eq!(carried.len(), 2);
+
+    // Anna's actor unknown to the server: the whole upload is refused.
+    assert!(matches!(
+        merge_upload(&server, carried.clone(), &bohdan.uploader),
+        Err(Refusal::WrongActor { .. })
+    ));
+    // Known (another person's device): skipped; Bohdan's own receipt
+    // depends on hers, so it waits for Anna to re-send it.
+    let mut relaying = bohdan.uploader.clone();
+    relaying
+        .relayed
+        .insert(anna.uploader.actors.iter().next().unwrap().clone());
+    assert!(matches!(
+        merge_upload(&server, carried, &relaying),
+        Err(Refusal::MissingDependencies { .. })
+    ));
+    // Once Anna's own upload is in, Bohdan's goes through, storing only his.
+    let with_anna = upload(&server, &mut anna).unwrap();
+    let carried: Vec<Change> = bohdan
+        .doc
+        .automerge_mut()
+        .get_changes(&server_am.heads())
+        .into_iter()
+        .collect();
+    let merged = merge_upload(&with_anna, carried, &relaying).unwrap();
+    assert_eq!(merged.new_changes.len(), 1);
+    assert_eq!(
+        merged.new_changes[0].actor_id(),
+        &bohdan.doc.automerge().get_actor().clone()
+    );
+    assert_eq!(merged.shipment.receipts.len(), 2);
+}

@@ -128,6 +128,7 @@ impl TestServer {
             database_url: database_url.into(),
             limits,
             connections: Default::default(),
+            metrics_bind: None,
         })
         .await?;
         let base = format!("http://{}", app.local_addr()?);

@@ -37,7 +37,10 @@ pub async fn login(
     let result = auth::login(&state.db, req, state.limits.token_ttl_ms, now).await;
     match &result {
         Ok(_) => state.throttles.login_succeeded(ip, &user, now),
-        Err(AppError::BadCredentials) => tracing::info!(user = %user, ?ip, "login failed"),
+        Err(AppError::BadCredentials) => {
+            crate::metrics::login_failed();
+            tracing::info!(user = %user, ?ip, "login failed");
+        }
         Err(_) => {}
     }
     result.map(|session| (StatusCode::CREATED, Json(session)))

@@ -60,6 +60,8 @@ struct Open {
     next_check: Instant,
     /// The token stopped working and `unauthorized` went out: end.
     ended: bool,
+    /// Counts this stream as open until it is dropped, however it ends.
+    _counted: crate::metrics::Open,
 }
 
 /// What woke a stream up.
@@ -183,6 +185,7 @@ pub async fn events(
         recheck: state.events.token_recheck(),
         next_check: Instant::now(),
         ended: false,
+        _counted: crate::metrics::Open::event_stream(),
     };
     open.schedule_check();
     let stream = futures_util::stream::unfold(open, |mut open| async move {

@@ -6,6 +6,7 @@ mod auth;
 mod events;
 mod facilities;
 mod json;
+pub mod observe;
 mod openapi;
 mod reports;
 mod shipments;
@@ -30,7 +31,9 @@ use crate::error::AppError;
 pub use json::ApiJson;
 
 /// Every route, with its middleware. Tests drive this directly or over a port.
-pub fn router(state: AppState) -> Router {
+/// `serve_metrics`: whether `/metrics` is served here (not when it has a
+/// listener of its own, `--metrics-bind`).
+pub fn router(state: AppState, serve_metrics: bool) -> Router {
     let max_body = state.limits.max_body_bytes;
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -60,11 +63,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(admin::list_devices))
         .route("/api/v1/devices/{id}/revoke", post(admin::revoke_device))
         .route("/api/v1/changes", get(admin::list_changes))
-        .route("/api/{*rest}", axum::routing::any(not_found))
+        .route("/api/{*rest}", axum::routing::any(not_found));
+    let router = if serve_metrics {
+        router.route("/metrics", get(observe::metrics))
+    } else {
+        router
+    };
+    let router = router
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
+                // Its events (debug: each request and response; error: 5xx)
+                // go in the `request` span `observe::observe` opens around
+                // everything, so no second span of its own.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|_: &axum::extract::Request| tracing::Span::none()),
+                )
                 // Before any body is read or decompressed: a flood costs
                 // the server as little as possible.
                 .layer(axum::middleware::from_fn_with_state(
@@ -109,6 +124,20 @@ pub fn router(state: AppState) -> Router {
                 HeaderValue::from_static(value),
             ))
         })
+        // Outermost, so it sees every request (the web app's files, 429s
+        // included) and every log line of one carries its id.
+        .layer(axum::middleware::from_fn(observe::observe))
+}
+
+/// `/metrics` alone, for its own listener (`--metrics-bind`): no API, no
+/// web app, no rate limits (the address is meant to be reachable only by
+/// the monitoring system).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(observe::metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(state)
 }
 
 /// Headers on every response. The API serves no pages yet, but the phone

@@ -22,7 +22,9 @@ pub struct Throttles {
     login_failures_per_user: RateLimiter<String>,
 }
 
-fn too_many(message: &str, retry: RetryAfter) -> AppError {
+/// A 429 from the limit named `limit` (a metrics label), counted.
+fn too_many(limit: &'static str, message: &str, retry: RetryAfter) -> AppError {
+    crate::metrics::rate_limited(limit);
     AppError::TooManyRequests {
         message: message.to_owned(),
         retry_after_secs: retry.0,
@@ -57,17 +59,17 @@ impl Throttles {
         if let Some(ip) = &ip {
             self.login_failures_per_ip
                 .check(ip, now_ms)
-                .map_err(|r| too_many(message, r))?;
+                .map_err(|r| too_many("login_ip", message, r))?;
         }
         self.login_failures_per_user
             .take(&user.to_owned(), now_ms)
-            .map_err(|r| too_many(message, r))?;
+            .map_err(|r| too_many("login_user", message, r))?;
         if let Some(ip) = &ip
             && let Err(r) = self.login_failures_per_ip.take(ip, now_ms)
         {
             self.login_failures_per_user
                 .give_back(&user.to_owned(), now_ms);
-            return Err(too_many(message, r));
+            return Err(too_many("login_ip", message, r));
         }
         Ok(())
     }
@@ -119,14 +121,14 @@ pub async fn limit_requests(
             .throttles
             .per_ip
             .take(&subnet(ip), now)
-            .map_err(|r| too_many("too many requests from this address", r))?;
+            .map_err(|r| too_many("ip", "too many requests from this address", r))?;
     }
     if let Some(token) = bearer_token(request.headers()) {
         state
             .throttles
             .per_token
             .take(&token_hash(token), now)
-            .map_err(|r| too_many("too many requests with this token", r))?;
+            .map_err(|r| too_many("token", "too many requests with this token", r))?;
     }
     Ok(next.run(request).await)
 }

@@ -70,11 +70,11 @@ pub async fn sync(
             dup.id
         )));
     }
-    let cursor = i64::try_from(request.cursor)
-        .map_err(|_| AppError::BadRequest("cursor out of range".into()))?;
+    let cursor = Cursor::from_wire(request.cursor);
 
     // Decode before taking any lock: it is the expensive, client-controlled part.
     let uploads = decode_uploads(request.docs, limits.max_ops_per_sync).await?;
+    crate::metrics::sync_batch(&uploads);
     let uploaded_hashes: BTreeMap<ShipmentId, BTreeSet<ChangeHash>> = uploads
         .iter()
         .map(|(id, r)| {
@@ -91,6 +91,8 @@ pub async fn sync(
     } else {
         store_uploads(db, caller, &scope, uploads, limits, now_ms).await?
     };
+    // Committed: what was stored is stored.
+    crate::metrics::upload_results(results.values());
     let forbidden = results
         .values()
         .filter(|r| {
@@ -139,7 +141,7 @@ async fn decode_uploads(
         docs.into_iter()
             .map(|d| {
                 let parsed = contain(&d.id, "decoding", || parse_changes(&d.changes, &mut budget))
-                    .and_then(|r| r);
+                    .and_then(|r| r.inspect_err(crate::metrics::decode_refused));
                 (d.id, parsed)
             })
             .collect()
@@ -152,8 +154,9 @@ async fn decode_uploads(
 /// of that document. The panic is a bug in a decoder (ours or automerge's),
 /// logged for whoever fixes it; nothing `work` touched outlives it, since it
 /// only ever works on copies.
-fn contain<T>(id: &ShipmentId, what: &str, work: impl FnOnce() -> T) -> Result<T, Refusal> {
+fn contain<T>(id: &ShipmentId, what: &'static str, work: impl FnOnce() -> T) -> Result<T, Refusal> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        crate::metrics::decode_panicked(what);
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -164,6 +167,43 @@ fn contain<T>(id: &ShipmentId, what: &str, work: impl FnOnce() -> T) -> Result<T
             reason: format!("malformed changes ({what} them failed)"),
         }
     })
+}
+
+/// Where a phone is in the server's commit history. On the wire one opaque
+/// number: the epoch in the high bits, the version in the low
+/// [`Cursor::VERSION_BITS`]. Epoch 0 makes it the bare version, as cursors
+/// were before epochs, so older phones' cursors stay valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    epoch: i64,
+    version: i64,
+}
+
+impl Cursor {
+    /// 2^40 commits per timeline; epochs take the 23 bits above, so a
+    /// cursor always fits an i64 too.
+    const VERSION_BITS: u32 = 40;
+
+    /// Any number is a cursor: one that names no state of this server
+    /// (another epoch, a version not reached) resets the phone.
+    fn from_wire(wire: u64) -> Cursor {
+        Cursor {
+            epoch: (wire >> Self::VERSION_BITS) as i64,
+            version: (wire & ((1 << Self::VERSION_BITS) - 1)) as i64,
+        }
+    }
+
+    fn to_wire(self) -> u64 {
+        let epoch = (self.epoch as u64) & ((1 << 23) - 1);
+        let version = (self.version as u64) & ((1 << Self::VERSION_BITS) - 1);
+        (epoch << Self::VERSION_BITS) | version
+    }
+}
+
+/// A fresh epoch for a restored database: random, so restoring the same
+/// backup twice still gives two timelines, and never 0 (the first).
+pub fn new_epoch(random: u32) -> i64 {
+    i64::from(random % ((1 << 23) - 1)) + 1
 }
 
 fn refusal_result(refusal: &Refusal) -> UploadResult {
@@ -206,6 +246,32 @@ async fn uploader(
     Ok((uploader, signers))
 }
 
+/// Actors of other people's devices that sign changes in these uploads:
+/// the merge skips their changes instead of refusing the document (see
+/// [`Uploader::relayed`]). At most a few per request in practice; past 256
+/// distinct ones the rest count as unknown, and are refused.
+async fn relayed_actors(
+    db: &Db,
+    uploader: &Uploader,
+    uploads: &[(ShipmentId, Result<Vec<Change>, Refusal>)],
+) -> Result<BTreeSet<automerge::ActorId>, AppError> {
+    let foreign: BTreeSet<&automerge::ActorId> = uploads
+        .iter()
+        .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .flatten()
+        .map(Change::actor_id)
+        .filter(|a| !uploader.actors.contains(a))
+        .take(256)
+        .collect();
+    let hex: Vec<String> = foreign.iter().map(|a| a.to_hex_string()).collect();
+    let known = db.known_actors(&hex).await?;
+    Ok(foreign
+        .into_iter()
+        .filter(|a| known.contains(&a.to_hex_string()))
+        .cloned()
+        .collect())
+}
+
 /// Whether storing `merged`'s new changes would grow the document past the
 /// limit. Raw change bytes over-count what a compacted snapshot holds, so
 /// this errs on the side of refusing early; a retry of stored changes adds
@@ -229,7 +295,8 @@ async fn store_uploads(
     let mut results = BTreeMap::new();
     let mut accepted: Vec<(StoredDocument, Merged)> = Vec::new();
 
-    let (uploader, signers) = uploader(db, caller).await?;
+    let (mut uploader, signers) = uploader(db, caller).await?;
+    uploader.relayed = relayed_actors(db, &uploader, &uploads).await?;
     let mut tx = db.begin_write().await?;
     for (id, parsed) in uploads {
         let stored = match tx.load_document(id.as_str(), true).await? {
@@ -338,16 +405,20 @@ async fn store_uploads(
 async fn answer(
     db: &Db,
     scope: &Scope,
-    cursor: i64,
+    cursor: Cursor,
     mut results: BTreeMap<ShipmentId, UploadResult>,
     uploaded: &BTreeMap<ShipmentId, BTreeSet<ChangeHash>>,
 ) -> Result<SyncResponse, AppError> {
     let mut tx = db.begin_read().await?;
-    let now_version = tx.current_version().await?;
-    // A cursor from the future means this server lost commits (restored from
-    // a backup): start the phone over so it re-sends what is missing.
-    let reset = cursor > now_version;
-    let since = if reset { 0 } else { cursor };
+    let now = Cursor {
+        epoch: tx.current_epoch().await?,
+        version: tx.current_version().await?,
+    };
+    // A cursor from another timeline, or from the future, means this
+    // server lost commits (restored from a backup): start the phone over,
+    // so it re-sends what is missing.
+    let reset = cursor.epoch != now.epoch || cursor.version > now.version;
+    let since = if reset { 0 } else { cursor.version };
 
     let mut ids: BTreeMap<String, Option<i64>> = tx
         .changed_documents(since, scope)
@@ -407,8 +478,31 @@ async fn answer(
     }
     tx.commit().await?;
     Ok(SyncResponse {
-        cursor: u64::try_from(now_version).unwrap_or(0),
+        cursor: now.to_wire(),
         reset,
         docs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn cursors_round_trip_and_old_ones_are_epoch_zero() {
+        let c = Cursor {
+            epoch: 4_000_000,
+            version: 123_456_789,
+        };
+        assert_eq!(Cursor::from_wire(c.to_wire()), c);
+        assert_eq!(
+            Cursor::from_wire(57),
+            Cursor {
+                epoch: 0,
+                version: 57
+            }
+        );
+        assert!(i64::try_from(Cursor::from_wire(u64::MAX).to_wire()).is_ok());
+        assert!((1..=10_000).all(|r| super::new_epoch(r * 7_919) > 0));
+    }
 }

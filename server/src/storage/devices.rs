@@ -234,6 +234,33 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Which of `actors` (hex) sign for some device of anyone's. One query;
+    /// callers pass the few foreign actors of one upload.
+    pub async fn known_actors(
+        &self,
+        actors: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, StorageError> {
+        if actors.is_empty() {
+            return Ok(Default::default());
+        }
+        let placeholders: Vec<String> = (1..=actors.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT actor_id FROM devices WHERE actor_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for actor in actors {
+            query = query.bind(actor);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("actor_id"))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}
+
 fn device_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow, sqlx::Error> {
     Ok(DeviceRow {
         id: r.try_get("id")?,

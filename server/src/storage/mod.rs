@@ -9,6 +9,7 @@
 //! [`Tx`] is a transaction for one sync or one API write.
 
 mod audit;
+mod backup;
 mod devices;
 mod facilities;
 mod projection;
@@ -113,6 +114,14 @@ impl ChangeAuthor<'_> {
             .map(String::as_str)
             .or(self.device_id)
     }
+}
+
+/// Connections of the pool: open (idle or lent out), idle, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 #[derive(Clone)]
@@ -248,6 +257,15 @@ impl Db {
             .await?
             .try_get("n")?;
         Ok((changes, documents))
+    }
+
+    /// The pool as it is now, for `/metrics`.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     /// Runs a trivial query: is the database reachable?

@@ -70,6 +70,15 @@ impl Tx {
         Ok(v)
     }
 
+    /// The commit timeline this database is on (see migration 0006).
+    pub async fn current_epoch(&mut self) -> Result<i64, StorageError> {
+        let v = sqlx::query("SELECT epoch FROM sync_counter WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await?
+            .try_get("epoch")?;
+        Ok(v)
+    }
+
     /// Takes the next commit version. On PostgreSQL this locks the counter
     /// row until commit, which orders versions by commit time; take it last,
     /// after the per-document work, to hold the lock briefly.

@@ -18,6 +18,14 @@ pub struct Uploader {
     /// the server adds the user's earlier devices, so a phone that logged in
     /// again after its token expired still uploads what it recorded before.
     pub actors: BTreeSet<ActorId>,
+    /// Actors of *other* people's devices that the server knows. Their
+    /// changes in an upload are skipped, neither stored nor refused: a phone
+    /// carries what it received from others, and after a server restore it
+    /// re-sends everything the server no longer has, its colleagues'
+    /// changes included. Only a change's signer may store it, so those wait
+    /// for their own phones; refusing them would block the sender's own
+    /// records. An actor nobody knows is still refused (`wrong_actor`).
+    pub relayed: BTreeSet<ActorId>,
 }
 
 impl Uploader {
@@ -31,6 +39,7 @@ impl Uploader {
                 devices: BTreeSet::from([who.device.clone()]),
             },
             actors: BTreeSet::from([actor]),
+            relayed: BTreeSet::new(),
         }
     }
 }
@@ -115,6 +124,11 @@ pub fn merge_upload(
     for change in changes {
         let hash = change.hash();
         if known.contains(&hash) || !seen.insert(hash) {
+            continue;
+        }
+        if uploader.relayed.contains(change.actor_id())
+            && !uploader.actors.contains(change.actor_id())
+        {
             continue;
         }
         if !uploader.actors.contains(change.actor_id()) {

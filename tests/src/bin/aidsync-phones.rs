@@ -59,6 +59,34 @@ struct Outcome {
     throttled: u64,
 }
 
+/// Evaluates a fallible network call again while it fails to reach the
+/// server (for up to 10 s): a crash drill may restart the server at any
+/// moment of the run, and a phone just tries again later.
+macro_rules! patiently {
+    ($call:expr) => {{
+        let mut tries = 0;
+        loop {
+            match ($call).map_err(anyhow::Error::from) {
+                Ok(v) => break Ok::<_, anyhow::Error>(v),
+                Err(e) if tries < 50 && unreachable_server(&e) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+/// Whether `e` is "could not talk to the server", not a wrong answer.
+fn unreachable_server(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect() || r.is_request() || r.is_body())
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -132,7 +160,9 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     }
     let recorded = args.phones * args.receipts;
 
-    // Power is back: everyone at once.
+    // Power is back: everyone at once. (A crash drill kills and restarts the
+    // server between these two lines on stderr.)
+    eprintln!("aidsync-phones: storm started");
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(phones.len());
     for (n, phone) in phones.into_iter().enumerate() {
@@ -151,13 +181,14 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     }
     // Phones that finished early missed later uploads: one more quiet round.
     for outcome in &mut outcomes {
-        outcome.phone.sync_settled().await?;
+        patiently!(outcome.phone.sync_settled().await)?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    eprintln!("aidsync-phones: storm over");
 
     // Compare every replica with a fresh copy of the server's documents.
-    let mut reference = login(&api, demo::COORDINATOR).await?;
-    reference.sync_settled().await?;
+    let mut reference = patiently!(login(&api, demo::COORDINATOR).await)?;
+    patiently!(reference.sync_settled().await)?;
     let mut differing = Vec::new();
     for outcome in &outcomes {
         let phone = &outcome.phone;
@@ -175,7 +206,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         }
     }
     let pending: usize = outcomes.iter_mut().map(|o| o.phone.engine.pending()).sum();
-    let after = total_receipts(&api, coordinator.token()).await?;
+    let after = patiently!(total_receipts(&api, coordinator.token()).await)?;
     let counted = after - before;
     for d in differing.iter().take(10) {
         eprintln!("aidsync-phones: replica differs: {d}");
@@ -251,6 +282,15 @@ async fn reconnect(
                 // A phone waits before retrying; jitter keeps retries apart.
                 let wait = 5 * u64::from(failures.min(8)) + rng.random_range(0..10);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(SyncError::Transport(_)) => {
+                // The server is down or restarting (a crash drill kills it):
+                // a phone retries later, as the app does, waiting longer.
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(
+                    100 * u64::from(failures.min(10)) + rng.random_range(0..100),
+                ))
+                .await;
             }
             Err(SyncError::Status { status, .. })
                 if status == reqwest::StatusCode::TOO_MANY_REQUESTS =>

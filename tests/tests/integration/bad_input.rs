@@ -554,10 +554,11 @@ pub async fn bad_json_requests_are_refused(db: &TestDb) {
     world.server.stop().await.unwrap();
 }
 
-/// Nobody can record in someone else's name: not with another device's
-/// actor, not by claiming another user or device in a receipt, and not
-/// beyond what their role allows. Each is a 403 and stores nothing; the one
-/// legitimate edit at the end goes through.
+/// Nobody can record in someone else's name: not with an unknown or another
+/// person's device's actor, not by claiming another user or device in a
+/// receipt, and not beyond what their role allows. Each is a 403 (another
+/// person's actor: skipped) and stores nothing; the one legitimate edit at
+/// the end goes through.
 pub async fn impersonation_is_refused(db: &TestDb) {
     let world = World::new(db).await;
     let id = shipment_id(SHIPMENT);
@@ -579,7 +580,20 @@ pub async fn impersonation_is_refused(db: &TestDb) {
         resolves: Vec::new(),
     };
 
-    // Anna uploads a change signed with Bohdan's actor id.
+    // Anna uploads a change signed with an actor id no device has.
+    let wire = client
+        .upload_edit(&anna, |doc| {
+            doc.set_actor(ActorId::random());
+            doc.record_receipt(new_receipt(), &recorder(&anna), now_ms())
+                .unwrap();
+        })
+        .await;
+    assert_refused(&wire, RefusalCode::WrongActor, "not a device of anna");
+    unchanged().await;
+
+    // Signed with Bohdan's actor id: what a phone carries of a colleague's
+    // work (after a server restore it re-sends it all), so it is skipped
+    // rather than refused, and never stored: only Bohdan's own phone may.
     let wire = client
         .upload_edit(&anna, |doc| {
             doc.set_actor(ActorId::try_from(bohdan.session.actor_id.as_str()).unwrap());
@@ -587,7 +601,8 @@ pub async fn impersonation_is_refused(db: &TestDb) {
                 .unwrap();
         })
         .await;
-    assert_refused(&wire, RefusalCode::WrongActor, "not a device of anna");
+    assert_eq!(wire.status, StatusCode::OK);
+    assert_eq!(upload_result(&wire), UploadResult::Accepted { new: 0 });
     unchanged().await;
 
     // Her own actor, but a receipt claiming Bohdan recorded it.

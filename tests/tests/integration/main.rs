@@ -8,10 +8,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod backup;
 mod bad_input;
 mod common;
 mod coordinator;
 mod events;
+mod metrics;
 mod projections;
 mod sync_story;
 mod web;
@@ -65,3 +67,4 @@ on_both_backends!(events::streams_end_at_logout => sqlite_events_end_at_logout, 
 on_both_backends!(events::streams_end_when_the_password_is_reset => sqlite_events_end_when_the_password_is_reset, postgres_events_end_when_the_password_is_reset);
 on_both_backends!(events::streams_end_when_the_token_expires => sqlite_events_end_when_the_token_expires, postgres_events_end_when_the_token_expires);
 on_both_backends!(events::streams_end_when_another_process_revokes_the_device => sqlite_events_end_when_another_process_revokes_the_device, postgres_events_end_when_another_process_revokes_the_device);
+on_both_backends!(metrics::syncs_and_refusals_are_counted => sqlite_syncs_and_refusals_are_counted, postgres_syncs_and_refusals_are_counted);

@@ -1,0 +1,51 @@
+//! Copies of a live database, and the epoch that tells phones a database
+//! was restored from one.
+
+use sqlx::Row;
+
+use super::{Backend, Db, StorageError};
+
+impl Db {
+    /// The commit timeline this database is on (see migration 0006).
+    pub async fn epoch(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query("SELECT epoch FROM sync_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("epoch")?)
+    }
+
+    /// Starts a new commit timeline: every phone's cursor becomes one from
+    /// another timeline, so each starts over and re-sends what this
+    /// database lacks. For a database just restored from a backup.
+    pub async fn set_epoch(&self, epoch: i64) -> Result<(), StorageError> {
+        sqlx::query("UPDATE sync_counter SET epoch = $1 WHERE id = 1")
+            .bind(epoch)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes a consistent copy of a live SQLite database to `path` (which
+    /// must not exist) with `VACUUM INTO`: one read transaction, so the
+    /// server keeps serving and the copy holds exactly the commits before
+    /// it began. The copy is marked with `epoch`, so restoring it starts a
+    /// new timeline on its own. `None` on PostgreSQL, which has `pg_dump`.
+    pub async fn backup_sqlite(
+        &self,
+        target: &str,
+        epoch: i64,
+    ) -> Result<Option<()>, StorageError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        let copy = Db::connect(&format!("sqlite:{target}")).await?;
+        let marked = copy.set_epoch(epoch).await;
+        copy.close().await;
+        marked?;
+        Ok(Some(()))
+    }
+}
