@@ -39,8 +39,8 @@ const T0: i64 = 1_790_000_000_000;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    for receipts in [1usize, 20, 200] {
-        let (server, changes, uploader) = upload_of(receipts)?;
+    for (receipts, serials) in [(1usize, true), (20, true), (20, false), (200, true)] {
+        let (server, changes, uploader) = upload_of(receipts, serials)?;
         let chunks = Changes::chunks(&changes);
         let bundle = Changes::encode(server.automerge(), &changes);
         let id = ShipmentId::parse("jica-bench-1")?;
@@ -89,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             "{}",
             json!({
                 "receipts": receipts,
+                "serials": serials,
                 "ops": changes.iter().map(|c| c.len()).sum::<usize>(),
                 "guarded_decode_us": decode,
                 "walk_only_us": walk_only,
@@ -133,9 +134,13 @@ fn gzip_len(bytes: &[u8]) -> anyhow::Result<usize> {
     Ok(gz.finish()?.len())
 }
 
-/// A shipment on the server, a phone's `receipts` new receipts on it, and
+/// A shipment on the server, a phone's `receipts` new receipts on it (each
+/// with a serial number, or none), and
 /// the phone's user as the server sees her.
-fn upload_of(receipts: usize) -> anyhow::Result<(ShipmentDoc, Vec<Change>, Uploader)> {
+fn upload_of(
+    receipts: usize,
+    serials: bool,
+) -> anyhow::Result<(ShipmentDoc, Vec<Change>, Uploader)> {
     let new = NewShipment {
         id: ShipmentId::parse("jica-bench-1")?,
         donor: "JICA".into(),
@@ -171,7 +176,11 @@ fn upload_of(receipts: usize) -> anyhow::Result<(ShipmentDoc, Vec<Change>, Uploa
             } else {
                 Condition::Good
             },
-            serials: vec![format!("US-{i:05}")],
+            serials: if serials {
+                vec![format!("US-{i:05}")]
+            } else {
+                Vec::new()
+            },
             note: String::new(),
             voids: None,
         };
