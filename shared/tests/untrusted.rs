@@ -157,12 +157,17 @@ fn a_wrong_checksum_or_trailing_bytes_are_refused() {
 
 /// A change chunk with one column holding `column`, and nothing else.
 fn chunk_with_column(spec: u8, column: &[u8]) -> Vec<u8> {
+    chunk(1, spec, column, &[])
+}
+
+/// A change chunk with start op `start_op`, one column, and `extra` bytes
+/// after it. Its actor is one byte; it names no other actors.
+fn chunk(start_op: u8, spec: u8, column: &[u8], extra: &[u8]) -> Vec<u8> {
     let mut data = vec![
         0, // no dependencies
         1, 7, // a one-byte actor id
         1, // seq
-        1, // start op
-        0, // time
+        start_op, 0, // time
         0, // no message
         0, // no other actors
         1, // one column
@@ -170,10 +175,31 @@ fn chunk_with_column(spec: u8, column: &[u8]) -> Vec<u8> {
     ];
     data.push(u8::try_from(column.len()).unwrap());
     data.extend_from_slice(column);
+    data.extend_from_slice(extra);
     let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
     chunk.push(u8::try_from(data.len()).unwrap());
     chunk.extend(data);
     chunk
+}
+
+#[test]
+fn values_automerge_would_panic_on_are_refused_first() {
+    let mut budget = OpBudget::new(200_000);
+    let mut refused =
+        |bytes: Vec<u8>| malformed(decode_untrusted(&chunks(vec![bytes]), &mut budget));
+    // An obj-actor column (id 0, actor type: spec 0x01) naming actor 1 of
+    // a change that has only actor 0.
+    assert!(refused(chunk(1, 0x01, &[0x01, 0x01], &[])).contains("actor index"));
+    // A delta column (key counter, id 1: spec 0x13) running below zero...
+    assert!(refused(chunk(1, 0x13, &[0x01, 0x7f], &[])).contains("counter"));
+    // ...or past 2^32 in one repeated step: 2 x 2^31.
+    let run = [0x02, 0x80, 0x80, 0x80, 0x80, 0x08];
+    assert!(refused(chunk(1, 0x13, &run, &[])).contains("counter"));
+    // Extra bytes: automerge reads them as an author footer it polices by
+    // panicking; phones write none.
+    assert!(refused(chunk(1, 0x42, &[0x01, 0x01], &[0x00])).contains("extra bytes"));
+    // A start op of 0.
+    assert!(refused(chunk(0, 0x42, &[0x01, 0x01], &[])).contains("start op"));
 }
 
 #[test]

@@ -143,12 +143,15 @@ fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
         data.take(32)?;
     }
     data.length_prefixed()?;
-    data.uleb()?;
-    data.uleb()?;
+    let seq = data.uleb()?;
+    let start_op = data.uleb()?;
+    if seq == 0 || start_op == 0 || seq > MAX_COUNT {
+        return Err(ScanError::Malformed("seq or start op out of range"));
+    }
     data.sleb()?;
     data.length_prefixed()?;
-    let actors = data.count()?;
-    for _ in 0..actors {
+    let other_actors = data.count()?;
+    for _ in 0..other_actors {
         data.length_prefixed()?;
     }
     // Column metadata, then the columns' data back to back.
@@ -165,21 +168,44 @@ fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
         if spec & DEFLATE_BIT != 0 {
             return Err(ScanError::Malformed("deflated column in a change"));
         }
-        let column = data.take(len)?;
-        let (rows, sum) = scan_column(spec & TYPE_MASK, column)?;
+        let column = Column {
+            kind: spec & TYPE_MASK,
+            // The change's own actor is index 0, the others follow.
+            actors: other_actors + 1,
+        };
+        let (rows, sum) = scan_column(column, data.take(len)?)?;
         ops = ops.max(rows);
         preds = preds.saturating_add(sum);
     }
-    // What is left is the change's extra bytes, which automerge keeps as is.
+    // Operation ids are 32-bit counters in automerge's op set; a change
+    // whose ops would count past that panics it.
+    if start_op.saturating_add(ops) > MAX_COUNT {
+        return Err(ScanError::Malformed("operation counter out of range"));
+    }
+    // What is left is the change's extra bytes. This server's phones write
+    // none, and automerge reads some as an "author" footer with rules of
+    // its own that it enforces by panicking.
+    if !data.is_empty() {
+        return Err(ScanError::Malformed("extra bytes after the operations"));
+    }
     Ok(ops.saturating_add(preds))
 }
 
 const DEFLATE_BIT: u64 = 0b1000;
 const TYPE_MASK: u64 = 0b0111;
 
+/// A column of a change: its type, and how many actors its actor
+/// indices may name.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    kind: u64,
+    actors: u64,
+}
+
 /// Column types, as in automerge's storage format.
 mod column {
     pub const GROUP: u64 = 0;
+    pub const ACTOR: u64 = 1;
     #[cfg(test)]
     pub const INTEGER: u64 = 2;
     pub const DELTA: u64 = 3;
@@ -190,15 +216,48 @@ mod column {
 
 /// Rows a column declares, and for a group column the sum of its values
 /// (the rows of the columns it groups). Both are capped by [`MAX_COUNT`],
-/// past which the change is refused: no real change comes near.
-fn scan_column(kind: u64, bytes: &[u8]) -> Scan<(u64, u64)> {
+/// past which the change is refused: no real change comes near. Values are
+/// checked where automerge would panic on them rather than refuse: an actor
+/// index must name one of the change's actors, and a delta column (op
+/// counters) must keep its running value within 0..2^32.
+fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
+    let kind = column.kind;
     let mut r = Reader::new(bytes);
     let mut rows = 0u64;
     let mut sum = 0u64;
+    let mut running = 0i64;
     let add = |total: &mut u64, n: u64| -> Scan<()> {
         *total = total.saturating_add(n);
         if *total > MAX_COUNT {
             return Err(ScanError::OverBudget);
+        }
+        Ok(())
+    };
+    // One value of the column; `n` is how many rows it stands for.
+    let mut value = |r: &mut Reader, n: u64, sum: &mut u64| -> Scan<()> {
+        match kind {
+            column::DELTA => {
+                let delta = r.sleb()?;
+                // A run repeats the delta: the running value moves in a
+                // straight line, so checking where it ends is enough.
+                let moved = i128::from(delta) * i128::from(n) + i128::from(running);
+                if !(0..=i128::from(u32::MAX)).contains(&moved) {
+                    return Err(ScanError::Malformed("operation counter out of range"));
+                }
+                running = moved as i64;
+            }
+            column::STRING => {
+                r.length_prefixed()?;
+            }
+            _ => {
+                let v = r.uleb()?;
+                if kind == column::ACTOR && v >= column.actors {
+                    return Err(ScanError::Malformed("actor index past the change's actors"));
+                }
+                if kind == column::GROUP {
+                    add(sum, n.saturating_mul(v))?;
+                }
+            }
         }
         Ok(())
     };
@@ -214,32 +273,19 @@ fn scan_column(kind: u64, bytes: &[u8]) -> Scan<(u64, u64)> {
             // Run-length encoding: a positive count repeats one value, a
             // negative one is followed by that many literal values, zero by
             // a count of nulls.
-            let value = |r: &mut Reader| -> Scan<u64> {
-                match kind {
-                    column::DELTA => r.sleb().map(|_| 0),
-                    column::STRING => r.length_prefixed().map(|_| 0),
-                    _ => r.uleb(),
-                }
-            };
             while !r.is_empty() {
                 let run = r.sleb()?;
                 if run > 0 {
                     let n = run.unsigned_abs();
-                    let v = value(&mut r)?;
                     add(&mut rows, n)?;
-                    if kind == column::GROUP {
-                        add(&mut sum, n.saturating_mul(v))?;
-                    }
+                    value(&mut r, n, &mut sum)?;
                 } else if run < 0 {
                     let n = run.unsigned_abs();
                     add(&mut rows, n)?;
                     // Each literal takes at least one byte, so this loop is
                     // bounded by the input however large `n` claims to be.
                     for _ in 0..n {
-                        let v = value(&mut r)?;
-                        if kind == column::GROUP {
-                            add(&mut sum, v)?;
-                        }
+                        value(&mut r, 1, &mut sum)?;
                     }
                 } else {
                     add(&mut rows, r.uleb()?)?;
@@ -366,13 +412,25 @@ mod tests {
         // Integer column: a run of 2^40 copies of the value 1.
         let column = [0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x01];
         assert!(matches!(
-            scan_column(column::INTEGER, &column),
+            scan_column(
+                Column {
+                    kind: column::INTEGER,
+                    actors: 1
+                },
+                &column
+            ),
             Err(ScanError::OverBudget)
         ));
         // A literal run claiming 1,000 values with two present runs out of input.
         let column = [0x98, 0x78, 0x01, 0x02];
         assert!(matches!(
-            scan_column(column::INTEGER, &column),
+            scan_column(
+                Column {
+                    kind: column::INTEGER,
+                    actors: 1
+                },
+                &column
+            ),
             Err(ScanError::Malformed(_))
         ));
     }
