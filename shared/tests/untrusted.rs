@@ -8,7 +8,7 @@ use serde_bytes::ByteBuf;
 
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
 use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
-use aidsync_shared::sync::protocol::Changes;
+use aidsync_shared::sync::protocol::{self, Changes, SyncRequest};
 use aidsync_shared::sync::untrusted::{OpBudget, UntrustedError, decode_untrusted};
 
 const T0: i64 = 1_790_000_000_000;
@@ -223,4 +223,52 @@ fn a_few_bytes_declaring_billions_of_operations_cost_nothing() {
     let result = decode_untrusted(&chunks(vec![chunk_with_column(0x70, &group)]), &mut budget);
     assert_eq!(result.unwrap_err(), UntrustedError::OverBudget);
     assert_eq!(budget.left(), 200_000, "a refusal charges nothing");
+}
+
+/// Requests `aidsync-fuzz` found to panic automerge (one per panic site, in
+/// `tests/fuzz-regressions/automerge/`): the walk refuses every one that
+/// one change alone gives away. The rest need the document (a seq that
+/// skips, op ids that overlap another change of the same actor), and the
+/// server contains them as `corrupt` refusals.
+#[test]
+fn fuzz_regressions_are_refused_before_automerge_sees_them() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("tests")
+        .join("fuzz-regressions")
+        .join("automerge");
+    let mut passed = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let hex: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .flat_map(|l| l.trim().chars())
+            .collect();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let request: SyncRequest = protocol::decode(&bytes).unwrap();
+        let mut budget = OpBudget::new(200_000);
+        let refused = request
+            .docs
+            .iter()
+            .any(|d| decode_untrusted(&d.changes, &mut budget).is_err());
+        if !refused {
+            passed.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        seen += 1;
+    }
+    passed.sort();
+    assert!(seen >= 10, "only {seen} regression inputs found");
+    assert_eq!(
+        passed,
+        [
+            "automerge-change_graph-569--chunks-seed1-case73.hex",
+            "automerge-op_set2-change-collector-299--chunks-seed1-case23544.hex",
+        ]
+    );
 }

@@ -142,17 +142,25 @@ fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
     for _ in 0..deps {
         data.take(32)?;
     }
-    data.length_prefixed()?;
+    let mut actors = vec![data.length_prefixed()?];
     let seq = data.uleb()?;
     let start_op = data.uleb()?;
     if seq == 0 || start_op == 0 || seq > MAX_COUNT {
         return Err(ScanError::Malformed("seq or start op out of range"));
     }
-    data.sleb()?;
+    // Milliseconds since 1970, as a phone's clock gives them; automerge's
+    // time columns overflow on the extremes.
+    if !(0..1i64 << 53).contains(&data.sleb()?) {
+        return Err(ScanError::Malformed("time out of range"));
+    }
     data.length_prefixed()?;
     let other_actors = data.count()?;
     for _ in 0..other_actors {
-        data.length_prefixed()?;
+        let actor = data.length_prefixed()?;
+        if actors.contains(&actor) {
+            return Err(ScanError::Malformed("an actor listed twice"));
+        }
+        actors.push(actor);
     }
     // Column metadata, then the columns' data back to back.
     let columns = data.count()?;
@@ -162,20 +170,44 @@ fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
         let len = data.count()?;
         specs.push((spec, len));
     }
-    let mut ops = 0u64;
-    let mut preds = 0u64;
+    let mut scanned = Vec::with_capacity(specs.len());
     for (spec, len) in specs {
         if spec & DEFLATE_BIT != 0 {
             return Err(ScanError::Malformed("deflated column in a change"));
         }
         let column = Column {
-            kind: spec & TYPE_MASK,
+            spec,
             // The change's own actor is index 0, the others follow.
-            actors: other_actors + 1,
+            actors: actors.len() as u64,
         };
-        let (rows, sum) = scan_column(column, data.take(len)?)?;
-        ops = ops.max(rows);
-        preds = preds.saturating_add(sum);
+        let bytes = data.take(len)?;
+        scanned.push((column, scan_column(column, bytes)?, bytes.len() as u64));
+    }
+    let find = |spec: u64| scanned.iter().find(|(c, _, _)| c.spec == spec);
+    // Every column of an op has one row per op (the action column's rows),
+    // and the predecessor columns one per entry of the predecessor groups.
+    // automerge reads them in step and panics on some mismatches.
+    let ops = find(spec::ACTION).map_or(0, |(_, s, _)| s.rows);
+    let preds = find(spec::PRED_GROUP).map_or(0, |(_, s, _)| s.sum);
+    for (column, scan, _) in &scanned {
+        let want = match column.kind() {
+            column::VALUE => continue,
+            column::GROUP => ops,
+            _ if column.id() == spec::PRED_ID => preds,
+            _ => ops,
+        };
+        if scan.rows != want {
+            return Err(ScanError::Malformed(
+                "a column's rows differ from the operation count",
+            ));
+        }
+    }
+    // The value column holds exactly the bytes its metadata column sizes.
+    let value_bytes = find(spec::VALUE).map_or(0, |(_, _, len)| *len);
+    if find(spec::VALUE_METADATA).map_or(0, |(_, s, _)| s.sum) != value_bytes {
+        return Err(ScanError::Malformed(
+            "value lengths differ from the value column",
+        ));
     }
     // Operation ids are 32-bit counters in automerge's op set; a change
     // whose ops would count past that panics it.
@@ -194,37 +226,73 @@ fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
 const DEFLATE_BIT: u64 = 0b1000;
 const TYPE_MASK: u64 = 0b0111;
 
-/// A column of a change: its type, and how many actors its actor
-/// indices may name.
+/// A column of a change: its spec (id and type), and how many actors its
+/// actor indices may name.
 #[derive(Debug, Clone, Copy)]
 struct Column {
-    kind: u64,
+    spec: u64,
     actors: u64,
+}
+
+impl Column {
+    fn kind(self) -> u64 {
+        self.spec & TYPE_MASK
+    }
+
+    fn id(self) -> u64 {
+        self.spec >> 4
+    }
+}
+
+/// What walking a column found.
+#[derive(Debug, Clone, Copy, Default)]
+struct ColumnScan {
+    rows: u64,
+    /// A group column: the sum of its values (the rows of the columns it
+    /// groups). A value-metadata column: the bytes the values take.
+    sum: u64,
+}
+
+/// The change columns the walk checks against each other, as in
+/// automerge's change format (spec = id << 4 | type).
+mod spec {
+    use super::column;
+
+    pub const ACTION: u64 = 4 << 4 | column::INTEGER;
+    pub const VALUE_METADATA: u64 = 5 << 4 | column::VALUE_METADATA;
+    pub const VALUE: u64 = 5 << 4 | column::VALUE;
+    pub const PRED_ID: u64 = 7;
+    pub const PRED_GROUP: u64 = PRED_ID << 4 | column::GROUP;
+    /// Columns holding action codes and value metadata, not counters.
+    pub fn holds_counters(id: u64) -> bool {
+        id != 4 && id != 5
+    }
 }
 
 /// Column types, as in automerge's storage format.
 mod column {
     pub const GROUP: u64 = 0;
     pub const ACTOR: u64 = 1;
-    #[cfg(test)]
     pub const INTEGER: u64 = 2;
     pub const DELTA: u64 = 3;
     pub const BOOLEAN: u64 = 4;
     pub const STRING: u64 = 5;
+    pub const VALUE_METADATA: u64 = 6;
     pub const VALUE: u64 = 7;
 }
 
-/// Rows a column declares, and for a group column the sum of its values
-/// (the rows of the columns it groups). Both are capped by [`MAX_COUNT`],
-/// past which the change is refused: no real change comes near. Values are
+/// Walks one column: its rows, and the sum of its values where that
+/// matters ([`ColumnScan::sum`]). Both are capped by [`MAX_COUNT`], past
+/// which the change is refused: no real change comes near. Values are
 /// checked where automerge would panic on them rather than refuse: an actor
-/// index must name one of the change's actors, and a delta column (op
-/// counters) must keep its running value within 0..2^32.
-fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
-    let kind = column.kind;
+/// index must name one of the change's actors, and counters (integer and
+/// delta columns but the action and value ones; a delta column's running
+/// value) must stay within 0..2^32.
+fn scan_column(column: Column, bytes: &[u8]) -> Scan<ColumnScan> {
+    let kind = column.kind();
+    let counters = spec::holds_counters(column.id());
     let mut r = Reader::new(bytes);
-    let mut rows = 0u64;
-    let mut sum = 0u64;
+    let mut scan = ColumnScan::default();
     let mut running = 0i64;
     let add = |total: &mut u64, n: u64| -> Scan<()> {
         *total = total.saturating_add(n);
@@ -233,8 +301,9 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
         }
         Ok(())
     };
+    let out_of_range = || ScanError::Malformed("operation counter out of range");
     // One value of the column; `n` is how many rows it stands for.
-    let mut value = |r: &mut Reader, n: u64, sum: &mut u64| -> Scan<()> {
+    let mut value = |r: &mut Reader, n: u64, scan: &mut ColumnScan| -> Scan<()> {
         match kind {
             column::DELTA => {
                 let delta = r.sleb()?;
@@ -242,7 +311,7 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
                 // straight line, so checking where it ends is enough.
                 let moved = i128::from(delta) * i128::from(n) + i128::from(running);
                 if !(0..=i128::from(u32::MAX)).contains(&moved) {
-                    return Err(ScanError::Malformed("operation counter out of range"));
+                    return Err(out_of_range());
                 }
                 running = moved as i64;
             }
@@ -251,11 +320,14 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
             }
             _ => {
                 let v = r.uleb()?;
-                if kind == column::ACTOR && v >= column.actors {
-                    return Err(ScanError::Malformed("actor index past the change's actors"));
-                }
-                if kind == column::GROUP {
-                    add(sum, n.saturating_mul(v))?;
+                match kind {
+                    column::ACTOR if v >= column.actors => {
+                        return Err(ScanError::Malformed("actor index past the change's actors"));
+                    }
+                    column::INTEGER if counters && v > MAX_COUNT => return Err(out_of_range()),
+                    column::GROUP => add(&mut scan.sum, n.saturating_mul(v))?,
+                    column::VALUE_METADATA => add(&mut scan.sum, n.saturating_mul(v >> 4))?,
+                    _ => {}
                 }
             }
         }
@@ -265,7 +337,7 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
         column::VALUE => {}
         column::BOOLEAN => {
             while !r.is_empty() {
-                add(&mut rows, r.uleb()?)?;
+                add(&mut scan.rows, r.uleb()?)?;
             }
         }
         // GROUP, ACTOR, INTEGER, DELTA, STRING and VALUE_METADATA.
@@ -277,23 +349,23 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<(u64, u64)> {
                 let run = r.sleb()?;
                 if run > 0 {
                     let n = run.unsigned_abs();
-                    add(&mut rows, n)?;
-                    value(&mut r, n, &mut sum)?;
+                    add(&mut scan.rows, n)?;
+                    value(&mut r, n, &mut scan)?;
                 } else if run < 0 {
                     let n = run.unsigned_abs();
-                    add(&mut rows, n)?;
+                    add(&mut scan.rows, n)?;
                     // Each literal takes at least one byte, so this loop is
                     // bounded by the input however large `n` claims to be.
                     for _ in 0..n {
-                        value(&mut r, 1, &mut sum)?;
+                        value(&mut r, 1, &mut scan)?;
                     }
                 } else {
-                    add(&mut rows, r.uleb()?)?;
+                    add(&mut scan.rows, r.uleb()?)?;
                 }
             }
         }
     }
-    Ok((rows, sum))
+    Ok(scan)
 }
 
 /// A cursor over bytes that never reads past the end.
@@ -414,7 +486,7 @@ mod tests {
         assert!(matches!(
             scan_column(
                 Column {
-                    kind: column::INTEGER,
+                    spec: spec::ACTION,
                     actors: 1
                 },
                 &column
@@ -426,7 +498,7 @@ mod tests {
         assert!(matches!(
             scan_column(
                 Column {
-                    kind: column::INTEGER,
+                    spec: spec::ACTION,
                     actors: 1
                 },
                 &column
