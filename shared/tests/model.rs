@@ -376,3 +376,52 @@ fn possible_duplicates() {
     record(&mut d, "bohdan", receipt("r3", "us", 2), T0 + 48 * HOUR);
     assert!(summarize(&d.read().unwrap()).duplicates.is_empty());
 }
+
+/// Found by `aidsync-fuzz` (csv, seed 1, case 8335): a 6 MB manifest of
+/// one shipment with 1,000 lines of 1,000 serials each passed every rule,
+/// and writing it took the server 16 s and 270 MB. A shipment is now
+/// written with at most `MAX_LINES` lines and `MAX_SHIPMENT_SERIALS`
+/// expected serials, whether created at once or grown line by line.
+#[test]
+fn a_shipment_is_written_with_bounded_lines_and_serials() {
+    use aidsync_shared::model::{MAX_LINES, MAX_SERIALS, MAX_SHIPMENT_SERIALS};
+    let olena = UserId::parse("olena").unwrap();
+    let too_many_lines: Vec<Line> = (0..=MAX_LINES)
+        .map(|i| line(&format!("l{i}"), 1, &[]))
+        .collect();
+    let err = ShipmentDoc::create(&new_shipment(too_many_lines), &olena, ActorId::random(), T0)
+        .unwrap_err();
+    assert!(err.to_string().contains("lines in one shipment"), "{err}");
+
+    let serials: Vec<String> = (0..MAX_SERIALS).map(|i| format!("S-{i}")).collect();
+    let serial_refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+    let full = |n: usize| -> Vec<Line> {
+        (0..n)
+            .map(|i| line(&format!("l{i}"), MAX_SERIALS as u64, &serial_refs))
+            .collect()
+    };
+    let lines_at_limit = MAX_SHIPMENT_SERIALS / MAX_SERIALS;
+    let err = ShipmentDoc::create(
+        &new_shipment(full(lines_at_limit + 1)),
+        &olena,
+        ActorId::random(),
+        T0,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("expected serial numbers"), "{err}");
+
+    let mut at_limit = ShipmentDoc::create(
+        &new_shipment(full(lines_at_limit)),
+        &olena,
+        ActorId::random(),
+        T0,
+    )
+    .unwrap();
+    let err = at_limit
+        .add_line(&line("one-more", 1, &["S-extra"]), T0 + HOUR)
+        .unwrap_err();
+    assert!(err.to_string().contains("expected serial numbers"), "{err}");
+    at_limit
+        .add_line(&line("no-serials", 1, &[]), T0 + HOUR)
+        .unwrap();
+}

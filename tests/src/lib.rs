@@ -8,10 +8,12 @@
 //!   counts and fault injection (lost requests, lost responses).
 //! - [`fingerprint`]: a digest of everything the server stored, to prove a
 //!   refused request changed nothing.
+//! - [`fuzz`]: the `aidsync-fuzz` harness's seeds, mutators and targets.
 //!
 //! The `aidsync-phones` binary builds the simulator from the same parts.
 
 pub mod fingerprint;
+pub mod fuzz;
 pub mod harness;
 pub mod phone;
 

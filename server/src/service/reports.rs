@@ -1,15 +1,111 @@
 //! Coordinator reports: the projections under a filter, within the
 //! caller's scope. Nothing here loads a document.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use aidsync_shared::derive::Status;
+use aidsync_shared::ids::FacilityId;
 use aidsync_shared::projection::{
     ConflictRow, DiscrepancyRow, DuplicateRow, LineRow, ReceiptRow, ShipmentRow,
 };
 
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{Db, ReportFilter, TotalsRow};
+use crate::storage::{Db, Page, ReportFilter, TotalsRow};
+
+/// The filter as a query string. Unknown parameters are refused, so a
+/// misspelt filter never silently returns everything.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterQuery {
+    facility: Option<String>,
+    region: Option<String>,
+    donor: Option<String>,
+    category: Option<String>,
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// Paging: at most `limit` rows (1 to 100,000), after skipping `offset`.
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// The most rows one page may ask for.
+const MAX_LIMIT: i64 = 100_000;
+
+fn date(name: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let b = v.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if shaped {
+        Ok(Some(v))
+    } else {
+        Err(AppError::BadRequest(format!(
+            "{name}: {v:?} is not a date (YYYY-MM-DD)"
+        )))
+    }
+}
+
+impl FilterQuery {
+    /// Checks each parameter; empty ones mean "any" (what an HTML form sends).
+    pub fn parse(self) -> Result<ReportFilter, AppError> {
+        let text = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let facility = text(self.facility)
+            .map(|f| {
+                FacilityId::parse(f)
+                    .map(|f| f.to_string())
+                    .map_err(|e| AppError::BadRequest(format!("facility: {e}")))
+            })
+            .transpose()?;
+        let status =
+            text(self.status)
+                .map(|s| {
+                    Status::parse(&s).map(|s| s.as_str().to_owned()).ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "status: {s:?} is not one of awaiting, partial, complete, discrepancy"
+                    ))
+                })
+                })
+                .transpose()?;
+        Ok(ReportFilter {
+            facility,
+            region: text(self.region),
+            donor: text(self.donor),
+            category: text(self.category),
+            status,
+            from: date("from", self.from)?,
+            to: date("to", self.to)?,
+            shipment: None,
+            page: match (self.limit, self.offset) {
+                (None, None) => None,
+                (limit, offset) => {
+                    let limit = limit.unwrap_or(MAX_LIMIT);
+                    let offset = offset.unwrap_or(0);
+                    if !(1..=MAX_LIMIT).contains(&limit) {
+                        return Err(AppError::BadRequest(format!(
+                            "limit: {limit} is not between 1 and {MAX_LIMIT}"
+                        )));
+                    }
+                    if offset < 0 {
+                        return Err(AppError::BadRequest(format!(
+                            "offset: {offset} is negative"
+                        )));
+                    }
+                    Some(Page { limit, offset })
+                }
+            },
+        })
+    }
+}
 
 /// Which rows a report holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,6 +54,7 @@ impl ShipmentDoc {
             note: new.note.clone(),
         };
         header.check()?;
+        check_manifest_size(new.lines.iter())?;
         let mut seen = std::collections::BTreeSet::new();
         for line in &new.lines {
             line.check()?;
@@ -253,6 +254,7 @@ impl ShipmentDoc {
             });
         }
         line.check()?;
+        check_manifest_size(current.lines.values().chain([line]))?;
         self.change(now_ms, |doc| {
             let lines = container(doc, k::LINES)?;
             write_line(doc, &lines, line)

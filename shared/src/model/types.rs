@@ -24,6 +24,13 @@ pub const MAX_LABEL_CHARS: usize = 200;
 pub const MAX_SERIAL_CHARS: usize = 64;
 /// Most serial numbers on one line or receipt.
 pub const MAX_SERIALS: usize = 1_000;
+/// Most lines a shipment is created with or given. Automerge's cost of
+/// writing a shipment grows faster than its size: one created with 1,000
+/// lines of 1,000 serials each (a 6 MB manifest) took the server 16 s and
+/// 270 MB.
+pub const MAX_LINES: usize = 1_000;
+/// Most serial numbers expected over all of a shipment's lines.
+pub const MAX_SHIPMENT_SERIALS: usize = 10_000;
 /// Longest unknown key an error repeats, in characters: enough to recognise
 /// it, short enough that a refusal never echoes an attacker's payload.
 pub const MAX_REPORTED_KEY_CHARS: usize = 64;
@@ -296,6 +303,35 @@ pub(crate) fn check_text(path: &str, s: &str, max_chars: usize) -> Result<(), Mo
     }
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(ModelError::invalid(path, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// A manifest no larger than a shipment is created with or grows to:
+/// [`MAX_LINES`] lines and [`MAX_SHIPMENT_SERIALS`] expected serials. Checked
+/// where a shipment is written, not where one is read, so no stored document
+/// becomes unreadable by it.
+pub(crate) fn check_manifest_size<'a>(
+    lines: impl Iterator<Item = &'a Line>,
+) -> Result<(), ModelError> {
+    let (mut count, mut serials) = (0usize, 0usize);
+    for line in lines {
+        count += 1;
+        serials += line.serials_expected.len();
+    }
+    if count > MAX_LINES {
+        return Err(ModelError::invalid(
+            "lines",
+            format!("more than {MAX_LINES} lines in one shipment; split it"),
+        ));
+    }
+    if serials > MAX_SHIPMENT_SERIALS {
+        return Err(ModelError::invalid(
+            "lines",
+            format!(
+                "more than {MAX_SHIPMENT_SERIALS} expected serial numbers in one shipment; split it"
+            ),
+        ));
     }
     Ok(())
 }
