@@ -15,8 +15,6 @@
 //!   through the server's own parsers.
 //! - [`http`]: whole requests through the server's router over a demo
 //!   database.
-//! - [`guard`]: structural checks proposed for the hostile-bytes walk,
-//!   measured against the inputs that still reach a panic in automerge.
 //!
 //! Every input is a function of the seed, the target and the case index
 //! alone ([`case_rng`]), so one case replays without the ones before it.
@@ -24,7 +22,6 @@
 pub mod cbor;
 pub mod chunk;
 pub mod corpus;
-pub mod guard;
 pub mod http;
 pub mod manifest;
 pub mod query;
