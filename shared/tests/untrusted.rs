@@ -272,3 +272,36 @@ fn fuzz_regressions_are_refused_before_automerge_sees_them() {
         ]
     );
 }
+
+/// Bytes automerge would not have written itself (equal values as literals
+/// instead of one run) decode, but come back from automerge re-encoded
+/// under another hash: refused, or server and phones disagree on history.
+#[test]
+fn a_change_not_in_automerges_own_encoding_is_refused() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fuzz-regressions/accepted")
+        .join("noncanonical-rle-accepted-in-release--chunks-seed1-case451.hex");
+    let text = std::fs::read_to_string(path).unwrap();
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let request: SyncRequest = protocol::decode(&bytes).unwrap();
+    let reasons: Vec<String> = request
+        .docs
+        .iter()
+        .filter_map(|d| decode_untrusted(&d.changes, &mut OpBudget::new(200_000)).err())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("automerge's own encoding")),
+        "{reasons:?}"
+    );
+}

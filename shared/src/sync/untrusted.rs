@@ -98,6 +98,14 @@ pub fn decode_untrusted(
             if bytes.get(4..8) != Some(&change.hash().0[..4]) {
                 return Err(malformed("checksum does not match".into()));
             }
+            // automerge keeps a change's ops, not its bytes: once applied, it
+            // hands the change out re-encoded. Bytes it would not have
+            // written itself (equal values as literals instead of a run,
+            // say) would come back under another hash than the one stored,
+            // and phones and server would disagree on history.
+            if Change::from(change.decode()).hash() != change.hash() {
+                return Err(malformed("not in automerge's own encoding".into()));
+            }
             Ok(change)
         })
         .collect()
