@@ -1049,6 +1049,13 @@ fn supervise(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The server's own log (why a request got a 500), for a replay.
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let result = if let Some(file) = args.replay.clone() {
         replay(args, &file)
     } else if args.in_process || std::env::var_os(STATE_ENV).is_some() {
