@@ -225,6 +225,21 @@ fn a_few_bytes_declaring_billions_of_operations_cost_nothing() {
     assert_eq!(budget.left(), 200_000, "a refusal charges nothing");
 }
 
+/// A sync request `aidsync-fuzz` saved: hex, after `#` comment lines.
+fn saved_request(path: &std::path::Path) -> SyncRequest {
+    let text = std::fs::read_to_string(path).unwrap();
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    protocol::decode(&bytes).unwrap()
+}
+
 /// Requests `aidsync-fuzz` found to panic automerge (one per panic site, in
 /// `tests/fuzz-regressions/automerge/`): the walk refuses every one that
 /// one change alone gives away. The rest need the document (a seq that
@@ -241,17 +256,7 @@ fn fuzz_regressions_are_refused_before_automerge_sees_them() {
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let hex: String = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .flat_map(|l| l.trim().chars())
-            .collect();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        let request: SyncRequest = protocol::decode(&bytes).unwrap();
+        let request = saved_request(&path);
         let mut budget = OpBudget::new(200_000);
         let refused = request
             .docs
@@ -281,17 +286,7 @@ fn a_change_not_in_automerges_own_encoding_is_refused() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fuzz-regressions/accepted")
         .join("noncanonical-rle-accepted-in-release--chunks-seed1-case451.hex");
-    let text = std::fs::read_to_string(path).unwrap();
-    let hex: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .flat_map(|l| l.trim().chars())
-        .collect();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let request: SyncRequest = protocol::decode(&bytes).unwrap();
+    let request = saved_request(&path);
     let reasons: Vec<String> = request
         .docs
         .iter()

@@ -183,6 +183,7 @@ impl Cursor {
     /// 2^40 commits per timeline; epochs take the 23 bits above, so a
     /// cursor always fits an i64 too.
     const VERSION_BITS: u32 = 40;
+    const EPOCH_MASK: u64 = (1 << 23) - 1;
 
     /// Any number is a cursor: one that names no state of this server
     /// (another epoch, a version not reached) resets the phone.
@@ -194,7 +195,7 @@ impl Cursor {
     }
 
     fn to_wire(self) -> u64 {
-        let epoch = (self.epoch as u64) & ((1 << 23) - 1);
+        let epoch = (self.epoch as u64) & Self::EPOCH_MASK;
         let version = (self.version as u64) & ((1 << Self::VERSION_BITS) - 1);
         (epoch << Self::VERSION_BITS) | version
     }
@@ -203,7 +204,7 @@ impl Cursor {
 /// A fresh epoch for a restored database: random, so restoring the same
 /// backup twice still gives two timelines, and never 0 (the first).
 pub fn new_epoch(random: u32) -> i64 {
-    i64::from(random % ((1 << 23) - 1)) + 1
+    (u64::from(random) % Cursor::EPOCH_MASK) as i64 + 1
 }
 
 fn refusal_result(refusal: &Refusal) -> UploadResult {

@@ -1,19 +1,9 @@
 //! Copies of a live database, and the epoch that tells phones a database
 //! was restored from one.
 
-use sqlx::Row;
-
 use super::{Backend, Db, StorageError};
 
 impl Db {
-    /// The commit timeline this database is on (see migration 0006).
-    pub async fn epoch(&self) -> Result<i64, StorageError> {
-        Ok(sqlx::query("SELECT epoch FROM sync_counter WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("epoch")?)
-    }
-
     /// Starts a new commit timeline: every phone's cursor becomes one from
     /// another timeline, so each starts over and re-sends what this
     /// database lacks. For a database just restored from a backup.

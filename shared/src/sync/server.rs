@@ -126,12 +126,10 @@ pub fn merge_upload(
         if known.contains(&hash) || !seen.insert(hash) {
             continue;
         }
-        if uploader.relayed.contains(change.actor_id())
-            && !uploader.actors.contains(change.actor_id())
-        {
-            continue;
-        }
         if !uploader.actors.contains(change.actor_id()) {
+            if uploader.relayed.contains(change.actor_id()) {
+                continue;
+            }
             return Err(Refusal::WrongActor {
                 hash,
                 found: change.actor_id().to_hex_string(),
