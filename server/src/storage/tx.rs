@@ -38,6 +38,21 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// Loads a stored document: its snapshot, then the changes stored after it.
+/// automerge asserts instead of erring on some histories it does not expect;
+/// uploads are checked so none is stored (`aidsync_shared::sync::lineage`),
+/// and should one slip through, its document is reported corrupt instead of
+/// a panic taking the worker thread's request with it.
+fn replay(id: &str, snapshot: &[u8], changes: Vec<Change>) -> Result<AutoCommit, StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut doc = AutoCommit::load(snapshot)?;
+        doc.apply_changes(changes)?;
+        Ok::<_, automerge::AutomergeError>(doc)
+    }))
+    .map_err(|_| corrupt(id, "automerge panicked replaying its stored changes"))?
+    .map_err(|e| corrupt(id, e))
+}
+
 impl Tx {
     pub(super) fn new(
         tx: Transaction<'static, Any>,
@@ -118,7 +133,6 @@ impl Tx {
         };
         let snapshot: Vec<u8> = row.try_get("snapshot")?;
         let snapshot_seq: i64 = row.try_get("snapshot_seq")?;
-        let mut doc = AutoCommit::load(&snapshot).map_err(|e| corrupt(id, e))?;
         let tail_rows = sqlx::query(
             "SELECT bytes FROM changes WHERE document_id = $1 AND seq > $2 ORDER BY seq",
         )
@@ -136,7 +150,7 @@ impl Tx {
                 Change::from_bytes(bytes).map_err(|e| corrupt(id, e))
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
-        doc.apply_changes(changes).map_err(|e| corrupt(id, e))?;
+        let doc = replay(id, &snapshot, changes)?;
         Ok(Some(StoredDocument {
             id: id.to_owned(),
             facility_id: row.try_get("facility_id")?,

@@ -5,6 +5,8 @@
 //!   phone sent, and decides what to send back.
 //! - [`untrusted`]: decoding what a phone sent as the hostile input it may
 //!   be, within bounded memory and time.
+//! - [`lineage`]: checking that uploaded changes continue their actors'
+//!   histories as automerge assumes, so they replay in any order.
 //! - [`client`]: the phone's engine (local documents, outbox, cursor) over a
 //!   [`ClientStore`](client::ClientStore) the platform provides.
 //!
@@ -19,6 +21,7 @@
 //! cursor never skips a change that commits late.
 
 pub mod client;
+pub mod lineage;
 pub mod protocol;
 pub mod server;
 pub mod untrusted;

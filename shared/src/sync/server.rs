@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::lineage::check_lineage;
 use super::protocol::{Changes, RefusalCode};
 use super::untrusted::{OpBudget, UntrustedError, decode_untrusted};
 use crate::model::{ModelError, Recorder, Shipment, ShipmentDoc};
@@ -148,6 +149,9 @@ pub fn merge_upload(
     }
 
     let before = current.read()?;
+    check_lineage(doc.automerge_mut().document(), &new_changes).map_err(|e| Refusal::Corrupt {
+        reason: e.to_string(),
+    })?;
     doc.automerge_mut()
         .apply_changes(new_changes.iter().cloned())
         .map_err(|e| Refusal::Corrupt {

@@ -1,0 +1,385 @@
+//! Checks that an upload's changes continue the document's history the way
+//! automerge itself writes changes, before automerge applies them.
+//!
+//! automerge trusts every change it is given to be one it wrote, and asserts
+//! what that implies deep inside its change graph and op set, panicking when
+//! it fails:
+//!
+//! - an actor's changes form one causal chain: the change with `seq` n + 1
+//!   has the one with `seq` n among its ancestors;
+//! - a change numbers its ops after every op of the changes it depends on;
+//! - every op id a change refers to (the object an op writes into, the list
+//!   element it follows, the ops it overwrites) and every actor it names
+//!   comes from one of its ancestors or from an earlier op of its own, and
+//!   an op writes into an object, not into a plain value.
+//!
+//! A forged change that breaks these may merge in one order and panic in
+//! another. The server stores changes in the order it applied them but
+//! reloads a document from a snapshot plus that tail, so such a change,
+//! accepted today, made its shipment unloadable (a 500 on every later sync)
+//! tomorrow; `aidsync-fuzz` found exactly that. [`check_lineage`] refuses
+//! them against the document's history, so every order that respects
+//! dependencies applies the upload the same way.
+//!
+//! Like [`super::untrusted`], this does not judge what the ops mean; the
+//! model does that after the merge.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ExpandedChange, ObjId, ObjType, ReadDoc};
+
+/// Why an upload's changes do not continue the document's history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineageError {
+    #[error(
+        "change {hash} is seq {seq} of its actor, which already has another change with that seq"
+    )]
+    SeqTaken { hash: ChangeHash, seq: u64 },
+    #[error(
+        "change {hash} is seq {seq} of its actor but does not directly follow the actor's change {previous}"
+    )]
+    SeqSkipped {
+        hash: ChangeHash,
+        seq: u64,
+        previous: u64,
+    },
+    #[error(
+        "change {hash} numbers its ops from {start_op}, not after op {dep_max_op} of a change it depends on"
+    )]
+    OpsOverlap {
+        hash: ChangeHash,
+        start_op: u64,
+        dep_max_op: u64,
+    },
+    #[error("change {hash} names actor {actor}, which made none of the changes it depends on")]
+    UnknownActor { hash: ChangeHash, actor: String },
+    #[error("change {hash} refers to op {op}, which none of the changes it depends on made")]
+    UnknownOp { hash: ChangeHash, op: String },
+    #[error("change {hash} writes into {obj}, which is not an object")]
+    NotAnObject { hash: ChangeHash, obj: String },
+    #[error("change {hash} has op {op}, whose key does not fit its object")]
+    KeyMismatch { hash: ChangeHash, op: String },
+}
+
+/// The highest seq of each actor among a change's ancestors. Because every
+/// actor's changes form a chain (checked), this says exactly which changes
+/// are ancestors: actor A's change n is one iff `clock[A] >= n`.
+type Clock = HashMap<ActorId, u64>;
+
+/// What the check needs of one change, stored or uploaded.
+struct Node {
+    actor: ActorId,
+    seq: u64,
+    start_op: u64,
+    max_op: u64,
+    deps: Vec<ChangeHash>,
+}
+
+/// The document's changes and the upload's, indexed for the check.
+struct History<'a> {
+    doc: &'a Automerge,
+    nodes: HashMap<ChangeHash, Node>,
+    uploaded: HashSet<ChangeHash>,
+    /// Per actor, `(start_op, max_op, seq)` of its changes, by start op.
+    ops_of: HashMap<ActorId, Vec<(u64, u64, u64)>>,
+    /// Objects the upload makes, by `(counter, actor)`.
+    made: HashMap<(u64, ActorId), ObjType>,
+    /// Ancestor clocks: per uploaded change, and per set of stored deps.
+    clocks: HashMap<ChangeHash, Option<Clock>>,
+    stored_clocks: HashMap<Vec<ChangeHash>, Clock>,
+}
+
+/// Checks `changes` (new to `doc`, in any order) against `doc`'s history and
+/// each other. Changes with a dependency in neither are not judged: automerge
+/// holds them back unapplied and the caller refuses them as missing
+/// dependencies.
+pub fn check_lineage(doc: &Automerge, changes: &[Change]) -> Result<(), LineageError> {
+    let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
+    let mut history = History::new(doc, changes)?;
+    history.made = made_by(changes, &expanded);
+    for (change, expanded) in changes.iter().zip(&expanded) {
+        let Some(clock) = history.clock(change.hash()) else {
+            continue;
+        };
+        history.check(change, expanded, &clock)?;
+    }
+    Ok(())
+}
+
+impl<'a> History<'a> {
+    fn new(doc: &'a Automerge, changes: &[Change]) -> Result<History<'a>, LineageError> {
+        let mut history = History {
+            doc,
+            nodes: HashMap::new(),
+            uploaded: HashSet::new(),
+            ops_of: HashMap::new(),
+            made: HashMap::new(),
+            clocks: HashMap::new(),
+            stored_clocks: HashMap::new(),
+        };
+        let mut seqs: HashMap<(ActorId, u64), ChangeHash> = HashMap::new();
+        for meta in doc.get_changes_meta(&[]) {
+            let actor = meta.actor.into_owned();
+            seqs.insert((actor.clone(), meta.seq), meta.hash);
+            history.add(
+                meta.hash,
+                Node {
+                    actor,
+                    seq: meta.seq,
+                    start_op: meta.start_op,
+                    max_op: meta.max_op,
+                    deps: meta.deps,
+                },
+            );
+        }
+        for change in changes {
+            let hash = change.hash();
+            let key = (change.actor_id().clone(), change.seq());
+            if seqs.insert(key, hash).is_some_and(|h| h != hash) {
+                return Err(LineageError::SeqTaken {
+                    hash,
+                    seq: change.seq(),
+                });
+            }
+            history.uploaded.insert(hash);
+            history.add(
+                hash,
+                Node {
+                    actor: change.actor_id().clone(),
+                    seq: change.seq(),
+                    start_op: change.start_op().get(),
+                    max_op: change.max_op(),
+                    deps: change.deps().to_vec(),
+                },
+            );
+        }
+        for ops in history.ops_of.values_mut() {
+            ops.sort_unstable();
+        }
+        Ok(history)
+    }
+
+    fn add(&mut self, hash: ChangeHash, node: Node) {
+        self.ops_of.entry(node.actor.clone()).or_default().push((
+            node.start_op,
+            node.max_op,
+            node.seq,
+        ));
+        self.nodes.insert(hash, node);
+    }
+
+    /// The ancestor clock of an uploaded change, or `None` when one of its
+    /// ancestors is missing. Iterative, since an upload may be a long chain.
+    fn clock(&mut self, hash: ChangeHash) -> Option<Clock> {
+        let mut stack = vec![hash];
+        while let Some(&top) = stack.last() {
+            if self.clocks.contains_key(&top) {
+                stack.pop();
+                continue;
+            }
+            let node = &self.nodes[&top];
+            let pending: Vec<ChangeHash> = node
+                .deps
+                .iter()
+                .filter(|d| self.uploaded.contains(d) && !self.clocks.contains_key(d))
+                .copied()
+                .collect();
+            if !pending.is_empty() {
+                // A cycle cannot happen: a change's hash covers its deps.
+                stack.extend(pending);
+                continue;
+            }
+            stack.pop();
+            let clock = self.merge_deps(top);
+            self.clocks.insert(top, clock);
+        }
+        self.clocks[&hash].clone()
+    }
+
+    /// Merges the clocks of `hash`'s deps (which are computed already) and
+    /// the deps themselves.
+    fn merge_deps(&mut self, hash: ChangeHash) -> Option<Clock> {
+        let deps = self.nodes[&hash].deps.clone();
+        let mut stored: Vec<ChangeHash> = Vec::new();
+        let mut clock = Clock::new();
+        for dep in &deps {
+            let node = self.nodes.get(dep)?;
+            if self.uploaded.contains(dep) {
+                let dep_clock = self.clocks.get(dep)?.as_ref()?;
+                merge(&mut clock, dep_clock);
+            } else {
+                stored.push(*dep);
+            }
+            raise(&mut clock, &node.actor, node.seq);
+        }
+        if !stored.is_empty() {
+            stored.sort_unstable();
+            let stored_clock = self.stored_clock(stored);
+            merge(&mut clock, &stored_clock);
+        }
+        Some(clock)
+    }
+
+    /// The clock of everything stored up to and including `deps`: the
+    /// document's changes less those automerge says `deps` lack.
+    fn stored_clock(&mut self, deps: Vec<ChangeHash>) -> Clock {
+        if let Some(clock) = self.stored_clocks.get(&deps) {
+            return clock.clone();
+        }
+        let after: HashSet<ChangeHash> = self
+            .doc
+            .get_changes_meta(&deps)
+            .into_iter()
+            .map(|m| m.hash)
+            .collect();
+        let mut clock = Clock::new();
+        for (hash, node) in &self.nodes {
+            if !self.uploaded.contains(hash) && !after.contains(hash) {
+                raise(&mut clock, &node.actor, node.seq);
+            }
+        }
+        self.stored_clocks.insert(deps, clock.clone());
+        clock
+    }
+
+    fn check(
+        &self,
+        change: &Change,
+        expanded: &ExpandedChange,
+        ancestors: &Clock,
+    ) -> Result<(), LineageError> {
+        let hash = change.hash();
+        let actor = change.actor_id();
+        let previous = ancestors.get(actor).copied().unwrap_or(0);
+        if previous + 1 != change.seq() {
+            return Err(LineageError::SeqSkipped {
+                hash,
+                seq: change.seq(),
+                previous: change.seq() - 1,
+            });
+        }
+        let start_op = change.start_op().get();
+        for dep in change.deps() {
+            let dep_max_op = self.nodes[dep].max_op;
+            if dep_max_op >= start_op {
+                return Err(LineageError::OpsOverlap {
+                    hash,
+                    start_op,
+                    dep_max_op,
+                });
+            }
+        }
+        for other in change.other_actor_ids() {
+            if !ancestors.contains_key(other) {
+                return Err(LineageError::UnknownActor {
+                    hash,
+                    actor: other.to_hex_string(),
+                });
+            }
+        }
+        for (counter, op) in (start_op..).zip(&expanded.operations) {
+            let here = start_op..counter;
+            let refers = |id: &OpId| self.refers(hash, actor, here.clone(), ancestors, id);
+            let obj_type = match &op.obj {
+                ObjectId::Root => ObjType::Map,
+                ObjectId::Id(obj) => {
+                    refers(obj)?;
+                    self.object_type(hash, obj)?
+                }
+            };
+            // automerge places an op by its key's kind, and loses one whose
+            // kind its object does not have.
+            let fits = match &op.key {
+                Key::Map(_) => matches!(obj_type, ObjType::Map | ObjType::Table) && !op.insert,
+                Key::Seq(ElementId::Head) => obj_type.is_sequence() && op.insert,
+                Key::Seq(ElementId::Id(elem)) => {
+                    refers(elem)?;
+                    obj_type.is_sequence()
+                }
+            };
+            if !fits {
+                return Err(LineageError::KeyMismatch {
+                    hash,
+                    op: format!("{counter}@{actor}"),
+                });
+            }
+            for pred in op.pred.iter() {
+                refers(pred)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that op `id`, referred to by an op of change `hash` by `actor`,
+    /// was made before it: by an ancestor, or by one of the change's own
+    /// ops before it (counters `earlier`).
+    fn refers(
+        &self,
+        hash: ChangeHash,
+        actor: &ActorId,
+        earlier: std::ops::Range<u64>,
+        ancestors: &Clock,
+        id: &OpId,
+    ) -> Result<(), LineageError> {
+        let OpId(ctr, by) = id;
+        let earlier_here = by == actor && earlier.contains(ctr);
+        let by_ancestor = || {
+            let ops = self.ops_of.get(by)?;
+            let i = ops.partition_point(|&(start, _, _)| start <= *ctr);
+            let &(_, max_op, seq) = ops.get(i.checked_sub(1)?)?;
+            (*ctr <= max_op && ancestors.get(by).is_some_and(|&a| a >= seq)).then_some(())
+        };
+        if earlier_here || by_ancestor().is_some() {
+            Ok(())
+        } else {
+            Err(LineageError::UnknownOp {
+                hash,
+                op: format!("{ctr}@{by}"),
+            })
+        }
+    }
+
+    fn object_type(&self, hash: ChangeHash, id: &OpId) -> Result<ObjType, LineageError> {
+        let OpId(ctr, by) = id;
+        if let Some(&obj_type) = self.made.get(&(*ctr, by.clone())) {
+            return Ok(obj_type);
+        }
+        // The actor's index in the document is not known here; automerge
+        // looks the actor up by id when the index does not match.
+        let stored = ObjId::Id(*ctr, by.clone(), usize::MAX);
+        if let Ok(obj_type) = self.doc.object_type(&stored) {
+            return Ok(obj_type);
+        }
+        Err(LineageError::NotAnObject {
+            hash,
+            obj: format!("{ctr}@{by}"),
+        })
+    }
+}
+
+/// Raises `clock[actor]` to at least `seq`.
+fn raise(clock: &mut Clock, actor: &ActorId, seq: u64) {
+    let entry = clock.entry(actor.clone()).or_insert(0);
+    *entry = (*entry).max(seq);
+}
+
+fn merge(into: &mut Clock, from: &Clock) {
+    for (actor, &seq) in from {
+        raise(into, actor, seq);
+    }
+}
+
+/// The objects an upload makes, as `(counter, actor)`.
+fn made_by(changes: &[Change], expanded: &[ExpandedChange]) -> HashMap<(u64, ActorId), ObjType> {
+    let mut made = HashMap::new();
+    for (change, expanded) in changes.iter().zip(expanded) {
+        let start_op = change.start_op().get();
+        for (counter, op) in (start_op..).zip(&expanded.operations) {
+            if let OpType::Make(obj_type) = op.action {
+                made.insert((counter, change.actor_id().clone()), obj_type);
+            }
+        }
+    }
+    made
+}
