@@ -2,8 +2,9 @@
 //!
 //! Builds phone uploads of N receipts on a real shipment and times, per
 //! upload: the structural walk alone, the whole guarded decode the server
-//! runs (`decode_untrusted`: walk, automerge's decode, checksum), the merge
-//! that follows (`merge_upload`), and for comparison automerge's bundle
+//! runs (`decode_untrusted`: walk, automerge's decode, checksum), the
+//! history check against the shipment (`check_lineage`, part of the merge),
+//! the merge that follows (`merge_upload`), and for comparison automerge's bundle
 //! decode that uploads used before. Also prints the bytes on the wire of
 //! both encodings, raw and gzipped as the phone sends them.
 //!
@@ -24,6 +25,7 @@ use serde_json::json;
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
 use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
 use aidsync_shared::roles::Role;
+use aidsync_shared::sync::lineage::check_lineage;
 use aidsync_shared::sync::protocol::{self, Changes, DocUpload, PROTOCOL_VERSION, SyncRequest};
 use aidsync_shared::sync::server::{Uploader, merge_upload};
 use aidsync_shared::sync::untrusted::{OpBudget, decode_untrusted};
@@ -39,8 +41,15 @@ const T0: i64 = 1_790_000_000_000;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    for (receipts, serials) in [(1usize, true), (20, true), (20, false), (200, true)] {
-        let (server, changes, uploader) = upload_of(receipts, serials)?;
+    // (new receipts, with serials, receipts already on the shipment)
+    for (receipts, serials, stored) in [
+        (1usize, true, 0usize),
+        (20, true, 0),
+        (20, false, 0),
+        (200, true, 0),
+        (20, true, 500),
+    ] {
+        let (server, changes, uploader) = upload_of(receipts, serials, stored)?;
         let chunks = Changes::chunks(&changes);
         let bundle = Changes::encode(server.automerge(), &changes);
         let id = ShipmentId::parse("jica-bench-1")?;
@@ -80,6 +89,10 @@ fn main() -> anyhow::Result<()> {
             })?),
             Changes::Chunks(_) => None,
         };
+        let mut doc = server.clone();
+        let lineage = median(args.runs, || {
+            check_lineage(doc.automerge_mut().document(), &changes).map_err(anyhow::Error::from)
+        })?;
         let merge = median(args.runs, || {
             merge_upload(&server, changes.clone(), &uploader)
                 .map(drop)
@@ -90,11 +103,13 @@ fn main() -> anyhow::Result<()> {
             json!({
                 "receipts": receipts,
                 "serials": serials,
+                "stored_receipts": stored,
                 "ops": changes.iter().map(|c| c.len()).sum::<usize>(),
                 "guarded_decode_us": decode,
                 "walk_only_us": walk_only,
                 "unguarded_chunk_decode_us": plain,
                 "bundle_decode_us": bundle_decode,
+                "lineage_us": lineage,
                 "merge_us": merge,
                 "body_bytes_chunks": chunk_body.len(),
                 "body_bytes_chunks_gzip": gzip_len(&chunk_body)?,
@@ -134,12 +149,13 @@ fn gzip_len(bytes: &[u8]) -> anyhow::Result<usize> {
     Ok(gz.finish()?.len())
 }
 
-/// A shipment on the server, a phone's `receipts` new receipts on it (each
-/// with a serial number, or none), and
-/// the phone's user as the server sees her.
+/// A shipment on the server holding `stored` receipts from another phone,
+/// a phone's `receipts` new receipts on it (each with a serial number, or
+/// none), and the phone's user as the server sees her.
 fn upload_of(
     receipts: usize,
     serials: bool,
+    stored: usize,
 ) -> anyhow::Result<(ShipmentDoc, Vec<Change>, Uploader)> {
     let new = NewShipment {
         id: ShipmentId::parse("jica-bench-1")?,
@@ -159,6 +175,16 @@ fn upload_of(
         }],
     };
     let mut server = ShipmentDoc::create(&new, &UserId::parse("olena")?, ActorId::random(), T0)?;
+    let ivan = Recorder {
+        user: UserId::parse("ivan")?,
+        device: DeviceId::parse("ivan-phone")?,
+    };
+    let mut other = server.clone();
+    other.set_actor(ActorId::random());
+    record(&mut other, &ivan, "i", stored, serials)?;
+    let earlier = other.automerge_mut().get_changes(&server.heads());
+    server.automerge_mut().apply_changes(earlier)?;
+
     let actor = ActorId::random();
     let mut phone = server.clone();
     phone.set_actor(actor.clone());
@@ -166,9 +192,23 @@ fn upload_of(
         user: UserId::parse("anna")?,
         device: DeviceId::parse("anna-phone")?,
     };
+    record(&mut phone, &anna, "r", receipts, serials)?;
+    let changes = phone.automerge_mut().get_changes(&server.heads());
+    let uploader = Uploader::single_device(&anna, Role::Receiver, actor);
+    Ok((server, changes, uploader))
+}
+
+/// Records `receipts` receipts of one unit each, ids `{prefix}{i}`.
+fn record(
+    phone: &mut ShipmentDoc,
+    who: &Recorder,
+    prefix: &str,
+    receipts: usize,
+    serials: bool,
+) -> anyhow::Result<()> {
     for i in 0..receipts {
         let receipt = NewReceipt {
-            id: ReceiptId::parse(format!("r{i}"))?,
+            id: ReceiptId::parse(format!("{prefix}{i}"))?,
             line_id: LineId::parse("us")?,
             quantity: 1,
             condition: if i % 7 == 0 {
@@ -177,16 +217,14 @@ fn upload_of(
                 Condition::Good
             },
             serials: if serials {
-                vec![format!("US-{i:05}")]
+                vec![format!("US-{prefix}{i:05}")]
             } else {
                 Vec::new()
             },
             note: String::new(),
             voids: None,
         };
-        phone.record_receipt(receipt, &anna, T0 + i as i64 * 1_000)?;
+        phone.record_receipt(receipt, who, T0 + i as i64 * 1_000)?;
     }
-    let changes = phone.automerge_mut().get_changes(&server.heads());
-    let uploader = Uploader::single_device(&anna, Role::Receiver, actor);
-    Ok((server, changes, uploader))
+    Ok(())
 }
