@@ -132,7 +132,9 @@ async function renderList() {
     },
     h("h3", {}, `${s.donor} · ${s.reference || s.id}`),
     h("p", {}, h("span", { class: `badge ${s.status}` }, t(`status.${s.status}`)), " ",
-      t("shipment.received_of", { received: s.received, expected: s.expected })),
+      t("shipment.received_of", { received: s.received, expected: s.expected }),
+      s.surplus ? h("span", { class: "surplus" }, " · ", t("shipment.surplus", { count: s.surplus })) : null,
+      s.wrong_item ? h("span", { class: "wrong-item" }, " · ", t("shipment.wrong_item", { count: s.wrong_item })) : null),
     s.expected_on ? h("p", {}, t("shipment.expected_on", { date: s.expected_on })) : null,
     s.refused ? h("p", { class: "message" }, s.refused) : null));
   show(h("h2", {}, t("shipments.heading", { facility: where })),
@@ -154,8 +156,13 @@ async function renderShipment(id) {
       h("h3", {}, line.item),
       h("div", { class: "figures" },
         h("div", {}, h("strong", {}, String(figures.expected)), t("line.expected")),
-        h("div", {}, h("strong", { class: "received" }, String(figures.received)), t("line.received")),
-        h("div", {}, h("strong", { class: "outstanding" }, String(figures.outstanding)), t("line.outstanding"))),
+        // Counted up to the expected quantity; what is beyond is surplus,
+        // shown apart so "17 of 10" never reads as success.
+        h("div", {}, h("strong", { class: "received" }, String(figures.received_against_expected)), t("line.received")),
+        h("div", {}, h("strong", { class: "outstanding" }, String(figures.outstanding)), t("line.outstanding")),
+        figures.over_received
+          ? h("div", {}, h("strong", { class: "surplus" }, `+${figures.over_received}`), t("line.surplus"))
+          : null),
       h("button", { type: "button", class: "record", onclick: () => renderReceiptForm(s, line) }, t("line.record")));
   });
   const history = s.receipts.length

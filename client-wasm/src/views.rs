@@ -19,9 +19,14 @@ pub struct ShipmentRow {
     pub expected_on: Option<String>,
     pub status: &'static str,
     pub expected: u64,
+    /// Counted per line up to its expected quantity
+    /// (`received + outstanding == expected`).
     pub received: u64,
     pub damaged: u64,
     pub outstanding: u64,
+    /// Units beyond their line's expected quantity.
+    pub surplus: u64,
+    pub wrong_item: u64,
     pub receipts: usize,
     /// The server's last refusal of this shipment's records, if any.
     pub refused: Option<String>,
@@ -42,6 +47,8 @@ pub fn row(shipment: &Shipment, refused: Option<&str>) -> ShipmentRow {
         received: s.received,
         damaged: s.damaged,
         outstanding: s.outstanding,
+        surplus: s.surplus,
+        wrong_item: s.wrong_item,
         receipts: s.receipts,
         refused: refused.map(str::to_owned),
     }

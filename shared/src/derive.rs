@@ -50,18 +50,27 @@ impl Status {
 }
 
 /// Totals for one manifest line, over receipts that are not voided.
+///
+/// Always `received_against_expected + outstanding == expected`: units
+/// beyond the expected quantity are `over_received` (surplus), never a
+/// stand-in for another line's missing units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineTotals {
     pub line_id: LineId,
     pub expected: u64,
-    /// Units of the expected item that arrived, whatever their state.
+    /// Units of the expected item that arrived, whatever their state,
+    /// surplus included (`good + damaged + missing_parts`).
     pub received: u64,
+    /// `received` capped at `expected`: what counts towards the line.
+    pub received_against_expected: u64,
     pub good: u64,
     pub damaged: u64,
     pub missing_parts: u64,
     /// Units that arrived but are not the expected item (not in `received`).
     pub wrong_item: u64,
+    /// `expected - received_against_expected`: still to arrive.
     pub outstanding: u64,
+    /// Surplus: units of the item beyond `expected`.
     pub over_received: u64,
     /// On the manifest, but on no receipt.
     pub serials_missing: Vec<String>,
@@ -100,14 +109,26 @@ pub struct PossibleDuplicate {
 }
 
 /// Everything derived from one shipment.
+///
+/// Totals are honest sums of the lines: `received` counts each line's
+/// units only up to its expected quantity, so `received + outstanding ==
+/// expected` and `received == expected` only when every line has arrived in
+/// full; surplus and wrong items are their own figures, never filling
+/// another line's gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub status: Status,
     pub lines: Vec<LineTotals>,
     pub expected: u64,
+    /// Σ `received_against_expected` of the lines.
     pub received: u64,
+    /// Damaged units and units with missing parts, surplus included.
     pub damaged: u64,
     pub outstanding: u64,
+    /// Σ `over_received` of the lines.
+    pub surplus: u64,
+    /// Σ `wrong_item` of the lines.
+    pub wrong_item: u64,
     pub receipts: usize,
     pub voided_receipts: usize,
     pub duplicates: Vec<PossibleDuplicate>,
@@ -155,15 +176,17 @@ pub fn summarize(shipment: &Shipment) -> Summary {
                     .map(|s| s.to_string())
                     .collect()
             };
+            let received_against_expected = received.min(line.quantity_expected);
             LineTotals {
                 line_id: line.id.clone(),
                 expected: line.quantity_expected,
                 received,
+                received_against_expected,
                 good,
                 damaged,
                 missing_parts,
                 wrong_item,
-                outstanding: line.quantity_expected.saturating_sub(received),
+                outstanding: line.quantity_expected - received_against_expected,
                 over_received: received.saturating_sub(line.quantity_expected),
                 serials_missing: expected_serials
                     .difference(&seen_serials)
@@ -187,9 +210,11 @@ pub fn summarize(shipment: &Shipment) -> Summary {
     Summary {
         status,
         expected: lines.iter().map(|l| l.expected).sum(),
-        received: lines.iter().map(|l| l.received).sum(),
+        received: lines.iter().map(|l| l.received_against_expected).sum(),
         damaged: lines.iter().map(|l| l.damaged + l.missing_parts).sum(),
         outstanding: lines.iter().map(|l| l.outstanding).sum(),
+        surplus: lines.iter().map(|l| l.over_received).sum(),
+        wrong_item: lines.iter().map(|l| l.wrong_item).sum(),
         receipts: active.len(),
         voided_receipts: shipment.receipts.len() - active.len(),
         duplicates: duplicates(&by_line),

@@ -118,7 +118,8 @@ test("two phones record offline on one shipment; after sync both show both and a
       await page.click(`[data-shipment="${SHIPMENT}"]`);
     }
     await recordReceipt(first, { line: "line-1", quantity: "1" });
-    await recordReceipt(second, { line: "line-2", quantity: "1", condition: "damaged" });
+    // Three CT scanners where one was expected: two are surplus.
+    await recordReceipt(second, { line: "line-2", quantity: "3", condition: "damaged" });
     for (const page of [first, second]) await page.context().setOffline(false);
     for (const page of [first, second, first]) {
       await page.click("#sync");
@@ -129,11 +130,17 @@ test("two phones record offline on one shipment; after sync both show both and a
       await page.reload();
       await page.click(`[data-shipment="${SHIPMENT}"]`);
       for (const line of ["line-1", "line-2"]) {
+        // Received counts up to what the line expects; the rest is surplus,
+        // shown apart, so "3 of 1 received" never reads as success.
+        const want = server.summary.lines.find((l) => l.line_id === line);
         const shown = Number(await page.textContent(`[data-line="${line}"] .received`));
-        const want = server.summary.lines.find((l) => l.line_id === line).received;
-        assert.equal(shown, want, `${line} on a phone matches the server`);
-        assert.ok(want >= 1);
+        assert.equal(shown, want.received_against_expected, `${line} on a phone matches the server`);
+        assert.equal(shown, 1);
+        const surplus = page.locator(`[data-line="${line}"] .surplus`);
+        if (want.over_received) assert.equal(await surplus.textContent(), `+${want.over_received}`);
+        else assert.equal(await surplus.count(), 0);
       }
+      assert.equal(server.summary.lines.find((l) => l.line_id === "line-2").over_received, 2);
     }
   } finally {
     await kill(phone);

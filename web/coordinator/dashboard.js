@@ -116,8 +116,9 @@ function num(n) {
   return new Intl.NumberFormat(locale()).format(n ?? 0);
 }
 
+/** Rounded down, so 100 % means everything, never 999 of 1,000. */
 function percent(part, whole) {
-  return whole > 0 ? Math.round((100 * part) / whole) : 0;
+  return whole > 0 ? Math.floor((100 * part) / whole) : 0;
 }
 
 function when(ms) {
@@ -908,6 +909,9 @@ function renderOverview() {
     figure("received", received, t("totals.percent", { percent: percent(received, expected) })),
     figure("damaged", sum(byCategory, "damaged")),
     figure("outstanding", sum(byCategory, "outstanding")),
+    // Apart from "received", which counts each line only up to what it
+    // expects: surplus on one line never hides what another lacks.
+    ...["surplus", "wrong_item"].filter((key) => sum(byCategory, key) > 0).map((key) => figure(key, sum(byCategory, key))),
     figure("open_discrepancies", open));
 
   document.getElementById("chart-body").replaceChildren(chart(byFacility));
@@ -919,6 +923,8 @@ function renderOverview() {
     { key: "totals.received", cell: (r) => num(r.received), num: true },
     { key: "totals.damaged", cell: (r) => num(r.damaged), num: true },
     { key: "totals.outstanding", cell: (r) => num(r.outstanding), num: true },
+    { key: "totals.surplus", cell: (r) => num(r.surplus), num: true },
+    { key: "totals.wrong_item", cell: (r) => num(r.wrong_item), num: true },
   ];
   document.getElementById("by-category-body").replaceChildren(table("by-category",
     totalsColumns({ key: "totals.category", cell: (r) => r.key }), byCategory,
@@ -1028,12 +1034,13 @@ function chart(rows) {
       h("span", { class: "swatch received" }), t("chart.received")),
     h("ul", { class: "plain" }, rows.map((r) => h("li", {
       class: "chart-row",
-      dataset: { facility: r.key, received: String(r.received), expected: String(r.expected) },
+      dataset: { facility: r.key, received: String(r.received), expected: String(r.expected), surplus: String(r.surplus) },
     },
     h("span", { class: "chart-label" }, facilityName(r.key)),
     h("span", { class: "chart-bars", role: "img", "aria-label": t("chart.row", { facility: facilityName(r.key), received: num(r.received), expected: num(r.expected) }) },
       bar("expected", r.expected), bar("received", r.received)),
-    h("span", { class: "chart-value" }, t("chart.value", { received: num(r.received), expected: num(r.expected), percent: percent(r.received, r.expected) }))))));
+    h("span", { class: "chart-value" }, t("chart.value", { received: num(r.received), expected: num(r.expected), percent: percent(r.received, r.expected) }),
+      r.surplus ? h("small", { class: "surplus" }, " ", t("chart.surplus", { count: num(r.surplus) })) : null)))));
 }
 
 // ---------------------------------------------------------------- detail

@@ -15,7 +15,7 @@ use super::{Db, Scope, StorageError, Tx};
 /// The derivation rules the stored rows follow. Bump it whenever
 /// `aidsync_shared::projection` or `derive` changes what a row says: the
 /// server then rebuilds every row at start.
-pub const PROJECTION_VERSION: i64 = 1;
+pub const PROJECTION_VERSION: i64 = 2;
 
 /// Which shipments a coordinator query covers. `None` matches everything;
 /// dates are `YYYY-MM-DD`, inclusive, on the expected arrival date.
@@ -242,9 +242,15 @@ pub struct TotalsRow {
     pub key: String,
     pub shipments: i64,
     pub expected: i64,
+    /// Each line's units counted up to its expected quantity, so
+    /// `received + outstanding == expected`.
     pub received: i64,
     pub damaged: i64,
     pub outstanding: i64,
+    /// Units beyond a line's expected quantity.
+    pub surplus: i64,
+    /// Units that arrived but were not the expected item.
+    pub wrong_item: i64,
 }
 
 fn totals_row(r: &AnyRow) -> Result<TotalsRow, sqlx::Error> {
@@ -255,6 +261,8 @@ fn totals_row(r: &AnyRow) -> Result<TotalsRow, sqlx::Error> {
         received: r.try_get("received")?,
         damaged: r.try_get("damaged")?,
         outstanding: r.try_get("outstanding")?,
+        surplus: r.try_get("surplus")?,
+        wrong_item: r.try_get("wrong_item")?,
     })
 }
 
@@ -660,13 +668,19 @@ impl Db {
         scope: &Scope,
         filter: &ReportFilter,
     ) -> Result<Vec<TotalsRow>, StorageError> {
-        // CAST: PostgreSQL sums BIGINT into NUMERIC.
-        let sql = "SELECT s.facility_id AS key, CAST(COUNT(*) AS BIGINT) AS shipments,
-                    CAST(SUM(s.expected) AS BIGINT) AS expected,
-                    CAST(SUM(s.received) AS BIGINT) AS received,
-                    CAST(SUM(s.damaged) AS BIGINT) AS damaged,
-                    CAST(SUM(s.outstanding) AS BIGINT) AS outstanding
-             FROM shipments s WHERE {where}
+        // Over the lines, so a line's surplus never fills another's gap
+        // (received = expected - outstanding, each line capped). CAST:
+        // PostgreSQL sums BIGINT into NUMERIC; COALESCE: a shipment
+        // without lines sums to NULL.
+        let sql = "SELECT s.facility_id AS key, CAST(COUNT(DISTINCT s.id) AS BIGINT) AS shipments,
+                    CAST(COALESCE(SUM(l.expected), 0) AS BIGINT) AS expected,
+                    CAST(COALESCE(SUM(l.expected - l.outstanding), 0) AS BIGINT) AS received,
+                    CAST(COALESCE(SUM(l.damaged + l.missing_parts), 0) AS BIGINT) AS damaged,
+                    CAST(COALESCE(SUM(l.outstanding), 0) AS BIGINT) AS outstanding,
+                    CAST(COALESCE(SUM(l.over_received), 0) AS BIGINT) AS surplus,
+                    CAST(COALESCE(SUM(l.wrong_item), 0) AS BIGINT) AS wrong_item
+             FROM shipments s LEFT JOIN shipment_lines l ON l.shipment_id = s.id
+             WHERE {where}
              GROUP BY s.facility_id ORDER BY s.facility_id";
         self.fetch(sql, filter, scope, CategoryOn::Shipment, totals_row)
             .await
@@ -681,9 +695,11 @@ impl Db {
         let sql =
             "SELECT l.category AS key, CAST(COUNT(DISTINCT l.shipment_id) AS BIGINT) AS shipments,
                     CAST(SUM(l.expected) AS BIGINT) AS expected,
-                    CAST(SUM(l.received) AS BIGINT) AS received,
+                    CAST(SUM(l.expected - l.outstanding) AS BIGINT) AS received,
                     CAST(SUM(l.damaged + l.missing_parts) AS BIGINT) AS damaged,
-                    CAST(SUM(l.outstanding) AS BIGINT) AS outstanding
+                    CAST(SUM(l.outstanding) AS BIGINT) AS outstanding,
+                    CAST(SUM(l.over_received) AS BIGINT) AS surplus,
+                    CAST(SUM(l.wrong_item) AS BIGINT) AS wrong_item
              FROM shipment_lines l JOIN shipments s ON s.id = l.shipment_id
              WHERE {where}
              GROUP BY l.category ORDER BY l.category";

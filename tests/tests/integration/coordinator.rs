@@ -571,3 +571,71 @@ pub async fn dashboards_hear_of_syncs_live(db: &TestDb) {
         .unwrap();
     assert_eq!(coordinator.next(5).await, None, "the stream ended");
 }
+
+/// Seven vehicles where two were expected, and none of the five
+/// ultrasounds: the dashboard once read 7 / 7 (100 %) for such a hospital.
+/// Each line counts only up to what it expects; the rest is surplus. (The
+/// world holds two such shipments to `FACILITY`, `SHIPMENT` among them.)
+pub async fn totals_never_let_surplus_fill_a_gap(db: &TestDb) {
+    let world = World::new(db).await;
+    let coordinator = world.coordinator.token.clone();
+    let mut anna = world.receiver("anna", FACILITY).await;
+    anna.sync_settled().await.unwrap();
+    anna.record(
+        &shipment_id(SHIPMENT),
+        receipt("line-2", 7, Condition::Good, &[]),
+    )
+    .await
+    .unwrap();
+    anna.sync_settled().await.unwrap();
+
+    let (_, by_facility) = get(&world, &coordinator, "/api/v1/reports/totals-by-facility").await;
+    let row = &by_facility[0];
+    assert_eq!(row["key"], FACILITY, "{by_facility}");
+    assert_eq!(
+        [
+            &row["expected"],
+            &row["received"],
+            &row["outstanding"],
+            &row["surplus"]
+        ],
+        [14, 2, 12, 5],
+        "two shipments of 5 ultrasounds and 2 vehicles each: {by_facility}"
+    );
+    let (_, by_category) = get(&world, &coordinator, "/api/v1/reports/totals-by-category").await;
+    assert_eq!(column(&by_category, "key"), ["ultrasound", "vehicle"]);
+    assert_eq!(
+        column(&by_category, "received"),
+        ["0", "2"],
+        "{by_category}"
+    );
+    assert_eq!(column(&by_category, "surplus"), ["0", "5"], "{by_category}");
+
+    let (_, detail) = get(
+        &world,
+        &coordinator,
+        &format!("/api/v1/shipments/{SHIPMENT}"),
+    )
+    .await;
+    let summary = &detail["summary"];
+    assert_eq!(
+        [
+            &summary["received"],
+            &summary["outstanding"],
+            &summary["surplus"]
+        ],
+        [2, 5, 5],
+        "{summary}"
+    );
+    assert_eq!(summary["status"], "discrepancy");
+    let vehicles = &summary["lines"][1];
+    assert_eq!(
+        [
+            &vehicles["received"],
+            &vehicles["received_against_expected"],
+            &vehicles["over_received"]
+        ],
+        [7, 2, 5],
+        "{vehicles}"
+    );
+}

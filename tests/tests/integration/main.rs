@@ -62,6 +62,7 @@ on_both_backends!(coordinator::reviews_settle_discrepancies_and_reach_phones => 
 on_both_backends!(coordinator::manifests_import_all_or_nothing => sqlite_manifests_import_all_or_nothing, postgres_manifests_import_all_or_nothing);
 on_both_backends!(coordinator::reports_filter_scope_and_export => sqlite_reports_filter_scope_and_export, postgres_reports_filter_scope_and_export);
 on_both_backends!(coordinator::dashboards_hear_of_syncs_live => sqlite_dashboards_hear_of_syncs_live, postgres_dashboards_hear_of_syncs_live);
+on_both_backends!(coordinator::totals_never_let_surplus_fill_a_gap => sqlite_totals_never_let_surplus_fill_a_gap, postgres_totals_never_let_surplus_fill_a_gap);
 on_both_backends!(events::streams_end_when_an_admin_revokes_the_device => sqlite_events_end_when_an_admin_revokes_the_device, postgres_events_end_when_an_admin_revokes_the_device);
 on_both_backends!(events::streams_end_at_logout => sqlite_events_end_at_logout, postgres_events_end_at_logout);
 on_both_backends!(events::streams_end_when_the_password_is_reset => sqlite_events_end_when_the_password_is_reset, postgres_events_end_when_the_password_is_reset);
