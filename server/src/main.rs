@@ -231,6 +231,8 @@ async fn main() -> anyhow::Result<()> {
     // generated passwords, the demo accounts), which scripts may read.
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         );
@@ -294,6 +296,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // On stdout, so a script that starts the server on port 0 learns where.
     println!("aidsync: serving http://{addr}");
+    if let Some(web_root) = config
+        .web_root
+        .as_ref()
+        .filter(|r| r.join("index.html").is_file())
+    {
+        // 0.0.0.0 is where it listens, not an address to open.
+        let (host, elsewhere) = if addr.ip().is_unspecified() {
+            (
+                format!("localhost:{}", addr.port()),
+                " (from another device: this machine's network address)",
+            )
+        } else {
+            (addr.to_string(), "")
+        };
+        println!("aidsync: phone app: http://{host}/{elsewhere}");
+        println!("aidsync: coordinators' dashboard: http://{host}/coordinator/{elsewhere}");
+        if !web_root.join("pkg").is_dir() {
+            println!("aidsync: the phone app's engine is not built yet: run scripts/build-web");
+        }
+    }
     if let Some(metrics) = app.metrics_addr() {
         tracing::info!(%metrics, "metrics served on their own address");
         println!("aidsync: metrics on http://{metrics}/metrics");

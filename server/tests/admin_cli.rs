@@ -670,3 +670,64 @@ fn backup_writes_a_copy_that_opens_and_never_overwrites() {
         text(&marked.stdout)
     );
 }
+
+/// `aidsync serve` says where to open the phone app and the dashboard, and
+/// its log (not a terminal here) carries no colour codes.
+#[test]
+fn serve_prints_where_to_open_the_apps_and_logs_plain_text() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("serve.db").display());
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aidsync"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db])
+        .arg("--web-root")
+        .arg(&web)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Until the dashboard's line, or a few seconds of silence.
+    let mut printed = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        let last = line.contains("dashboard");
+        printed.push(line);
+        if last {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let serving = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("aidsync: serving "))
+        .unwrap_or_else(|| panic!("{printed:?}"))
+        .to_owned();
+    assert!(
+        printed.contains(&format!("aidsync: phone app: {serving}/")),
+        "{printed:?}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "aidsync: coordinators' dashboard: {serving}/coordinator/"
+        )),
+        "{printed:?}"
+    );
+    let log = text(&out.stderr);
+    assert!(log.contains("aidsync listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
+}

@@ -316,3 +316,16 @@ test("the engine's JavaScript API refuses bad calls with named errors", async ()
     await kill(phone);
   }
 });
+
+test("the engine crosses the network gzip-compressed, precompressed by scripts/build-web", async () => {
+  const path = "pkg/aidsync_client_wasm_bg.wasm";
+  const raw = readFileSync(join(root, "web", path)).length;
+  const response = await fetch(`${base}/${path}`, { headers: { "accept-encoding": "gzip" } });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-encoding"), "gzip");
+  const sent = Number(response.headers.get("content-length"));
+  // The precompressed file (gzip -9) is sent as is, with its length; the
+  // compression layer would stream it chunked, without one.
+  assert.ok(sent > 0 && sent < raw / 2, `${sent} bytes sent for a ${raw}-byte wasm`);
+  assert.equal((await response.arrayBuffer()).byteLength, raw, "fetch inflates it back to the module");
+});

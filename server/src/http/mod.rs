@@ -103,11 +103,16 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         .with_state(state.clone());
     // Everything that is not the API is the phone web app, when there is one.
     let router = match &state.web_root {
+        // Compressed for phones on 2G: `scripts/build-web` writes a `.gz`
+        // beside the wasm and its glue, served as is; the compression
+        // layer compresses the other files (it leaves encoded ones alone).
         Some(root) => router.fallback_service(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(same_origin_redirects))
+                .layer(CompressionLayer::new())
                 .service(
                     tower_http::services::ServeDir::new(root)
+                        .precompressed_gzip()
                         .append_index_html_on_directories(true)
                         .fallback(axum::handler::HandlerWithoutStateExt::into_service(
                             not_found,

@@ -73,3 +73,36 @@ async fn web_directory_redirects_stay_on_this_origin() {
     );
     server.stop().await.unwrap();
 }
+
+/// The web app's files cross a phone's network compressed (the wasm is
+/// precompressed by `scripts/build-web`, checked by the browser tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_files_are_served_compressed() {
+    let db = TestDb::sqlite().unwrap();
+    let server = TestServer::start(db.url()).await.unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/app.js", "/style.css", "/coordinator/dashboard.js"] {
+        let plain = http
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain_len = plain.bytes().await.unwrap().len();
+
+        let gzipped = http
+            .get(format!("{}{path}", server.base))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzipped.status(), 200, "{path}");
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip", "{path}");
+        let gzipped_len = gzipped.bytes().await.unwrap().len();
+        assert!(
+            gzipped_len * 2 < plain_len,
+            "{path}: {gzipped_len} bytes gzipped, {plain_len} plain"
+        );
+    }
+}
