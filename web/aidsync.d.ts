@@ -22,9 +22,13 @@ export interface ShipmentRow {
   expected_on: string | null;
   status: Status;
   expected: number;
+  /** Counted per line up to its expected quantity: received + outstanding = expected. */
   received: number;
   damaged: number;
   outstanding: number;
+  /** Units beyond their line's expected quantity. */
+  surplus: number;
+  wrong_item: number;
   receipts: number;
   /** The server's last refusal of this shipment's records, to show. */
   refused: string | null;
@@ -59,6 +63,8 @@ export interface LineTotals {
   line_id: string;
   expected: number;
   received: number;
+  /** `received` capped at `expected`: received_against_expected + outstanding = expected. */
+  received_against_expected: number;
   good: number;
   damaged: number;
   missing_parts: number;
@@ -75,7 +81,7 @@ export interface ShipmentDetail extends ShipmentRow {
   /** Newest first. */
   receipts: Receipt[];
   reviews: { id: string; by: string; at: number; note: string; verdict: string | null; resolves: string[] }[];
-  summary: { status: Status; lines: LineTotals[]; expected: number; received: number; damaged: number; outstanding: number };
+  summary: { status: Status; lines: LineTotals[]; expected: number; received: number; damaged: number; outstanding: number; surplus: number; wrong_item: number };
 }
 
 export interface SyncReport {
@@ -85,6 +91,13 @@ export interface SyncReport {
   updated: number;
   again: boolean;
 }
+
+/** Something about a receipt that is probably a mistake (`shared::warnings`). */
+export type ReceiptWarning =
+  | { kind: "more_than_outstanding"; quantity: number; outstanding: number }
+  | { kind: "serials_not_on_manifest"; serials: string[] }
+  | { kind: "serials_already_received"; serials: string[]; earlier: { id: string; recorded_by: string; recorded_at: number }[] }
+  | { kind: "serial_count_differs"; quantity: number; serials: number };
 
 export interface NewReceipt {
   lineId: string;
@@ -123,6 +136,8 @@ export class Phone {
   shipments(): Promise<ShipmentRow[]>;
   shipment(id: string): Promise<ShipmentDetail>;
   recordReceipt(shipmentId: string, receipt: NewReceipt): Promise<Receipt>;
+  /** What is probably wrong with a receipt before it is recorded. */
+  receiptWarnings(shipmentId: string, receipt: NewReceipt): Promise<ReceiptWarning[]>;
   voidReceipt(shipmentId: string, receipt: Receipt, note?: string): Promise<Receipt>;
   /** Rebuilds a refused shipment from the server's copy plus this user's
    *  unsynced receipts that are still valid; rejects with `NothingRefused`

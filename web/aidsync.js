@@ -166,6 +166,14 @@ export class Phone {
     return saved;
   }
 
+  /** What is probably wrong with a receipt before it is recorded: more
+   *  than is outstanding, serials not on the manifest or already received,
+   *  a serial count that differs from the quantity. Empty when nothing is. */
+  async receiptWarnings(shipmentId, { lineId, quantity, condition, serials = [], note = "", voids = null }) {
+    const draft = { id: "draft", line_id: lineId, quantity, condition, serials, note, voids };
+    return JSON.parse(await this.#run(() => this.engine.receiptWarnings(shipmentId, JSON.stringify(draft))));
+  }
+
   /** Cancels an earlier receipt with a receipt that voids it. */
   voidReceipt(shipmentId, receipt, note = "") {
     return this.recordReceipt(shipmentId, {

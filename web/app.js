@@ -237,18 +237,49 @@ function renderReceiptForm(s, line) {
   const serials = h("textarea", { id: "receipt-serials", autocapitalize: "characters" });
   const note = h("textarea", { id: "receipt-note" });
   const error = h("p", { class: "message", role: "alert", hidden: true });
+  const warningBox = h("section", { id: "receipt-warnings", class: "warnings", role: "status", hidden: true });
+  const save = h("button", { type: "submit", id: "receipt-save" }, t("receipt.save"));
   const scan = "BarcodeDetector" in globalThis ? scanner(serials) : null;
+  // What the person confirmed they saw, for this exact receipt; any edit
+  // asks again.
+  let confirmed = null;
+  const draft = () => ({
+    lineId: line.id,
+    quantity: Number(quantity.value),
+    condition: condition.value,
+    serials: serials.value.split("\n").map((x) => x.trim()).filter(Boolean),
+    note: note.value.trim(),
+  });
   const form = h("form", {
+    oninput: () => {
+      confirmed = null;
+      warningBox.hidden = true;
+      save.textContent = t("receipt.save");
+    },
     onsubmit: async (event) => {
       event.preventDefault();
       try {
-        await phone.recordReceipt(s.id, {
-          lineId: line.id,
-          quantity: Number(quantity.value),
-          condition: condition.value,
-          serials: serials.value.split("\n").map((x) => x.trim()).filter(Boolean),
-          note: note.value.trim(),
-        });
+        const receipt = draft();
+        const key = JSON.stringify(receipt);
+        // Warned first, standing at the crate, where a fix takes seconds;
+        // saved anyway once confirmed (reality wins), with what was seen.
+        const warnings = await phone.receiptWarnings(s.id, receipt).catch(() => []);
+        if (warnings.length && confirmed !== key) {
+          confirmed = key;
+          warningBox.replaceChildren(
+            h("p", {}, h("strong", {}, t("warning.heading"))),
+            h("ul", {}, ...warnings.map((w) => h("li", { dataset: { warning: w.kind } }, warningText(w)))),
+            h("p", {}, t("warning.confirm")));
+          warningBox.hidden = false;
+          save.textContent = t("warning.save_anyway");
+          warningBox.scrollIntoView?.({ block: "nearest" });
+          return;
+        }
+        if (warnings.length) {
+          const seen = warnings.map(warningText).join("; ");
+          receipt.note = [receipt.note, t("warning.recorded", { warnings: seen })].filter(Boolean).join("\n");
+        }
+        await phone.recordReceipt(s.id, receipt);
         scan?.stop();
         route = { view: "shipment", id: s.id };
         await render();
@@ -267,12 +298,34 @@ function renderReceiptForm(s, line) {
   h("label", { for: "receipt-serials" }, t("receipt.serials")), serials,
   scan?.element,
   h("label", { for: "receipt-note" }, t("receipt.note")), note,
+  warningBox,
   error,
   h("div", { class: "actions" },
     h("button", { type: "button", class: "secondary", onclick: () => { scan?.stop(); render(); } }, t("receipt.cancel")),
-    h("button", { type: "submit", id: "receipt-save" }, t("receipt.save"))));
+    save));
   show(form);
   quantity.focus();
+}
+
+/** One warning before Save, in words. */
+function warningText(w) {
+  switch (w.kind) {
+    case "more_than_outstanding":
+      return w.outstanding === 0
+        ? t("warning.nothing_outstanding", { quantity: w.quantity })
+        : t("warning.more_than_outstanding", { quantity: w.quantity, outstanding: w.outstanding });
+    case "serials_not_on_manifest":
+      return t("warning.serials_not_on_manifest", { serials: w.serials.join(", ") });
+    case "serials_already_received":
+      return t("warning.serials_already_received", {
+        serials: w.serials.join(", "),
+        who: w.earlier.map((e) => t("warning.earlier", { user: e.recorded_by, when: formatTime(e.recorded_at) })).join(", "),
+      });
+    case "serial_count_differs":
+      return t("warning.serial_count_differs", { quantity: w.quantity, serials: w.serials });
+    default:
+      return w.kind;
+  }
 }
 
 /** The model's reason without the document path it starts with

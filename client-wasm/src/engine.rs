@@ -134,6 +134,18 @@ impl Engine {
         json(&saved)
     }
 
+    /// What is probably wrong with a receipt before it is recorded (same
+    /// JSON as [`Engine::record_receipt`]), as a JSON array of warnings
+    /// (`shared::warnings::ReceiptWarning`, tagged by `kind`); empty when
+    /// nothing is. The person may still record it.
+    #[wasm_bindgen(js_name = receiptWarnings)]
+    pub fn receipt_warnings(&self, shipment: &str, receipt: String) -> Result<String, JsValue> {
+        let id = shipment_id(shipment)?;
+        let new: NewReceipt = parse("receipt", &receipt)?;
+        let shipment = self.inner.shipment(&id).map_err(client_error)?;
+        json(&aidsync_shared::warnings::receipt_warnings(&shipment, &new))
+    }
+
     /// Recovers a shipment the server refuses: rebuilds it from the server's
     /// copy and records this user's unsynced receipts again. Returns JSON
     /// `{kept: [receipt], discarded: [{receipt, reason}]}`; discarded

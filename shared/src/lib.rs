@@ -14,6 +14,8 @@
 //! - [`projection`]: flat rows (shipments, lines, receipts, discrepancies,
 //!   duplicates, conflicts) derived from a shipment for coordinators' queries.
 //! - [`roles`]: who may do what (receiver, coordinator, admin).
+//! - [`warnings`]: what is probably wrong with a receipt before it is saved
+//!   (more than outstanding, serials not listed or already received).
 //! - [`sync`]: the one-round-trip sync protocol (wire types), the server's
 //!   sans-IO merge step and the client engine with its storage trait.
 //!
@@ -26,5 +28,6 @@ pub mod model;
 pub mod projection;
 pub mod roles;
 pub mod sync;
+pub mod warnings;
 
 pub use automerge;

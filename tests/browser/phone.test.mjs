@@ -49,12 +49,18 @@ async function pending(page) {
   return Number(await page.getAttribute("#pending", "data-pending"));
 }
 
-async function recordReceipt(page, { line = "line-3", quantity = "1", condition = "good", serial = "" } = {}) {
+/** Fills the receipt form and saves; `warned`: the app questions it first
+ *  (more than outstanding, serials missing…), and it is saved anyway. */
+async function recordReceipt(page, { line = "line-3", quantity = "1", condition = "good", serial = "", warned = false } = {}) {
   await page.click(`[data-line="${line}"] button.record`);
   await page.fill("#receipt-quantity", quantity);
   await page.selectOption("#receipt-condition", condition);
   if (serial) await page.fill("#receipt-serials", serial);
   await page.click("#receipt-save");
+  if (warned) {
+    await page.locator("#receipt-warnings").waitFor();
+    await page.click("#receipt-save");
+  }
 }
 
 async function serverShipment() {
@@ -117,9 +123,10 @@ test("two phones record offline on one shipment; after sync both show both and a
       await page.context().setOffline(true);
       await page.click(`[data-shipment="${SHIPMENT}"]`);
     }
-    await recordReceipt(first, { line: "line-1", quantity: "1" });
+    // No serial for a serialised MRI: questioned, then saved.
+    await recordReceipt(first, { line: "line-1", quantity: "1", warned: true });
     // Three CT scanners where one was expected: two are surplus.
-    await recordReceipt(second, { line: "line-2", quantity: "3", condition: "damaged" });
+    await recordReceipt(second, { line: "line-2", quantity: "3", condition: "damaged", warned: true });
     for (const page of [first, second]) await page.context().setOffline(false);
     for (const page of [first, second, first]) {
       await page.click("#sync");
@@ -170,7 +177,7 @@ test("after the first visit the app opens and records with the server gone", asy
     const response = await phone.page.goto(own.url);
     assert.ok(response.fromServiceWorker(), "the page came from the service worker's cache");
     await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
-    await recordReceipt(phone.page, { line: "line-1" });
+    await recordReceipt(phone.page, { line: "line-1", warned: true });
     await phone.page.waitForFunction(() => document.querySelector("#pending").dataset.pending === "1");
     await shot(phone.page, "7-no-server");
   } finally {
@@ -216,6 +223,9 @@ test("a serial number scanned with the camera lands in the receipt", async () =>
     await phone.page.waitForFunction(() => document.querySelector("#receipt-serials").value.includes("SCAN-0042"));
     await shot(phone.page, "7-scanning");
     await phone.page.click("#receipt-scan"); // stop the camera
+    await phone.page.click("#receipt-save");
+    // Not a serial the manifest lists: questioned, then saved as scanned.
+    await phone.page.locator("#receipt-warnings [data-warning=serials_not_on_manifest]").waitFor();
     await phone.page.click("#receipt-save");
     await phone.page.waitForSelector("li[data-receipt] >> text=SCAN-0042");
   } finally {
@@ -328,4 +338,36 @@ test("the engine crosses the network gzip-compressed, precompressed by scripts/b
   // compression layer would stream it chunked, without one.
   assert.ok(sent > 0 && sent < raw / 2, `${sent} bytes sent for a ${raw}-byte wasm`);
   assert.equal((await response.arrayBuffer()).byteLength, raw, "fetch inflates it back to the module");
+});
+
+test("a receipt that is probably wrong is questioned before it is saved, and saved once confirmed", async () => {
+  const phone = await launch(join(temp, "warnings"));
+  try {
+    const { page } = phone;
+    await login(page, "anna");
+    await page.click(`[data-shipment="${SHIPMENT}"]`);
+    const before = await pending(page);
+    // Four endoscopes are expected, with listed serials: five units, a typo
+    // and only two serials is three mistakes at once.
+    await recordReceipt(page, { line: "line-3", quantity: "5", serial: "XYZ-TYPO\nEND-2601204" });
+    const box = page.locator("#receipt-warnings");
+    await box.waitFor();
+    const kinds = await box.locator("[data-warning]").evaluateAll((items) => items.map((i) => i.dataset.warning));
+    for (const kind of ["more_than_outstanding", "serials_not_on_manifest", "serial_count_differs"]) {
+      assert.ok(kinds.includes(kind), `${kind} in ${kinds}`);
+    }
+    assert.match(await box.textContent(), /XYZ-TYPO/);
+    assert.equal(await pending(page), before, "nothing saved yet");
+    await shot(page, "phone-warnings");
+
+    // Saved as it is once confirmed, with what was seen in its note.
+    assert.equal(await page.textContent("#receipt-save"), "Save anyway");
+    await page.click("#receipt-save");
+    await page.waitForSelector(`[data-line="line-3"]`);
+    assert.equal(await pending(page), before + 1);
+    const notes = await page.locator(".history li").first().textContent();
+    assert.match(notes, /Saved despite: .*XYZ-TYPO/);
+  } finally {
+    await kill(phone);
+  }
 });
