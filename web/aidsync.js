@@ -148,7 +148,7 @@ export class Phone {
    *  with an Error named `Refused` (and the reason) if the model refuses it. */
   async recordReceipt(shipmentId, { lineId, quantity, condition, serials = [], note = "", voids = null }) {
     const receipt = {
-      id: crypto.randomUUID(),
+      id: newId(),
       line_id: lineId,
       quantity,
       condition,
@@ -316,4 +316,15 @@ export class Phone {
       .then((registration) => registration.sync?.register("aidsync-outbox"))
       .catch(() => {});
   }
+}
+
+/** A fresh random id (UUID v4). `crypto.randomUUID` exists only in secure
+ *  contexts (https, localhost); `getRandomValues` everywhere. */
+function newId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

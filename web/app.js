@@ -38,7 +38,8 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function show(...children) {
-  main.replaceChildren(...children);
+  // Like h(): an absent part (null) shows nothing, never the word "null".
+  main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 function message(text, { ok = false } = {}) {
@@ -401,6 +402,15 @@ async function start() {
   phone = await Phone.open();
   document.getElementById("sync").addEventListener("click", () => phone.sync().catch(() => {}));
   document.getElementById("logout").addEventListener("click", async () => {
+    // Logging out needs the network to log in again: with records still
+    // waiting, offline, that would lock the receiver out at the loading
+    // dock. Online, ask first.
+    const waiting = await phone.pending();
+    if (waiting > 0 && !navigator.onLine) {
+      notify(t("logout.offline_refused", { count: waiting }));
+      return;
+    }
+    if (waiting > 0 && !confirm(t("logout.confirm", { count: waiting }))) return;
     await phone.logout();
     render();
   });
@@ -413,6 +423,11 @@ async function start() {
   await render();
   phone.startAutoSync();
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
+  // Over plain http:// on a network address the browser withholds the
+  // service worker (no app without the network) and more: say so plainly.
+  if (!globalThis.isSecureContext) {
+    document.body.prepend(h("p", { id: "insecure", class: "message", role: "alert" }, t("insecure.explain")));
+  }
 }
 
 start().catch((e) => {

@@ -38,7 +38,16 @@ self.addEventListener("activate", (event) => {
 });
 
 // Network first for the shell, so a new version arrives when online; the
-// cache when offline. Never the API.
+// cache when offline, and also when the network does not answer within
+// NETWORK_WAIT_MS ("lie-fi": connected, nothing comes back), so the app
+// opens in seconds, not after the browser gives up a minute later. The
+// late answer still refreshes the cache. Never the API.
+const NETWORK_WAIT_MS = 4000;
+/** After one slow answer, the next requests (the page's scripts, one
+ *  import after another) take the cache at once for a while. */
+const SLOW_SPELL_MS = 30_000;
+let slowUntil = 0;
+
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/") ||
@@ -47,19 +56,38 @@ self.addEventListener("fetch", (event) => {
       url.pathname.startsWith("/coordinator")) {
     return;
   }
-  event.respondWith(
-    fetch(event.request)
-      .then((response) => {
-        if (response.ok) {
-          const copy = response.clone();
-          caches.open(CACHE).then((cache) => cache.put(event.request, copy));
-        }
-        return response;
-      })
-      .catch(() => caches.match(event.request, { ignoreSearch: true })
-        .then((hit) => hit ?? caches.match("index.html"))),
-  );
+  const network = fetch(event.request).then((response) => {
+    if (response.ok) {
+      const copy = response.clone();
+      caches.open(CACHE).then((cache) => cache.put(event.request, copy));
+    }
+    return response;
+  });
+  event.waitUntil(network.catch(() => {}));
+  event.respondWith(answer(event.request, network));
 });
+
+async function answer(request, network) {
+  if (Date.now() < slowUntil) {
+    const hit = await caches.match(request, { ignoreSearch: true });
+    if (hit) return hit;
+  }
+  let timer;
+  const slow = new Promise((resolve) => { timer = setTimeout(resolve, NETWORK_WAIT_MS, "slow"); });
+  try {
+    const first = await Promise.race([network, slow]);
+    if (first !== "slow") return first;
+    slowUntil = Date.now() + SLOW_SPELL_MS;
+    // Slow: the cached copy if there is one, else keep waiting.
+    return (await caches.match(request, { ignoreSearch: true })) ?? (await network);
+  } catch {
+    // Offline (or the network failed): the cache, or the app's page.
+    return (await caches.match(request, { ignoreSearch: true })) ??
+      (await caches.match("index.html")) ?? Response.error();
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 self.addEventListener("sync", (event) => {
   if (event.tag !== "aidsync-outbox") return;

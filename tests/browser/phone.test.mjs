@@ -11,6 +11,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PHONE, ROOT as root, accessibilityProblems, kill, launch, startServer } from "./harness.mjs";
@@ -367,7 +368,116 @@ test("a receipt that is probably wrong is questioned before it is saved, and sav
     assert.equal(await pending(page), before + 1);
     const notes = await page.locator(".history li").first().textContent();
     assert.match(notes, /Saved despite: .*XYZ-TYPO/);
+    // Once shown under the status badge of every shipment page.
+    assert.doesNotMatch(await page.textContent("main"), /\bnull\b/);
   } finally {
     await kill(phone);
+  }
+});
+
+test("logging out with records waiting asks first, and offline refuses", async () => {
+  const phone = await launch(join(temp, "logout"));
+  try {
+    const { page } = phone;
+    await login(page, "anna");
+    await page.click(`[data-shipment="${SHIPMENT}"]`);
+    await page.context().setOffline(true);
+    // A wrong item: nothing for the app to question first.
+    await recordReceipt(page, { line: "line-3", condition: "wrong_item" });
+    await page.waitForFunction(() => document.querySelector("#pending").dataset.pending !== "0");
+
+    // Offline: logging out would lock her out at the loading dock.
+    await page.click("#logout");
+    await page.waitForSelector("#status >> text=Not logged out");
+    assert.equal(await page.locator("#login-user").count(), 0, "still logged in");
+    await shot(page, "phone-logout-refused");
+
+    // Online (the server not reached yet, so the record still waits):
+    // asked first; "cancel" keeps her in, "OK" logs out.
+    await page.route("**/api/v1/sync", (route) => route.abort());
+    await page.context().setOffline(false);
+    let dismissed = false;
+    page.once("dialog", (d) => { dismissed = true; d.dismiss(); });
+    await page.click("#logout");
+    assert.ok(dismissed, "asked before logging out");
+    assert.equal(await page.locator("#login-user").count(), 0, "still logged in after cancel");
+    let asked = "";
+    page.once("dialog", (d) => { asked = d.message(); d.accept(); });
+    await page.click("#logout");
+    await page.waitForSelector("#login-user");
+    assert.match(asked, /not reached the server/);
+  } finally {
+    await kill(phone);
+  }
+});
+
+test("over plain http:// on a network address the app says so, and still saves", async () => {
+  const phone = await launch(join(temp, "insecure"));
+  try {
+    const { page } = phone;
+    // What Chromium does for http://192.168.x.x: no secure context, no
+    // crypto.randomUUID (and no service worker).
+    await page.addInitScript(() => {
+      Object.defineProperty(globalThis, "isSecureContext", { value: false });
+      Object.defineProperty(Crypto.prototype, "randomUUID", { value: undefined });
+    });
+    await login(page, "anna");
+    assert.match(await page.textContent("#insecure"), /https:\/\//);
+    await page.click(`[data-shipment="${SHIPMENT}"]`);
+    const before = await pending(page);
+    await recordReceipt(page, { line: "line-3", condition: "wrong_item" });
+    await page.waitForFunction((n) => Number(document.querySelector("#pending").dataset.pending) > n, before);
+    await shot(page, "phone-insecure");
+  } finally {
+    await kill(phone);
+  }
+});
+
+/** A proxy to `target` that can be told to stop answering while keeping
+ *  connections open: "lie-fi", connected with nothing coming back. */
+async function lieFiProxy(target) {
+  let silent = false;
+  const proxy = http.createServer((req, res) => {
+    if (silent) return;
+    const upstream = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${proxy.address().port}`,
+    silence: () => { silent = true; },
+    close: () => { proxy.closeAllConnections(); proxy.close(); },
+  };
+}
+
+test("when the network does not answer, the app opens from its cache within seconds", async () => {
+  const lieFi = await lieFiProxy(base);
+  const phone = await launch(join(temp, "lie-fi"));
+  try {
+    const { page } = phone;
+    await page.goto(lieFi.url);
+    await page.fill("#login-user", "anna");
+    await page.fill("#login-password", "anna-demo-password");
+    await page.click("#login-submit");
+    await page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload();
+    await page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
+
+    lieFi.silence();
+    const started = Date.now();
+    await page.reload({ waitUntil: "commit", timeout: 30_000 });
+    await page.waitForSelector(`[data-shipment="${SHIPMENT}"]`, { timeout: 30_000 });
+    const seconds = (Date.now() - started) / 1000;
+    // The service worker waits 4 s for the network, then answers from its
+    // cache (it took 65 s before, the browser's own timeout).
+    assert.ok(seconds < 15, `opened after ${seconds} s`);
+  } finally {
+    await kill(phone);
+    lieFi.close();
   }
 });
