@@ -62,6 +62,9 @@ pub struct Config {
     /// Where to serve `/metrics` instead of on `bind` (`--metrics-bind`);
     /// `None`: on `bind`, beside the API.
     pub metrics_bind: Option<String>,
+    /// Serve HTTPS on `bind` with these (`--tls-cert`, `--tls-key`);
+    /// `None`: plain HTTP. The metrics address stays plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Open connections at most on the metrics listener: a scraper or two, and
@@ -73,10 +76,13 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     connections: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // First: a wrong certificate path should not cost a database open.
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let db = Db::connect(&config.database_url)
             .await
             .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
@@ -101,6 +107,7 @@ impl Application {
             listener,
             metrics_listener,
             connections: config.connections,
+            tls,
             state: AppState::new(
                 db,
                 config.limits,
@@ -112,6 +119,11 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Where `/metrics` is served when it has a listener of its own.
@@ -152,7 +164,8 @@ impl Application {
             let _ = stopping.send(true);
         };
         let router = crate::http::router(self.state.clone(), self.metrics_listener.is_none());
-        let api = crate::connections::serve(self.listener, router, &self.connections, shutdown);
+        let api =
+            crate::connections::serve(self.listener, router, &self.connections, self.tls, shutdown);
         match self.metrics_listener {
             Some(listener) => {
                 let limits = ConnectionLimits {
@@ -163,6 +176,7 @@ impl Application {
                     listener,
                     crate::http::metrics_router(self.state),
                     &limits,
+                    None,
                     async move {
                         // An error means the sender is gone: stop too.
                         let _ = stopped.wait_for(|stop| *stop).await;

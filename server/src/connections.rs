@@ -18,7 +18,9 @@
 //!   start ([`raise_open_files_limit`]).
 //!
 //! The request *body* deadline is a middleware (`http::body_deadline`),
-//! since it concerns a request, not a connection.
+//! since it concerns a request, not a connection. With TLS
+//! (`crate::tls`), each connection's handshake runs in its own task within
+//! the request head deadline, so a slow handshake holds no one else.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// What a connection may cost. Flags of `aidsync serve`.
@@ -60,6 +63,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -95,12 +99,37 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls.clone();
+        let handshake_deadline = limits.request_head_timeout;
         let counted = crate::metrics::Open::connection();
         tokio::spawn(async move {
             // Dropped with the task however it ends: the gauge goes back down.
             let _counted = counted;
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(handshake_deadline, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let io = TokioIo::new(stream);
+                            watcher.watch(http.serve_connection(io, service)).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 // Timeouts and clients going away end up here; not faults.
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

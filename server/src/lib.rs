@@ -7,6 +7,7 @@
 //!   graceful shutdown.
 //! - [`connections`]: the accept loop and what one connection may cost
 //!   (request head deadline, connection cap, open-files limit).
+//! - [`tls`]: HTTPS served by the server itself (`--tls-cert`, `--tls-key`).
 //! - [`http`]: routes and middleware (compression, body limits, request
 //!   ids, metrics, tracing);
 //!   thin handlers.
@@ -34,3 +35,4 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod service;
 pub mod storage;
+pub mod tls;

@@ -178,6 +178,13 @@ struct ServeArgs {
     /// `scripts/build-web`).
     #[arg(long, env = "AIDSYNC_WEB_ROOT", default_value = "web")]
     web_root: std::path::PathBuf,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`):
+    /// phones keep the app for offline use only over https.
+    #[arg(long, env = "AIDSYNC_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "AIDSYNC_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Seed demo facilities, accounts and shipments (skipped if already seeded).
     #[arg(long)]
     demo: bool,
@@ -262,6 +269,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         web_root: Some(args.web_root),
         metrics_bind: args.metrics_bind,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(aidsync_server::tls::TlsFiles { cert, key }),
+            _ => None,
+        },
         bind: args.bind,
         database_url: args.database_url,
         limits: Limits {
@@ -284,7 +295,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     if args.demo {
         let demo = aidsync_server::demo::seed(app.db(), config.limits.token_ttl_ms).await?;
-        println!("{}", demo.instructions(&format!("http://{addr}")));
+        println!(
+            "{}",
+            demo.instructions(&format!("{}://{addr}", app.scheme()))
+        );
     }
     tracing::info!(%addr, database = %redact(&config.database_url), open_files, "aidsync listening");
     if (open_files as usize) < config.connections.max_connections + 64 {
@@ -295,7 +309,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     // On stdout, so a script that starts the server on port 0 learns where.
-    println!("aidsync: serving http://{addr}");
+    let scheme = app.scheme();
+    println!("aidsync: serving {scheme}://{addr}");
     if let Some(web_root) = config
         .web_root
         .as_ref()
@@ -310,8 +325,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             (addr.to_string(), "")
         };
-        println!("aidsync: phone app: http://{host}/{elsewhere}");
-        println!("aidsync: coordinators' dashboard: http://{host}/coordinator/{elsewhere}");
+        println!("aidsync: phone app: {scheme}://{host}/{elsewhere}");
+        println!("aidsync: coordinators' dashboard: {scheme}://{host}/coordinator/{elsewhere}");
         if !web_root.join("pkg").is_dir() {
             println!("aidsync: the phone app's engine is not built yet: run scripts/build-web");
         }

@@ -129,6 +129,7 @@ impl TestServer {
             limits,
             connections: Default::default(),
             metrics_bind: None,
+            tls: None,
         })
         .await?;
         let base = format!("http://{}", app.local_addr()?);

@@ -480,6 +480,7 @@ async fn metrics_can_have_their_own_listener() {
         web_root: None,
         connections: Default::default(),
         metrics_bind: Some("127.0.0.1:0".into()),
+        tls: None,
     })
     .await
     .unwrap();
