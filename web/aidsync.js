@@ -93,7 +93,7 @@ export class Phone {
     return this.session?.user ?? null;
   }
 
-  async login(user, password, deviceName = navigator.userAgent.slice(0, 120)) {
+  async login(user, password, deviceName = describeDevice(user)) {
     const response = await fetch(`${this.server}/api/v1/login`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -327,4 +327,17 @@ function newId() {
   b[8] = (b[8] & 0x3f) | 0x80;
   const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** A device name a person recognises in the admin's list ("anna's phone
+ *  (Android, Chrome)"), not the browser's user-agent string. */
+function describeDevice(user) {
+  const ua = navigator.userAgent;
+  const system = [["Android", /Android/], ["iPhone", /iPhone/], ["iPad", /iPad/], ["Windows", /Windows/],
+    ["macOS", /Mac OS X/], ["Linux", /Linux/]].find(([, re]) => re.test(ua))?.[0];
+  const browser = [["Firefox", /Firefox\//], ["Edge", /Edg\//], ["Chrome", /Chrome\//], ["Safari", /Safari\//]]
+    .find(([, re]) => re.test(ua))?.[0];
+  const kind = /Mobi|Android|iPhone/.test(ua) ? "phone" : "device";
+  const what = [system, browser].filter(Boolean).join(", ");
+  return `${user}'s ${kind}${what ? ` (${what})` : ""}`.slice(0, 120);
 }

@@ -123,7 +123,7 @@ function loginProblem(e) {
 async function renderList() {
   const rows = await phone.shipments();
   const account = phone.account();
-  const where = account?.facility ?? account?.region ?? "";
+  const where = account?.facility_name ?? account?.facility ?? account?.region ?? "";
   const cards = rows.map((s) =>
     h("button", {
       class: "card",
@@ -164,6 +164,7 @@ async function renderShipment(id) {
         figures.over_received
           ? h("div", {}, h("strong", { class: "surplus" }, `+${figures.over_received}`), t("line.surplus"))
           : null),
+      lineProblems(figures),
       h("button", { type: "button", class: "record", onclick: () => renderReceiptForm(s, line) }, t("line.record")));
   });
   const history = s.receipts.length
@@ -174,9 +175,41 @@ async function renderShipment(id) {
     h("h2", {}, `${s.donor} · ${s.reference || s.id}`),
     h("p", {}, h("span", { class: `badge ${s.status}` }, t(`status.${s.status}`))),
     s.refused ? refusalBox(s) : null,
+    reviewsSection(s),
     ...lines,
     h("h2", {}, t("history.heading")),
     history);
+}
+
+/** What is wrong on a line, in words: the discrepancies the coordinator
+ *  sees for it (figures from shared's summary). */
+function lineProblems(figures) {
+  const problems = [];
+  if (figures.damaged) problems.push(t("problem.damaged", { count: figures.damaged }));
+  if (figures.missing_parts) problems.push(t("problem.missing_parts", { count: figures.missing_parts }));
+  if (figures.wrong_item) problems.push(t("problem.wrong_item", { count: figures.wrong_item }));
+  if (figures.over_received) problems.push(t("problem.over_received", { count: figures.over_received }));
+  if (figures.serials_unexpected.length) {
+    problems.push(t("problem.serials_unexpected", { serials: figures.serials_unexpected.join(", ") }));
+  }
+  if (figures.outstanding === 0 && figures.serials_missing.length) {
+    problems.push(t("problem.serials_missing", { serials: figures.serials_missing.join(", ") }));
+  }
+  if (!problems.length) return null;
+  return h("ul", { class: "problems" }, ...problems.map((p) => h("li", {}, p)));
+}
+
+/** The coordinators' review notes on this shipment, newest first. */
+function reviewsSection(s) {
+  if (!s.reviews.length) return null;
+  const reviews = [...s.reviews].sort((a, b) => b.at - a.at);
+  return h("section", { id: "reviews", class: "reviews" },
+    h("h2", {}, t("reviews.heading")),
+    h("ul", { class: "plain" }, ...reviews.map((r) => h("li", { dataset: { review: r.id } },
+      h("div", {}, h("strong", {}, r.verdict ? t(`verdict.${r.verdict}`) : t("reviews.note")),
+        " · ", r.by, " · ", formatTime(r.at)),
+      r.note ? h("p", {}, r.note) : null,
+      r.resolves.length ? h("small", {}, t("reviews.resolves", { count: r.resolves.length })) : null))));
 }
 
 /** What the server refused on this shipment, and the way out: rebuild from
@@ -207,16 +240,20 @@ function refusalBox(s) {
 
 function receiptEntry(s, r) {
   const line = s.lines.find((l) => l.id === r.line_id);
-  const text = t("history.entry", {
-    user: r.recorded_by,
-    quantity: r.quantity,
-    condition: t(`condition.${r.condition}`),
-  });
+  // A cancellation counts nothing: say what it does, not "0 × Good".
+  const text = r.voids && r.quantity === 0
+    ? t("history.cancellation", { user: r.recorded_by })
+    : t("history.entry", {
+      user: r.recorded_by,
+      quantity: r.quantity,
+      condition: t(`condition.${r.condition}`),
+    });
   return h("li", { dataset: { receipt: r.id } },
     h("div", { class: r.voided ? "voided" : null }, text, " · ", line?.item ?? r.line_id),
     h("small", {}, formatTime(r.recorded_at), r.voided ? ` · ${t("history.voided")}` : "",
-      r.voids ? ` · ${t("history.voids")}` : ""),
-    r.serials.length ? h("div", {}, h("small", {}, r.serials.join(", "))) : null,
+      r.voids && r.quantity > 0 ? ` · ${t("history.voids")}` : ""),
+    // One serial never breaks across lines; the list wraps between them.
+    r.serials.length ? h("div", { class: "serials" }, ...r.serials.map((x) => h("span", { class: "serial" }, x))) : null,
     r.note ? h("div", {}, h("small", {}, r.note)) : null,
     !r.voided && !r.voids
       ? h("button", {

@@ -481,3 +481,35 @@ test("when the network does not answer, the app opens from its cache within seco
     lieFi.close();
   }
 });
+
+test("the coordinator's review notes reach the phone, and a line says what is wrong with it", async () => {
+  const note = "Damage reported to JICA; replacement requested.";
+  const response = await fetch(`${base}/api/v1/shipments/${SHIPMENT}/reviews`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${COORDINATOR_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ id: "rv-phone-test", note, verdict: "has_issues", resolves: [] }),
+  });
+  assert.equal(response.status, 201, await response.text());
+  const phone = await launch(join(temp, "reviews"));
+  try {
+    const { page } = phone;
+    await login(page, "anna");
+    // The list is headed by the facility's name, not its id.
+    assert.match(await page.textContent("main h2"), /Kharkiv Regional Clinical Hospital/);
+    await page.click(`[data-shipment="${SHIPMENT}"]`);
+    const review = page.locator(`#reviews [data-review="rv-phone-test"]`);
+    await review.waitFor();
+    assert.match(await review.textContent(), /Has issues · olena/);
+    assert.match(await review.textContent(), /replacement requested/);
+    // Earlier tests left a surplus of CT scanners: the line says so.
+    const server = await serverShipment();
+    const ct = server.summary.lines.find((l) => l.line_id === "line-2");
+    if (ct.over_received) {
+      assert.match(await page.textContent(`[data-line="line-2"] .problems`), new RegExp(`${ct.over_received} more than expected`));
+    }
+    assert.doesNotMatch(await page.textContent("main"), /0 × /, "a cancellation never reads as 0 units");
+    await shot(page, "phone-reviews");
+  } finally {
+    await kill(phone);
+  }
+});

@@ -28,18 +28,25 @@ pub struct Account {
     pub name: String,
     pub role: String,
     pub facility: Option<String>,
+    /// The facility's name, for screens (the phone keeps it for offline).
+    pub facility_name: Option<String>,
     pub region: Option<String>,
 }
 
-impl From<UserRow> for Account {
-    fn from(u: UserRow) -> Account {
-        Account {
+impl Account {
+    async fn of(db: &Db, u: UserRow) -> Result<Account, AppError> {
+        let facility_name = match &u.facility_id {
+            Some(id) => db.facility(id).await?.map(|f| f.name),
+            None => None,
+        };
+        Ok(Account {
             id: u.id,
             name: u.name,
             role: u.role,
             facility: u.facility_id,
+            facility_name,
             region: u.region,
-        }
+        })
     }
 }
 
@@ -86,7 +93,7 @@ pub async fn login(
         device_id: device.id,
         actor_id: device.actor_id,
         expires_at: device.expires_at,
-        user: user.into(),
+        user: Account::of(db, user).await?,
     })
 }
 
@@ -119,7 +126,7 @@ pub async fn me(db: &Db, caller: &Caller) -> Result<Me, AppError> {
         .await?
         .ok_or(AppError::Unauthorized)?;
     Ok(Me {
-        user: user.into(),
+        user: Account::of(db, user).await?,
         device_id: caller.device.to_string(),
         actor_id: caller.actor.to_hex_string(),
         expires_at: caller.expires_at,
