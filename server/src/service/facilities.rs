@@ -78,7 +78,7 @@ pub async fn list(db: &Db, caller: &Caller) -> Result<Vec<FacilityRow>, AppError
 pub async fn require(db: &Db, field: &str, id: &FacilityId) -> Result<FacilityRow, AppError> {
     db.facility(id.as_str()).await?.ok_or_else(|| {
         AppError::Unprocessable(format!(
-            "{field}: no facility {id}; add it first (`aidsync admin facility add`)"
+            "{field}: there is no facility {id}; an administrator must add it first"
         ))
     })
 }

@@ -202,10 +202,8 @@ fn serials_of(row: &Row) -> impl Iterator<Item = &str> {
 fn invalid(mut rows: Vec<RowProblem>) -> AppError {
     rows.sort_by(|a, b| (a.line, &a.column).cmp(&(b.line, &b.column)));
     AppError::InvalidRows {
-        message: format!(
-            "{} problem(s) in the manifest; nothing was imported",
-            rows.len()
-        ),
+        // The web page says "nothing was imported" itself.
+        message: format!("{} problem(s) in the manifest", rows.len()),
         rows,
     }
 }
@@ -288,6 +286,15 @@ fn shipment_of(rows: &[&Row], problems: &mut Vec<RowProblem>) -> Option<NewShipm
 /// The row and column a model error points at (`lines/<id>/<field>: …`
 /// names the row of that line), else the shipment's first row.
 fn place_of(rows: &[&Row], reason: &str) -> (u64, Option<String>) {
+    // `shipment/<field>: …`: the shipment's first row, that field's column.
+    if let Some(rest) = reason.strip_prefix("shipment/") {
+        let field = rest.split([':', ' ', '/']).next().unwrap_or("");
+        let column = match field {
+            "note" => Some("shipment_note".to_owned()),
+            f => COLUMNS.contains(&f).then(|| f.to_owned()),
+        };
+        return (rows[0].line, column);
+    }
     for row in rows {
         let prefix = format!("lines/{}/", row.get("line_id"));
         if let Some(rest) = reason.split_once(&prefix).map(|(_, rest)| rest) {
@@ -297,6 +304,16 @@ fn place_of(rows: &[&Row], reason: &str) -> (u64, Option<String>) {
         }
     }
     (rows[0].line, None)
+}
+
+/// A model error about a shipment's rows, at the row and column it names.
+fn placed(rows: &[&Row], reason: String) -> RowProblem {
+    let (line, column) = place_of(rows, &reason);
+    RowProblem {
+        line,
+        column,
+        reason,
+    }
 }
 
 /// Rows by `shipment_id`, in the order each id first appears. Indexed, so
@@ -352,6 +369,17 @@ pub async fn import(
         let Some(new) = shipment_of(members, &mut problems) else {
             continue;
         };
+        // Every field problem of every row at once, before the first one
+        // the whole-shipment check below would stop at.
+        let field_problems = new.problems();
+        if !field_problems.is_empty() {
+            problems.extend(
+                field_problems
+                    .iter()
+                    .map(|e| placed(members, e.to_string())),
+            );
+            continue;
+        }
         if existing.document_exists(new.id.as_str()).await? {
             problems.push(problem(
                 members[0].line,
@@ -362,18 +390,14 @@ pub async fn import(
         }
         match shipments::prepare(db, caller, &new, now_ms).await {
             Ok(p) => prepared.push(p),
-            Err(unfit) => {
-                let reason = unfit.error.to_string();
-                let (line, column) = match unfit.field {
-                    Some(field) => (members[0].line, Some(field)),
-                    None => place_of(members, &reason),
-                };
-                problems.push(RowProblem {
-                    line,
-                    column,
-                    reason,
-                });
-            }
+            Err(unfit) => problems.push(match unfit.field {
+                Some(field) => RowProblem {
+                    line: members[0].line,
+                    column: Some(field),
+                    reason: unfit.error.to_string(),
+                },
+                None => placed(members, unfit.error.to_string()),
+            }),
         }
     }
     existing.commit().await?;

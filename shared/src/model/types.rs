@@ -393,27 +393,72 @@ pub(crate) fn check_time(path: &str, t: i64) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// The checks of a shipment's own fields, each run (a `Vec`, not `?`), so
+/// one caller can stop at the first problem and another list them all.
+fn header_field_checks(
+    donor: &str,
+    programme: &str,
+    reference: &str,
+    expected_on: Option<&str>,
+    note: &str,
+) -> Vec<Result<(), ModelError>> {
+    vec![
+        check_label("shipment/donor", donor, true),
+        check_label("shipment/programme", programme, false),
+        check_label("shipment/reference", reference, false),
+        expected_on.map_or(Ok(()), |d| check_date("shipment/expected_on", d)),
+        check_text("shipment/note", note, MAX_NOTE_CHARS),
+    ]
+}
+
 impl Header {
     pub(crate) fn check(&self) -> Result<(), ModelError> {
-        check_label("shipment/donor", &self.donor, true)?;
-        check_label("shipment/programme", &self.programme, false)?;
-        check_label("shipment/reference", &self.reference, false)?;
-        if let Some(d) = &self.expected_on {
-            check_date("shipment/expected_on", d)?;
-        }
-        check_time("shipment/created_at", self.created_at)?;
-        check_text("shipment/note", &self.note, MAX_NOTE_CHARS)
+        let mut checks = header_field_checks(
+            &self.donor,
+            &self.programme,
+            &self.reference,
+            self.expected_on.as_deref(),
+            &self.note,
+        );
+        checks.push(check_time("shipment/created_at", self.created_at));
+        checks.into_iter().collect()
     }
 }
 
 impl Line {
-    pub(crate) fn check(&self) -> Result<(), ModelError> {
+    /// Every field's check, each run.
+    fn checks(&self) -> Vec<Result<(), ModelError>> {
         let p = format!("lines/{}", self.id);
-        check_label(&format!("{p}/item"), &self.item, true)?;
-        check_label(&format!("{p}/category"), &self.category, true)?;
-        check_label(&format!("{p}/unit"), &self.unit, true)?;
-        check_quantity(&format!("{p}/quantity_expected"), self.quantity_expected)?;
-        check_serials(&format!("{p}/serials_expected"), &self.serials_expected)
+        vec![
+            check_label(&format!("{p}/item"), &self.item, true),
+            check_label(&format!("{p}/category"), &self.category, true),
+            check_label(&format!("{p}/unit"), &self.unit, true),
+            check_quantity(&format!("{p}/quantity_expected"), self.quantity_expected),
+            check_serials(&format!("{p}/serials_expected"), &self.serials_expected),
+        ]
+    }
+
+    pub(crate) fn check(&self) -> Result<(), ModelError> {
+        self.checks().into_iter().collect()
+    }
+}
+
+impl NewShipment {
+    /// Every problem with the fields of a shipment about to be created and
+    /// of its lines, not only the first: a coordinator fixing a manifest
+    /// sees them all at once. (Creating it still checks the whole.)
+    pub fn problems(&self) -> Vec<ModelError> {
+        header_field_checks(
+            &self.donor,
+            &self.programme,
+            &self.reference,
+            self.expected_on.as_deref(),
+            &self.note,
+        )
+        .into_iter()
+        .chain(self.lines.iter().flat_map(Line::checks))
+        .filter_map(Result::err)
+        .collect()
     }
 }
 

@@ -217,6 +217,41 @@ pub async fn manifests_import_all_or_nothing(db: &TestDb) {
         "nothing stored"
     );
 
+    // Every problem of a shipment's fields in one pass, the date among
+    // them (it once showed only after the others were fixed), in words for
+    // a web user (no command-line tool).
+    let dated = "shipment_id,donor,destination_facility,expected_on,line_id,item,category,unit,quantity_expected\n\
+                 bad-6,WHO,izium-central,2026-13-01,l1,,imaging,unit,1\n\
+                 bad-6,WHO,izium-central,2026-13-01,l2,Monitor,imaging,,2\n\
+                 bad-7,WHO,nowhere,,l1,Monitor,imaging,unit,1\n";
+    let (status, body) = post_csv(&world, &coordinator, dated).await;
+    assert_eq!(status, 422, "{body}");
+    let places: Vec<(u64, &str)> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["column"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (2, "expected_on"),
+            (2, "item"),
+            (3, "unit"),
+            (4, "destination_facility")
+        ],
+        "{body}"
+    );
+    let text = body.to_string();
+    assert!(!text.contains("aidsync admin"), "{text}");
+    assert_eq!(text.matches("nothing was imported").count(), 0, "{text}");
+    assert!(text.contains("4 problem(s) in the manifest"), "{text}");
+
     // Structure: unknown columns and missing ones, wrong type, receivers.
     let (status, body) = post_csv(&world, &coordinator, "shipment_id,colour\nx,red\n").await;
     assert_eq!(status, 422, "{body}");
