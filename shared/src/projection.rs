@@ -7,13 +7,13 @@
 //! Numbers are `i64` because that is what SQL stores (saturating: no real
 //! shipment comes near).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::derive::{DuplicateReason, LineTotals, Status, Summary};
 use crate::ids::ReceiptId;
-use crate::model::{Condition, Receipt, Shipment};
+use crate::model::{Condition, Receipt, Shipment, Verdict};
 
 /// One shipment, with its totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,9 +139,12 @@ pub struct DiscrepancyRow {
     pub serials: Vec<String>,
     /// The receipts that show it (none for what is absent).
     pub receipts: Vec<String>,
-    /// A coordinator's review with a verdict has settled it: it names every
-    /// receipt concerned, or, for what is absent, covers the whole shipment
-    /// and came after the line's latest receipt.
+    /// Coordinators' reviews have settled it: for every receipt concerned,
+    /// the latest review with a verdict that names it has a verdict that
+    /// settles ([`crate::model::Verdict::settles`]: approved or rejected,
+    /// not "has issues"); for what is absent, the latest review of the whole
+    /// shipment with a verdict settles and came after the line's latest
+    /// receipt.
     pub resolved: bool,
 }
 
@@ -302,12 +305,30 @@ fn discrepancies(
     summary: &Summary,
     active: &[&Receipt],
 ) -> Vec<DiscrepancyRow> {
-    // What reviews with a verdict have settled: named receipts, and the
-    // latest review of the shipment as a whole.
-    let judged = shipment.reviews.values().filter(|r| r.verdict.is_some());
-    let resolved_receipts: BTreeSet<&ReceiptId> =
-        judged.clone().flat_map(|r| r.resolves.iter()).collect();
-    let whole_review_at = judged.filter(|r| r.resolves.is_empty()).map(|r| r.at).max();
+    // The latest verdict decides: per named receipt, and for the shipment
+    // as a whole; a later "has issues" reopens what an approval settled.
+    let mut judged: Vec<_> = shipment
+        .reviews
+        .values()
+        .filter_map(|r| r.verdict.map(|v| (r, v)))
+        .collect();
+    judged.sort_by_key(|(r, _)| (r.at, r.id.clone()));
+    let mut latest_on: BTreeMap<&ReceiptId, Verdict> = BTreeMap::new();
+    let mut whole: Option<(i64, Verdict)> = None;
+    for (review, verdict) in judged {
+        if review.resolves.is_empty() {
+            whole = Some((review.at, verdict));
+        }
+        for receipt in &review.resolves {
+            latest_on.insert(receipt, verdict);
+        }
+    }
+    let resolved_receipts: BTreeSet<&ReceiptId> = latest_on
+        .into_iter()
+        .filter(|(_, v)| v.settles())
+        .map(|(r, _)| r)
+        .collect();
+    let whole_review_at = whole.filter(|(_, v)| v.settles()).map(|(at, _)| at);
 
     let mut out = Vec::new();
     for t in &summary.lines {

@@ -68,10 +68,14 @@ fn record(
 }
 
 fn review(doc: &mut ShipmentDoc, id: &str, resolves: &[&str], at: i64) {
+    judge(doc, id, resolves, at, Verdict::Approved);
+}
+
+fn judge(doc: &mut ShipmentDoc, id: &str, resolves: &[&str], at: i64, verdict: Verdict) {
     let new = NewReview {
         id: ReviewId::parse(id).unwrap(),
         note: "checked".into(),
-        verdict: Some(Verdict::Approved),
+        verdict: Some(verdict),
         resolves: resolves
             .iter()
             .map(|r| ReceiptId::parse(*r).unwrap())
@@ -289,4 +293,30 @@ fn receipt_rows_carry_who_when_and_voids() {
     assert_eq!(p.shipment.voided_receipts, 1);
     assert_eq!(p.shipment.received, 0);
     assert_eq!(p.shipment.last_receipt_at, Some(T0 + 2));
+}
+
+/// "Has issues" says a problem was seen and still needs following up: it
+/// leaves the discrepancy open. The latest verdict on a receipt decides, so
+/// a later approval settles it and a later "has issues" reopens it.
+#[test]
+fn has_issues_keeps_a_discrepancy_open_and_the_latest_verdict_decides() {
+    let mut d = doc();
+    record(&mut d, "r1", "us", 1, Condition::Damaged, &["US-1"], T0 + 1);
+    let damaged_open = |d: &ShipmentDoc| {
+        rows(d)
+            .discrepancies
+            .iter()
+            .find(|x| x.kind == "damaged")
+            .map(|x| !x.resolved)
+            .unwrap()
+    };
+    assert!(damaged_open(&d));
+    judge(&mut d, "v1", &["r1"], T0 + 10, Verdict::HasIssues);
+    assert!(damaged_open(&d), "has issues: still open");
+    judge(&mut d, "v2", &["r1"], T0 + 20, Verdict::Approved);
+    assert!(!damaged_open(&d), "approved later: settled");
+    judge(&mut d, "v3", &["r1"], T0 + 30, Verdict::HasIssues);
+    assert!(damaged_open(&d), "has issues later: reopened");
+    judge(&mut d, "v4", &["r1"], T0 + 40, Verdict::Rejected);
+    assert!(!damaged_open(&d), "rejected: decided, settled");
 }

@@ -94,6 +94,17 @@ impl Verdict {
     pub fn parse(s: &str) -> Option<Verdict> {
         Verdict::ALL.into_iter().find(|v| v.as_str() == s)
     }
+
+    /// Whether this verdict settles the discrepancies it covers. "Approved"
+    /// (accepted as it is) and "rejected" (the record is not accepted; the
+    /// coordinator has decided) close them; "has issues" says the problem
+    /// was seen and still needs following up, so it stays open.
+    pub fn settles(self) -> bool {
+        match self {
+            Verdict::Approved | Verdict::Rejected => true,
+            Verdict::HasIssues => false,
+        }
+    }
 }
 
 /// The shipment's header: what was sent, by whom, to where.

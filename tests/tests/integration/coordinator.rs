@@ -101,10 +101,11 @@ pub async fn reviews_settle_discrepancies_and_reach_phones(db: &TestDb) {
     assert!(open(&rows).contains(&"line-2/damaged".to_owned()), "{rows}");
 
     // A receiver may not review; a review naming an unknown receipt is refused.
-    let review = |id: &str, resolves: &[&str]| {
+    let judged = |id: &str, resolves: &[&str], verdict: &str| {
         json!({ "id": id, "note": "Checked with the driver: crushed in transit.",
-                "verdict": "has_issues", "resolves": resolves })
+                "verdict": verdict, "resolves": resolves })
     };
+    let review = |id: &str, resolves: &[&str]| judged(id, resolves, "has_issues");
     let reviews = format!("/api/v1/shipments/{SHIPMENT}/reviews");
     let (status, _) = world
         .api
@@ -148,6 +149,20 @@ pub async fn reviews_settle_discrepancies_and_reach_phones(db: &TestDb) {
         .unwrap();
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["reviews"][0]["by"], "olena");
+    // "Has issues": seen, still to follow up, so still open.
+    let (_, rows) = get(&world, &coordinator, path).await;
+    assert!(open(&rows).contains(&"line-2/damaged".to_owned()), "{rows}");
+    // Approved later: settled.
+    let (status, body) = world
+        .api
+        .post(
+            Some(&coordinator),
+            &reviews,
+            &judged("rv-2", &[damaged.id.as_str()], "approved"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
     let (_, rows) = get(&world, &coordinator, path).await;
     assert!(
         !open(&rows).contains(&"line-2/damaged".to_owned()),
@@ -157,6 +172,7 @@ pub async fn reviews_settle_discrepancies_and_reach_phones(db: &TestDb) {
     // The review is a change like any other: the phone gets it.
     anna.sync_settled().await.unwrap();
     let on_phone = anna.engine.shipment(&shipment_id(SHIPMENT)).unwrap();
+    assert_eq!(on_phone.reviews.len(), 2);
     let review = on_phone.reviews.values().next().unwrap();
     assert_eq!(review.resolves, std::slice::from_ref(&damaged.id));
     world.server.stop().await.unwrap();
