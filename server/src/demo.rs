@@ -659,15 +659,32 @@ async fn record_receipts(db: &Db, receivers: &[Caller]) -> Result<(), AppError> 
     Ok(())
 }
 
-/// The coordinator has already looked at the damaged microscope.
+/// The coordinator has already looked at the damaged microscope (reported,
+/// still to follow up: it stays open) and accepted the endoscope whose
+/// light source came separately (settled).
 async fn review(db: &Db, coordinator: &Caller) -> Result<(), AppError> {
-    let new = NewReview {
-        id: id::<ReviewId>("demo-review-1")?,
-        note: "Reported to JICA; replacement optics requested.".to_owned(),
-        verdict: Some(Verdict::HasIssues),
-        resolves: vec![id::<ReceiptId>("demo-anna-2")?],
-    };
-    let shipment = id::<ShipmentId>("jica-2026-002")?;
-    shipments::review(db, coordinator, &shipment, new, now_ms()).await?;
+    let reviews = [
+        (
+            "jica-2026-002",
+            NewReview {
+                id: id::<ReviewId>("demo-review-1")?,
+                note: "Reported to JICA; replacement optics requested.".to_owned(),
+                verdict: Some(Verdict::HasIssues),
+                resolves: vec![id::<ReceiptId>("demo-anna-2")?],
+            },
+        ),
+        (
+            "jica-2026-004",
+            NewReview {
+                id: id::<ReviewId>("demo-review-2")?,
+                note: "The light source came in a separate parcel; accepted.".to_owned(),
+                verdict: Some(Verdict::Approved),
+                resolves: vec![id::<ReceiptId>("demo-iryna-2")?],
+            },
+        ),
+    ];
+    for (shipment, new) in reviews {
+        shipments::review(db, coordinator, &id::<ShipmentId>(shipment)?, new, now_ms()).await?;
+    }
     Ok(())
 }

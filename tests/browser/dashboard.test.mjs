@@ -237,10 +237,15 @@ test("the filter lives in the URL and exports download its rows as CSV and XLSX"
   try {
     const { page } = dash;
     await loginDashboard(page);
+    // Filters and exports are folded away, so the totals come first.
+    const totalsTop = await page.locator("#totals").evaluate((e) => e.getBoundingClientRect().top);
+    assert.ok(totalsTop < 400, `totals start ${totalsTop} px down`);
+    await page.click("#filters-summary");
     await page.selectOption("#filter-facility", "kharkiv-regional");
     await page.waitForFunction(() => location.search.includes("facility=kharkiv-regional"));
     await page.waitForFunction(() => document.querySelectorAll("[data-table=shipments] tbody tr").length === 2);
 
+    await page.click("#export > summary");
     const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#export-shipments-csv")]);
     assert.match(csv.suggestedFilename(), /^aidsync-shipments-\d{4}-\d\d-\d\d\.csv$/);
     const text = readFileSync(await csv.path(), "utf8");
@@ -259,6 +264,13 @@ test("the filter lives in the URL and exports download its rows as CSV and XLSX"
     await second.locator("[data-table=shipments]").waitFor();
     assert.equal(await second.inputValue("#filter-facility"), "kharkiv-regional");
     assert.equal(await second.locator("[data-table=shipments] tbody tr").count(), 2);
+
+    // Search by a serial number someone recorded.
+    await page.click("#filter-clear");
+    await page.fill("#filter-q", "MRI-2601001");
+    await page.waitForFunction(() => location.search.includes("q=MRI-2601001"));
+    await page.waitForFunction(() => document.querySelectorAll("[data-table=shipments] tbody tr").length === 1);
+    assert.equal(await page.getAttribute("[data-table=shipments] tbody tr", "data-shipment"), "jica-2026-001");
   } finally {
     await dash.context.close();
   }
@@ -293,7 +305,8 @@ test("the shipment and discrepancy lists show a page at a time; open only hides 
     const discrepancies = await (await api("/api/v1/reports/discrepancies")).json();
     const open = discrepancies.filter((d) => !d.resolved).length;
     const listed = page.locator("[data-table=discrepancies] tbody tr");
-    const settled = page.locator('[data-table=discrepancies] tr[data-shipment="jica-2026-002"][data-line="line-1"][data-kind=damaged]');
+    // The demo's approved endoscope (its light source came separately).
+    const settled = page.locator('[data-table=discrepancies] tr[data-shipment="jica-2026-004"][data-line="line-1"][data-kind=damaged]');
     assert.ok(await page.isChecked("#discrepancies-open-only"));
     assert.equal(await listed.count(), Math.min(3, open));
     assert.equal(await settled.count(), 0);

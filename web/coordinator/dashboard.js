@@ -15,7 +15,7 @@ import { LiveStream } from "./live.js";
 import { LANGUAGES, language, preferredLanguage, setLanguage, t } from "../i18n.js";
 
 const I18N_BASE = new URL("i18n/", import.meta.url).href;
-const FILTER_KEYS = ["facility", "region", "donor", "category", "status", "from", "to"];
+const FILTER_KEYS = ["q", "facility", "region", "donor", "category", "status", "from", "to"];
 const STATUSES = ["awaiting", "partial", "complete", "discrepancy"];
 const VERDICTS = ["approved", "has_issues", "rejected"];
 const EXPORTS = ["shipments", "lines", "receipts", "discrepancies"];
@@ -547,6 +547,8 @@ function openOnlyToggle() {
 }
 
 function buildFilters() {
+  // Search: a serial number, a shipment's id or reference, a donor, an item.
+  const q = h("input", { id: "filter-q", name: "q", type: "search", autocomplete: "off", maxlength: "100" });
   const facility = h("select", { id: "filter-facility", name: "facility" });
   const region = h("select", { id: "filter-region", name: "region" });
   const donor = h("input", { id: "filter-donor", name: "donor", list: "donor-list", autocomplete: "off" });
@@ -556,7 +558,7 @@ function buildFilters() {
     STATUSES.map((s) => h("option", { value: s }, t(`status.${s}`))));
   const from = h("input", { id: "filter-from", name: "from", type: "date" });
   const to = h("input", { id: "filter-to", name: "to", type: "date" });
-  const controls = { facility, region, donor, category, status, from, to };
+  const controls = { q, facility, region, donor, category, status, from, to };
   const field = (key, control) => h("div", { class: "field" }, h("label", { for: control.id }, t(`filter.${key}`)), control);
   let typing = null;
   const apply = () => {
@@ -581,13 +583,15 @@ function buildFilters() {
     },
     onchange: apply,
     oninput: (event) => {
-      if (event.target === donor || event.target === category) {
+      if (event.target === q || event.target === donor || event.target === category) {
         clearTimeout(typing);
         typing = setTimeout(apply, 600);
       }
     },
   },
   h("div", { class: "filter-grid" },
+    h("div", { class: "field search" }, h("label", { for: q.id }, t("filter.q")), q,
+      h("small", { class: "hint" }, t("filter.q_hint"))),
     field("region", region), field("facility", facility), field("donor", donor),
     field("category", category), field("status", status), field("from", from), field("to", to)),
   h("datalist", { id: "donor-list" }),
@@ -597,13 +601,11 @@ function buildFilters() {
       for (const key of FILTER_KEYS) controls[key].value = "";
       apply();
     } }, t("filter.clear"))));
-  // Open on a laptop; on a phone folded under a line saying what is set.
-  const element = h("details", { id: "filters-box", class: "filters panel", open: wide() }, summary, form);
+  // Folded under a line saying what is set, so the totals come first;
+  // open when the page opens with a filter set (a shared link).
+  const active = FILTER_KEYS.some((k) => state.filter?.[k]);
+  const element = h("details", { id: "filters-box", class: "filters panel", open: active }, summary, form);
   return { element, controls, summary };
-}
-
-function wide() {
-  return matchMedia("(min-width: 720px)").matches;
 }
 
 function renderFilterSummary() {
@@ -680,7 +682,7 @@ function buildTools() {
       h("button", { type: "button", id: "open-import", "aria-controls": "import", "aria-expanded": "false", onclick: toggle(importer, buildImport) }, t("import.open")))
     : null;
   const element = h("div", { id: "tools" },
-    h("details", { id: "export", class: "panel", open: wide() },
+    h("details", { id: "export", class: "panel" },
       h("summary", {}, t("export.heading")),
       h("p", { class: "hint" }, t("export.hint")),
       exports, exportStatus),

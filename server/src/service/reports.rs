@@ -18,6 +18,8 @@ use crate::storage::{Db, Page, ReportFilter, TotalsRow};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterQuery {
+    /// Search: serial number, shipment id or reference, donor, item.
+    q: Option<String>,
     facility: Option<String>,
     region: Option<String>,
     donor: Option<String>,
@@ -32,6 +34,9 @@ pub struct FilterQuery {
 
 /// The most rows one page may ask for.
 const MAX_LIMIT: i64 = 100_000;
+
+/// The longest search text (a serial number or a reference is far less).
+const MAX_SEARCH_CHARS: usize = 100;
 
 fn date(name: &str, value: Option<String>) -> Result<Option<String>, AppError> {
     let Some(v) = value.filter(|v| !v.is_empty()) else {
@@ -76,7 +81,16 @@ impl FilterQuery {
                 })
                 })
                 .transpose()?;
+        let search = text(self.q).map(|q| q.trim().to_owned());
+        if let Some(q) = &search
+            && q.chars().count() > MAX_SEARCH_CHARS
+        {
+            return Err(AppError::BadRequest(format!(
+                "q: longer than {MAX_SEARCH_CHARS} characters"
+            )));
+        }
         Ok(ReportFilter {
+            search,
             facility,
             region: text(self.region),
             donor: text(self.donor),

@@ -32,6 +32,10 @@ pub struct ReportFilter {
     pub to: Option<String>,
     /// One shipment (its detail page).
     pub shipment: Option<String>,
+    /// Shipments whose id, reference, donor, a line's item or an expected
+    /// or received serial number contains this (case-insensitive for
+    /// ASCII letters on SQLite, for all letters on PostgreSQL).
+    pub search: Option<String>,
     /// A page of the rows, in the report's order: at most `limit` rows
     /// after skipping `offset`.
     pub page: Option<Page>,
@@ -98,6 +102,31 @@ fn where_clause(
     }
     if let Some(v) = &filter.to {
         add("s.expected_on <= ?", v);
+    }
+    if let Some(v) = &filter.search {
+        // `!` escapes LIKE's wildcards in what the person typed.
+        let escaped: String = v
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '!' => vec!['!', c],
+                c => vec![c],
+            })
+            .collect();
+        // `add` puts the one value in place of every `?`.
+        let like = |column: &str| format!("LOWER({column}) LIKE ? ESCAPE '!'");
+        let template = format!(
+            "({} OR {} OR {} \
+             OR EXISTS (SELECT 1 FROM shipment_lines q WHERE q.shipment_id = s.id AND ({} OR {})) \
+             OR EXISTS (SELECT 1 FROM shipment_receipts q WHERE q.shipment_id = s.id AND {}))",
+            like("s.id"),
+            like("s.reference"),
+            like("s.donor"),
+            like("q.item"),
+            like("q.serials_expected"),
+            like("q.serials"),
+        );
+        add(&template, &format!("%{escaped}%"));
     }
     if let Some(v) = &filter.category {
         add(

@@ -376,6 +376,26 @@ pub async fn reports_filter_scope_and_export(db: &TestDb) {
         [SHIPMENT],
         "3 of 5 ultrasounds, serials as listed: partial: {here}"
     );
+    // Search: a serial number (expected or received), a reference, an item.
+    let search = |q: &str| format!("/api/v1/shipments?q={q}");
+    let (_, by_serial) = get(&world, &coordinator, &search("us-2")).await;
+    assert!(
+        ids(&by_serial).contains(&SHIPMENT.to_owned()),
+        "{by_serial}"
+    );
+    assert!(ids(&by_serial).len() < ids(&all).len(), "{by_serial}");
+    let (_, by_reference) = get(&world, &coordinator, &search("WB-11")).await;
+    assert_eq!(ids(&by_reference), ["who-2026-011"]);
+    let (_, by_item) = get(&world, &coordinator, &search("AMBULANCE")).await;
+    assert!(
+        ids(&by_item).contains(&"who-2026-011".to_owned()),
+        "{by_item}"
+    );
+    // What is typed is matched literally: `%` is no wildcard.
+    let (_, literal) = get(&world, &coordinator, &search("%25")).await;
+    assert_eq!(ids(&literal), Vec::<String>::new());
+    let (status, _) = get(&world, &coordinator, &search(&"x".repeat(101))).await;
+    assert_eq!(status, 400);
     let (_, receiver_view) = get(&world, anna.token(), "/api/v1/reports/shipments").await;
     assert!(
         ids(&receiver_view)
