@@ -3,7 +3,7 @@
 // sync. All strings come from i18n/*.json; all data from aidsync.js.
 
 import { AuthError, Phone, ServerError } from "./aidsync.js";
-import { LANGUAGES, formatTime, language, preferredLanguage, setLanguage, t, translate } from "./i18n.js";
+import { LANGUAGES, formatDay, formatTime, language, preferredLanguage, setLanguage, t, translate } from "./i18n.js";
 
 const main = document.getElementById("main");
 let phone;
@@ -73,6 +73,9 @@ async function renderStatus() {
   document.getElementById("sync").disabled = Boolean(phone.inFlight);
   if (notice) {
     message(notice, { ok: true });
+  } else if (!navigator.onLine) {
+    // Reassurance, not an alarm: working offline is what the app is for.
+    message(t("status.offline"), { ok: true });
   } else if (phone.lastError) {
     message(syncProblem(phone.lastError));
   } else if (phone.lastReport?.refused?.length) {
@@ -136,7 +139,7 @@ async function renderList() {
       t("shipment.received_of", { received: s.received, expected: s.expected }),
       s.surplus ? h("span", { class: "surplus" }, " · ", t("shipment.surplus", { count: s.surplus })) : null,
       s.wrong_item ? h("span", { class: "wrong-item" }, " · ", t("shipment.wrong_item", { count: s.wrong_item })) : null),
-    s.expected_on ? h("p", {}, t("shipment.expected_on", { date: s.expected_on })) : null,
+    s.expected_on ? h("p", {}, t("shipment.expected_on", { date: formatDay(s.expected_on) })) : null,
     s.refused ? h("p", { class: "message" }, s.refused) : null));
   show(h("h2", {}, t("shipments.heading", { facility: where })),
     ...(cards.length ? cards : [h("p", {}, t("shipments.empty"))]));
@@ -457,6 +460,7 @@ async function start() {
     else renderStatus();
   });
   addEventListener("offline", renderStatus);
+  addEventListener("online", renderStatus);
   await render();
   phone.startAutoSync();
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});

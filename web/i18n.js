@@ -49,3 +49,14 @@ export function formatTime(ms) {
     timeStyle: "short",
   });
 }
+
+/** A calendar date (`YYYY-MM-DD`, as manifests carry it) in the same style
+ *  as `formatTime`'s dates, so one screen never mixes two formats. */
+export function formatDay(isoDate) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  if (!y || !m || !d) return isoDate;
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString(current === "uk" ? "uk-UA" : "en-GB", {
+    dateStyle: "short",
+    timeZone: "UTC",
+  });
+}

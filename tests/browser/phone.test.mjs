@@ -382,6 +382,8 @@ test("logging out with records waiting asks first, and offline refuses", async (
     await login(page, "anna");
     await page.click(`[data-shipment="${SHIPMENT}"]`);
     await page.context().setOffline(true);
+    // Said at once, calmly (not as a failed sync in warning red).
+    await page.waitForSelector("#message.ok >> text=Offline: records are saved on this phone");
     // A wrong item: nothing for the app to question first.
     await recordReceipt(page, { line: "line-3", condition: "wrong_item" });
     await page.waitForFunction(() => document.querySelector("#pending").dataset.pending !== "0");
