@@ -248,7 +248,8 @@ fn saved_request(path: &std::path::Path) -> SyncRequest {
 /// Requests `aidsync-fuzz` found to panic automerge (one per panic site, in
 /// `tests/fuzz-regressions/automerge/`): the walk refuses every one that
 /// one change alone gives away. The rest need the document (a seq that
-/// skips, a map key written into a list): `lineage` refuses those, which
+/// skips, a map key written into a list, an op overwriting another place,
+/// a list element of another list, a table): `lineage` refuses those, which
 /// tests/tests/fuzz_regressions.rs checks through the server's sync path.
 #[test]
 fn fuzz_regressions_are_refused_before_automerge_sees_them() {
@@ -285,7 +286,10 @@ fn fuzz_regressions_are_refused_before_automerge_sees_them() {
         passed,
         [
             "automerge-change_graph-569--chunks-seed1-case73.hex",
+            "automerge-op_set2-change-batch-136-element-of-another-list--chunks-seed1-case1089757.hex",
+            "automerge-op_set2-change-batch-920-table--chunks-seed1-case619831.hex",
             "automerge-op_set2-change-collector-299--chunks-seed1-case23544.hex",
+            "automerge-op_set2-change-collector-299-pred-elsewhere--chunks-seed1-case416018.hex",
         ]
     );
 }
@@ -440,5 +444,36 @@ fn an_op_must_refer_to_what_its_change_can_see() {
     assert!(matches!(
         lineage(&server, &[key_into_list]),
         Err(LineageError::KeyMismatch { .. })
+    ));
+}
+
+/// An op may overwrite only what is at its own place (aidsync-fuzz, chunks
+/// seed 1 case 416018: automerge panicked collecting such a change), and a
+/// table, which automerge 0.12 cannot apply writes into, is refused (case
+/// 619831).
+#[test]
+fn an_op_overwriting_another_place_or_a_table_is_refused() {
+    let (server, changes) = receipts(2);
+    let first = changes[0].decode();
+    let first_note = op_id(
+        &first,
+        op_index(&first, |op| op.key == Key::Map("note".into())),
+    );
+    let elsewhere = forge(&changes[1], |c| {
+        let i = op_index(c, |op| op.key == Key::Map("note".into()));
+        c.operations[i].pred = vec![first_note.clone()].into();
+    });
+    assert!(matches!(
+        lineage(&server, &[changes[0].clone(), elsewhere]),
+        Err(LineageError::PredMismatch { .. })
+    ));
+
+    let table = forge(&changes[0], |c| {
+        let i = op_index(c, |op| matches!(op.action, OpType::Make(ObjType::Map)));
+        c.operations[i].action = OpType::Make(ObjType::Table);
+    });
+    assert!(matches!(
+        lineage(&server, &[table]),
+        Err(LineageError::Table { .. })
     ));
 }

@@ -24,6 +24,7 @@
 //! Like [`super::untrusted`], this does not judge what the ops mean; the
 //! model does that after the merge.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
@@ -58,14 +59,43 @@ pub enum LineageError {
     UnknownOp { hash: ChangeHash, op: String },
     #[error("change {hash} writes into {obj}, which is not an object")]
     NotAnObject { hash: ChangeHash, obj: String },
-    #[error("change {hash} has op {op}, whose key does not fit its object")]
+    #[error(
+        "change {hash} has op {op}, whose key does not fit its object (or names an element of another list)"
+    )]
     KeyMismatch { hash: ChangeHash, op: String },
+    #[error("change {hash} has op {op}, which overwrites op {pred} of another place")]
+    PredMismatch {
+        hash: ChangeHash,
+        op: String,
+        pred: String,
+    },
+    #[error("change {hash} makes a table (op {op}), which automerge cannot apply writes into")]
+    Table { hash: ChangeHash, op: String },
 }
 
 /// The highest seq of each actor among a change's ancestors. Because every
 /// actor's changes form a chain (checked), this says exactly which changes
 /// are ancestors: actor A's change n is one iff `clock[A] >= n`.
 type Clock = HashMap<ActorId, u64>;
+
+/// Where an op wrote: its object, its key, and whether it inserted a list
+/// element (whose id is then the op's own).
+#[derive(Debug, Clone, PartialEq)]
+struct Place {
+    obj: ObjectId,
+    key: Key,
+    insert: bool,
+}
+
+impl Place {
+    fn of(op: &automerge::legacy::Op) -> Place {
+        Place {
+            obj: op.obj.clone(),
+            key: op.key.clone(),
+            insert: op.insert,
+        }
+    }
+}
 
 /// What the check needs of one change, stored or uploaded.
 struct Node {
@@ -81,10 +111,14 @@ struct History<'a> {
     doc: &'a Automerge,
     nodes: HashMap<ChangeHash, Node>,
     uploaded: HashSet<ChangeHash>,
-    /// Per actor, `(start_op, max_op, seq)` of its changes, by start op.
-    ops_of: HashMap<ActorId, Vec<(u64, u64, u64)>>,
+    /// Per actor, `(start_op, max_op, seq, hash)` of its changes, by start op.
+    ops_of: HashMap<ActorId, Vec<(u64, u64, u64, ChangeHash)>>,
     /// Objects the upload makes, by `(counter, actor)`.
     made: HashMap<(u64, ActorId), ObjType>,
+    /// Where each op of the upload wrote, by `(counter, actor)`.
+    placed: HashMap<(u64, ActorId), Place>,
+    /// Where the ops of stored changes wrote, decoded when first asked.
+    stored_places: RefCell<HashMap<ChangeHash, Vec<Place>>>,
     /// Ancestor clocks: per uploaded change, and per set of stored deps.
     clocks: HashMap<ChangeHash, Option<Clock>>,
     stored_clocks: HashMap<Vec<ChangeHash>, Clock>,
@@ -97,7 +131,7 @@ struct History<'a> {
 pub fn check_lineage(doc: &Automerge, changes: &[Change]) -> Result<(), LineageError> {
     let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
     let mut history = History::new(doc, changes)?;
-    history.made = made_by(changes, &expanded);
+    (history.made, history.placed) = index_upload(changes, &expanded);
     for (change, expanded) in changes.iter().zip(&expanded) {
         let Some(clock) = history.clock(change.hash()) else {
             continue;
@@ -115,6 +149,8 @@ impl<'a> History<'a> {
             uploaded: HashSet::new(),
             ops_of: HashMap::new(),
             made: HashMap::new(),
+            placed: HashMap::new(),
+            stored_places: RefCell::new(HashMap::new()),
             clocks: HashMap::new(),
             stored_clocks: HashMap::new(),
         };
@@ -165,6 +201,7 @@ impl<'a> History<'a> {
             node.start_op,
             node.max_op,
             node.seq,
+            hash,
         ));
         self.nodes.insert(hash, node);
     }
@@ -281,6 +318,13 @@ impl<'a> History<'a> {
         for (counter, op) in (start_op..).zip(&expanded.operations) {
             let here = start_op..counter;
             let refers = |id: &OpId| self.refers(hash, actor, here.clone(), ancestors, id);
+            let op_name = || format!("{counter}@{actor}");
+            if matches!(op.action, OpType::Make(ObjType::Table)) {
+                return Err(LineageError::Table {
+                    hash,
+                    op: op_name(),
+                });
+            }
             let obj_type = match &op.obj {
                 ObjectId::Root => ObjType::Map,
                 ObjectId::Id(obj) => {
@@ -291,21 +335,45 @@ impl<'a> History<'a> {
             // automerge places an op by its key's kind, and loses one whose
             // kind its object does not have.
             let fits = match &op.key {
-                Key::Map(_) => matches!(obj_type, ObjType::Map | ObjType::Table) && !op.insert,
+                Key::Map(_) => obj_type == ObjType::Map && !op.insert,
                 Key::Seq(ElementId::Head) => obj_type.is_sequence() && op.insert,
                 Key::Seq(ElementId::Id(elem)) => {
                     refers(elem)?;
+                    // The element is one of this list's: inserted into it.
                     obj_type.is_sequence()
+                        && self
+                            .place(elem)
+                            .is_some_and(|p| p.insert && p.obj == op.obj)
                 }
             };
             if !fits {
                 return Err(LineageError::KeyMismatch {
                     hash,
-                    op: format!("{counter}@{actor}"),
+                    op: op_name(),
                 });
             }
             for pred in op.pred.iter() {
                 refers(pred)?;
+                // An op overwrites only what is at its own place: the ops
+                // at the same key, or for a list element, the insert that
+                // made it and the ops since at it. An insert overwrites
+                // nothing.
+                let overwritten = self.place(pred);
+                let same_place = !op.insert
+                    && overwritten.is_some_and(|p| {
+                        p.obj == op.obj
+                            && match &op.key {
+                                Key::Seq(ElementId::Id(elem)) if p.insert => elem == pred,
+                                key => !p.insert && &p.key == key,
+                            }
+                    });
+                if !same_place {
+                    return Err(LineageError::PredMismatch {
+                        hash,
+                        op: op_name(),
+                        pred: format!("{}@{}", pred.0, pred.1),
+                    });
+                }
             }
         }
         Ok(())
@@ -326,8 +394,8 @@ impl<'a> History<'a> {
         let earlier_here = by == actor && earlier.contains(ctr);
         let by_ancestor = || {
             let ops = self.ops_of.get(by)?;
-            let i = ops.partition_point(|&(start, _, _)| start <= *ctr);
-            let &(_, max_op, seq) = ops.get(i.checked_sub(1)?)?;
+            let i = ops.partition_point(|&(start, ..)| start <= *ctr);
+            let &(_, max_op, seq, _) = ops.get(i.checked_sub(1)?)?;
             (*ctr <= max_op && ancestors.get(by).is_some_and(|&a| a >= seq)).then_some(())
         };
         if earlier_here || by_ancestor().is_some() {
@@ -338,6 +406,27 @@ impl<'a> History<'a> {
                 op: format!("{ctr}@{by}"),
             })
         }
+    }
+
+    /// Where op `id` wrote, from the upload or the stored change holding it.
+    fn place(&self, id: &OpId) -> Option<Place> {
+        let OpId(ctr, by) = id;
+        if let Some(place) = self.placed.get(&(*ctr, by.clone())) {
+            return Some(place.clone());
+        }
+        let ops = self.ops_of.get(by)?;
+        let i = ops.partition_point(|&(start, ..)| start <= *ctr);
+        let &(start, max_op, _, hash) = ops.get(i.checked_sub(1)?)?;
+        if *ctr > max_op || self.uploaded.contains(&hash) {
+            return None;
+        }
+        let index = usize::try_from(ctr - start).ok()?;
+        let mut cache = self.stored_places.borrow_mut();
+        if let std::collections::hash_map::Entry::Vacant(entry) = cache.entry(hash) {
+            let change = self.doc.get_change_by_hash(&hash)?;
+            entry.insert(change.decode().operations.iter().map(Place::of).collect());
+        }
+        cache.get(&hash)?.get(index).cloned()
     }
 
     fn object_type(&self, hash: ChangeHash, id: &OpId) -> Result<ObjType, LineageError> {
@@ -370,16 +459,25 @@ fn merge(into: &mut Clock, from: &Clock) {
     }
 }
 
-/// The objects an upload makes, as `(counter, actor)`.
-fn made_by(changes: &[Change], expanded: &[ExpandedChange]) -> HashMap<(u64, ActorId), ObjType> {
+/// The objects an upload makes, and where each of its ops wrote, by
+/// `(counter, actor)`.
+type UploadIndex = (
+    HashMap<(u64, ActorId), ObjType>,
+    HashMap<(u64, ActorId), Place>,
+);
+
+fn index_upload(changes: &[Change], expanded: &[ExpandedChange]) -> UploadIndex {
     let mut made = HashMap::new();
+    let mut placed = HashMap::new();
     for (change, expanded) in changes.iter().zip(expanded) {
         let start_op = change.start_op().get();
         for (counter, op) in (start_op..).zip(&expanded.operations) {
+            let id = (counter, change.actor_id().clone());
             if let OpType::Make(obj_type) = op.action {
-                made.insert((counter, change.actor_id().clone()), obj_type);
+                made.insert(id.clone(), obj_type);
             }
+            placed.insert(id, Place::of(op));
         }
     }
-    made
+    (made, placed)
 }
