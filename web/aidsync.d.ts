@@ -32,6 +32,8 @@ export interface ShipmentRow {
   receipts: number;
   /** The server's last refusal of this shipment's records, to show. */
   refused: string | null;
+  /** What a search looks in, lowercased: id, donor, programme, reference, items, serial numbers. */
+  search: string;
 }
 
 export interface Line {

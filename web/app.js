@@ -14,6 +14,9 @@ let route = { view: "list" };
 let notice = null;
 let noticeTimer = null;
 
+/** What the shipment list's search holds, kept across re-renders. */
+let listQuery = "";
+
 function notify(text) {
   notice = text;
   clearTimeout(noticeTimer);
@@ -141,7 +144,30 @@ async function renderList() {
       s.wrong_item ? h("span", { class: "wrong-item" }, " · ", t("shipment.wrong_item", { count: s.wrong_item })) : null),
     s.expected_on ? h("p", {}, t("shipment.expected_on", { date: formatDay(s.expected_on) })) : null,
     s.refused ? h("p", { class: "message" }, s.refused) : null));
+  // Search within the phone's shipments: a serial number on a crate, a
+  // waybill reference, an item. Filters the cards as one types.
+  const none = h("p", { id: "search-none", hidden: true }, t("shipments.none_match"));
+  const filter = () => {
+    const q = listQuery.trim().toLowerCase();
+    let shown = 0;
+    cards.forEach((card, i) => {
+      card.hidden = Boolean(q) && !rows[i].search.includes(q);
+      if (!card.hidden) shown += 1;
+    });
+    none.hidden = shown > 0 || !cards.length;
+  };
+  const search = h("input", {
+    id: "shipment-search", type: "search", autocomplete: "off", autocapitalize: "characters",
+    "aria-label": t("shipments.search"), placeholder: t("shipments.search"), value: listQuery,
+    oninput: () => {
+      listQuery = search.value;
+      filter();
+    },
+  });
+  filter();
   show(h("h2", {}, t("shipments.heading", { facility: where })),
+    cards.length > 1 ? search : null,
+    none,
     ...(cards.length ? cards : [h("p", {}, t("shipments.empty"))]));
 }
 
@@ -456,7 +482,8 @@ async function start() {
   });
   // Refresh whatever is on screen when records, sync state or login change.
   phone.subscribe(() => {
-    if (!main.querySelector("form")) render();
+    // Not under someone's fingers: a form being filled, a search being typed.
+    if (!main.querySelector("form") && document.activeElement?.id !== "shipment-search") render();
     else renderStatus();
   });
   addEventListener("offline", renderStatus);

@@ -30,6 +30,9 @@ pub struct ShipmentRow {
     pub receipts: usize,
     /// The server's last refusal of this shipment's records, if any.
     pub refused: Option<String>,
+    /// What the list's search looks in, lowercased: id, donor, programme,
+    /// reference, items and every serial number (expected or received).
+    pub search: String,
 }
 
 pub fn row(shipment: &Shipment, refused: Option<&str>) -> ShipmentRow {
@@ -51,7 +54,21 @@ pub fn row(shipment: &Shipment, refused: Option<&str>) -> ShipmentRow {
         wrong_item: s.wrong_item,
         receipts: s.receipts,
         refused: refused.map(str::to_owned),
+        search: search_text(shipment),
     }
+}
+
+fn search_text(shipment: &Shipment) -> String {
+    let h = &shipment.header;
+    let mut words = vec![h.id.as_str(), &h.donor, &h.programme, &h.reference];
+    for line in shipment.lines.values() {
+        words.push(&line.item);
+        words.extend(line.serials_expected.iter().map(String::as_str));
+    }
+    for receipt in shipment.receipts.values() {
+        words.extend(receipt.serials.iter().map(String::as_str));
+    }
+    words.join("\n").to_lowercase()
 }
 
 /// A receipt as the history shows it.
@@ -158,6 +175,11 @@ mod tests {
         assert_eq!((row.expected, row.received, row.outstanding), (3, 2, 1));
         assert_eq!(row.status, "partial");
         assert_eq!(row.refused.as_deref(), Some("refused"));
+        assert!(row.search.contains("ultrasound"), "{}", row.search);
+        assert!(
+            row.search
+                .contains(&shipment.header.id.as_str().to_lowercase())
+        );
 
         let detail = detail(&shipment, None);
         let order: Vec<&str> = detail

@@ -408,6 +408,8 @@ test("logging out with records waiting asks first, and offline refuses", async (
     await page.click("#logout");
     await page.waitForSelector("#login-user");
     assert.match(asked, /not reached the server/);
+    // The login screen shows no sync status (once a stale "1 waiting").
+    assert.equal(await page.isVisible("#status"), false);
   } finally {
     await kill(phone);
   }
@@ -511,6 +513,27 @@ test("the coordinator's review notes reach the phone, and a line says what is wr
     }
     assert.doesNotMatch(await page.textContent("main"), /0 × /, "a cancellation never reads as 0 units");
     await shot(page, "phone-reviews");
+  } finally {
+    await kill(phone);
+  }
+});
+
+test("the shipment list searches by serial number, reference or item", async () => {
+  const phone = await launch(join(temp, "search"));
+  try {
+    const { page } = phone;
+    await login(page, "anna");
+    const visible = () => page.locator("[data-shipment]:visible").evaluateAll((cards) => cards.map((c) => c.dataset.shipment));
+    const all = await visible();
+    assert.ok(all.length > 1, `${all}`);
+    // A serial number on a crate: the microscope of the second shipment.
+    await page.fill("#shipment-search", "nsm-2602003");
+    assert.deepEqual(await visible(), ["jica-2026-002"]);
+    await page.fill("#shipment-search", "no such thing");
+    assert.deepEqual(await visible(), []);
+    assert.ok(await page.isVisible("#search-none"));
+    await page.fill("#shipment-search", "");
+    assert.deepEqual(await visible(), all);
   } finally {
     await kill(phone);
   }
