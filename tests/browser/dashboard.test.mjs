@@ -141,6 +141,9 @@ test("a receipt synced from a phone appears on the open dashboard within seconds
     assert.equal(await discrepancy.getAttribute("data-resolved"), "false");
     assert.equal(Number(await page.getAttribute("[data-figure=damaged]", "data-value")), damagedBefore + 1);
     assert.equal(await row.getAttribute("data-received"), "2");
+    // What the live refresh changed is lit up; the rest is not.
+    assert.equal(await row.getAttribute("data-changed"), "true");
+    assert.equal(await page.locator("[data-table=shipments] tr[data-changed=true]").count(), 1);
     await shot(page, "laptop");
     assert.deepEqual(await accessibilityProblems(page), [], "the overview on a laptop");
 
@@ -388,6 +391,27 @@ test("a receiver sees only their facility; an admin is told this is not theirs",
     await page.click("#login-submit");
     await page.locator("form [role=alert]", { hasText: "manage facilities, accounts and devices" }).waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem("aidsync.coordinator.session")), null);
+  } finally {
+    await dash.context.close();
+  }
+});
+
+test("a shipment's receipts name the records they cancel or may duplicate by person and time", async () => {
+  const dash = await open();
+  try {
+    const { page } = dash;
+    // The demo: petro counted END-2603102 twice; iryna cancelled a count.
+    await loginDashboard(page);
+    await page.click(`[data-table=shipments] [data-open="jica-2026-003"]`);
+    await page.locator("#detail-body tr[data-receipt]").first().waitFor();
+    const duplicate = await page.textContent("#detail-body");
+    assert.match(duplicate, /Same as petro's record of \d/);
+    assert.doesNotMatch(duplicate, /demo-petro-\d/, "no ids where a person reads");
+    await page.click("#detail-back");
+    await page.click(`[data-table=shipments] [data-open="jica-2026-004"]`);
+    await page.locator("#detail-body tr[data-receipt]").first().waitFor();
+    assert.match(await page.textContent("#detail-body"), /Cancels iryna's record of \d/);
+    assert.deepEqual(dash.errors, []);
   } finally {
     await dash.context.close();
   }

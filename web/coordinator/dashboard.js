@@ -317,6 +317,15 @@ async function refresh({ withDetail }) {
   // Every shipment under the filter, counted cheaply: the per-facility
   // totals count them (a short page is the whole list).
   const total = shipments.length < rows ? shipments.length : Math.max(shipments.length, sumOf(byFacility, "shipments"));
+  // What a live refresh changed (same filter, a shipment's figures moved or
+  // it is new): highlighted for a moment, so the eye finds it.
+  const before = state.data && state.dataQuery === query
+    ? new Map(state.data.shipments.map((s) => [s.id, JSON.stringify(s)]))
+    : null;
+  state.changed = new Set(before
+    ? shipments.filter((s) => before.get(s.id) !== JSON.stringify(s)).map((s) => s.id)
+    : []);
+  state.dataQuery = query;
   state.data = { shipments, total, byFacility, byCategory, lines, discrepancies, duplicates, conflicts };
   for (const s of shipments) state.donors.add(s.donor);
   for (const c of byCategory) state.categories.add(c.key);
@@ -998,7 +1007,10 @@ function renderShipments() {
     { key: "shipment.last_receipt", cell: (s) => (s.last_receipt_at ? when(s.last_receipt_at) : "—") },
   ], shipments, {
     empty: "shipments.empty",
-    rowAttrs: (s) => ({ dataset: { shipment: s.id, received: String(s.received), receipts: String(s.receipts) } }),
+    rowAttrs: (s) => ({
+      class: state.changed?.has(s.id) ? "changed" : null,
+      dataset: { shipment: s.id, received: String(s.received), receipts: String(s.receipts), changed: String(Boolean(state.changed?.has(s.id))) },
+    }),
     footer: pager("shipments", shipments.length, total, moreShipments),
   }));
 }
@@ -1088,7 +1100,13 @@ function renderDetail() {
   }
   const lines = new Map(s.lines.map((l) => [l.id, l]));
   const totals = new Map(s.summary.lines.map((l) => [l.line_id, l]));
-  const duplicates = new Set(s.summary.duplicates.flatMap((d) => [d.first, d.second]));
+  // Each receipt's possible duplicates, both ways round.
+  const duplicates = new Map();
+  for (const d of s.summary.duplicates) {
+    duplicates.set(d.first, [...(duplicates.get(d.first) ?? []), d.second]);
+    duplicates.set(d.second, [...(duplicates.get(d.second) ?? []), d.first]);
+  }
+  const byId = new Map(s.receipts.map((r) => [r.id, r]));
   const devices = [...new Set(s.receipts.map((r) => r.device_id))];
   const meta = (key, value) => h("div", {}, h("dt", {}, t(key)), h("dd", {}, value));
 
@@ -1123,7 +1141,7 @@ function renderDetail() {
     { key: "receipt.serials", cell: (r) => r.serials.join(", ") || "—" },
     { key: "receipt.recorded_at", cell: (r) => whenExact(r.recorded_at) },
     { key: "receipt.received_at", cell: (r) => whenExact(r.received_at) },
-    { key: "receipt.flags", cell: (r) => receiptFlags(r, duplicates) },
+    { key: "receipt.flags", cell: (r) => receiptFlags(r, duplicates, byId) },
   ], receipts, {
     empty: "detail.no_receipts",
     rowAttrs: (r) => ({ class: r.voided ? "voided" : null, dataset: { receipt: r.id, voided: String(r.voided) } }),
@@ -1166,11 +1184,18 @@ function lineIssues(totals) {
   return parts.length ? parts.join(" · ") : "—";
 }
 
-function receiptFlags(r, duplicates) {
+/** A receipt as a person recognises it: who recorded it, and when. */
+function receiptWho(receipt) {
+  return receipt ? t("receipt.who", { user: receipt.recorded_by, time: when(receipt.recorded_at) }) : "?";
+}
+
+function receiptFlags(r, duplicates, byId) {
   const flags = [];
   if (r.voided) flags.push(h("span", { class: "badge voided-badge" }, t("receipt.voided")));
-  if (r.voids) flags.push(h("span", { class: "badge" }, t("receipt.voids", { id: shortId(r.voids) })));
-  if (duplicates.has(r.id)) flags.push(h("span", { class: "badge discrepancy" }, t("receipt.duplicate")));
+  if (r.voids) flags.push(h("span", { class: "badge", title: r.voids }, t("receipt.voids", { receipt: receiptWho(byId.get(r.voids)) })));
+  for (const other of duplicates.get(r.id) ?? []) {
+    flags.push(h("span", { class: "badge discrepancy", title: other }, t("receipt.duplicate", { receipt: receiptWho(byId.get(other)) })));
+  }
   const note = r.note ? h("div", {}, h("small", {}, t("receipt.note", { note: r.note }))) : null;
   return flags.length || note ? h("span", {}, flags, note) : "—";
 }
