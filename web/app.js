@@ -307,6 +307,7 @@ function renderReceiptForm(s, line) {
   const warningBox = h("section", { id: "receipt-warnings", class: "warnings", role: "status", hidden: true });
   const save = h("button", { type: "submit", id: "receipt-save" }, t("receipt.save"));
   const scan = "BarcodeDetector" in globalThis ? scanner(serials) : null;
+  const checklist = serialChecklist(s, line, serials, quantity);
   // What the person confirmed they saw, for this exact receipt; any edit
   // asks again.
   let confirmed = null;
@@ -362,6 +363,7 @@ function renderReceiptForm(s, line) {
   h("h2", {}, t("receipt.heading", { item: line.item })),
   h("label", { for: "receipt-quantity" }, t("receipt.quantity")), quantity,
   h("label", { for: "receipt-condition" }, t("receipt.condition")), condition,
+  checklist,
   h("label", { for: "receipt-serials" }, t("receipt.serials")), serials,
   scan?.element,
   h("label", { for: "receipt-note" }, t("receipt.note")), note,
@@ -372,6 +374,30 @@ function renderReceiptForm(s, line) {
     save));
   show(form);
   quantity.focus();
+}
+
+/** The line's expected serial numbers not received yet, as a checklist:
+ *  ticking one adds it to the serials (and counts it, until the person
+ *  types a quantity), unticking removes it. Null for a line without them. */
+function serialChecklist(s, line, serials, quantity) {
+  const missing = s.summary.lines.find((l) => l.line_id === line.id)?.serials_missing ?? [];
+  if (!missing.length) return null;
+  let counted = true;
+  quantity.addEventListener("input", () => { counted = false; });
+  const listed = () => serials.value.split("\n").map((x) => x.trim()).filter(Boolean);
+  const boxes = missing.map((serial, i) => {
+    const box = h("input", { type: "checkbox", id: `expected-serial-${i}`, value: serial });
+    box.addEventListener("change", () => {
+      const others = listed().filter((x) => x !== serial);
+      const next = box.checked ? [...others, serial] : others;
+      serials.value = next.join("\n");
+      if (counted) quantity.value = String(Math.max(1, next.length));
+      serials.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    return h("div", { class: "check" }, box, h("label", { for: box.id, class: "serial" }, serial));
+  });
+  return h("fieldset", { id: "expected-serials", class: "checklist" },
+    h("legend", {}, t("receipt.expected_serials")), ...boxes);
 }
 
 /** One warning before Save, in words. */

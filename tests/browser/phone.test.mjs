@@ -538,3 +538,28 @@ test("the shipment list searches by serial number, reference or item", async () 
     await kill(phone);
   }
 });
+
+test("a serialised line's expected serial numbers are a checklist to tick", async () => {
+  const phone = await launch(join(temp, "checklist"));
+  try {
+    const { page } = phone;
+    await login(page, "anna");
+    // The demo's microscopes: eight expected, NSM-2602007 and 8 not yet seen.
+    await page.click(`[data-shipment="jica-2026-002"]`);
+    await page.click(`[data-line="line-1"] button.record`);
+    const boxes = page.locator("#expected-serials input[type=checkbox]");
+    const values = await boxes.evaluateAll((all) => all.map((b) => b.value));
+    assert.deepEqual(values, ["NSM-2602007", "NSM-2602008"], "only the serials still missing");
+    const [first, second] = values;
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    assert.deepEqual((await page.inputValue("#receipt-serials")).split("\n"), [first, second]);
+    assert.equal(await page.inputValue("#receipt-quantity"), "2");
+    await boxes.nth(0).uncheck();
+    assert.equal(await page.inputValue("#receipt-serials"), second);
+    assert.equal(await page.inputValue("#receipt-quantity"), "1");
+    await shot(page, "phone-checklist");
+  } finally {
+    await kill(phone);
+  }
+});
