@@ -12,20 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aidsync_tests::fuzz::http::HttpWorld;
-use aidsync_tests::fuzz::{Outcome, Target, corpus, from_hex, sync};
+use aidsync_tests::fuzz::{Outcome, Target, corpus, read_saved, sync};
 
-/// A saved input: its target (from the `# … target=NAME` line) and bytes.
+/// A saved input: its target and bytes.
 fn saved_input(path: &Path) -> (Target, Vec<u8>) {
     let text = std::fs::read_to_string(path).unwrap();
-    let target = text
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .flat_map(|l| l.split_whitespace())
-        .find_map(|w| w.strip_prefix("target="))
-        .and_then(Target::parse)
-        .unwrap_or_else(|| panic!("{}: no target line", path.display()));
-    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    (target, from_hex(&hex).unwrap())
+    read_saved(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]

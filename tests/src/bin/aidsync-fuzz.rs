@@ -45,7 +45,7 @@ use serde_json::{Value, json};
 
 use aidsync_tests::fuzz::http::HttpWorld;
 use aidsync_tests::fuzz::{
-    Outcome, Target, case_rng, corpus, from_hex, is_accepted, manifest, query, sync, to_hex,
+    Outcome, Target, case_rng, corpus, is_accepted, manifest, query, read_saved, sync, to_hex,
 };
 
 /// Every allocation of this process goes through a limit (`cap`) and a
@@ -806,15 +806,7 @@ fn replay(args: Args, file: &Path) -> anyhow::Result<ExitCode> {
     install_panic_hook();
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let target = text
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .flat_map(|l| l.split_whitespace())
-        .find_map(|w| w.strip_prefix("target="))
-        .and_then(Target::parse)
-        .context("no `# … target=NAME` line in the file")?;
-    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    let input = from_hex(&hex).context("the input is not hex")?;
+    let (target, input) = read_saved(&text).map_err(anyhow::Error::msg)?;
     let mut runner = Runner::new(args, StateFile(None), None)?;
     runner.saved = MAX_SAVED;
     *lock(&CURRENT_TARGET) = Some(target);

@@ -262,6 +262,21 @@ pub fn to_hex(bytes: &[u8]) -> String {
     aidsync_shared::ids::to_hex(bytes)
 }
 
+/// A saved input (`--out`'s files, `tests/fuzz-regressions/`): its target,
+/// from the `# … target=NAME` comment, and its bytes, from the hex lines.
+pub fn read_saved(text: &str) -> Result<(Target, Vec<u8>), &'static str> {
+    let target = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|w| w.strip_prefix("target="))
+        .and_then(Target::parse)
+        .ok_or("no `# … target=NAME` line in the file")?;
+    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let input = from_hex(&hex).ok_or("the input is not hex")?;
+    Ok((target, input))
+}
+
 /// Bytes from hex, ignoring whitespace; `None` if not hex.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
