@@ -306,7 +306,7 @@ function renderReceiptForm(s, line) {
   const error = h("p", { class: "message", role: "alert", hidden: true });
   const warningBox = h("section", { id: "receipt-warnings", class: "warnings", role: "status", hidden: true });
   const save = h("button", { type: "submit", id: "receipt-save" }, t("receipt.save"));
-  const scan = "BarcodeDetector" in globalThis ? scanner(serials) : null;
+  const scan = scanner(serials);
   const checklist = serialChecklist(s, line, serials, quantity);
   // What the person confirmed they saw, for this exact receipt; any edit
   // asks again.
@@ -427,14 +427,61 @@ function reason(e) {
   return (e?.message ?? String(e)).replace(/^receipts\/[^/]+\/\w+: /, "");
 }
 
-/** A camera barcode scanner that appends what it reads to `serials`, where
- *  the browser offers BarcodeDetector. */
+/** Codes on device labels: 1D (serial plates, boxes) and 2D (QR, DataMatrix). */
+const BARCODE_FORMATS = ["Code128", "Code39", "Code93", "Codabar", "EAN-13", "EAN-8", "ITF", "UPC-A", "UPC-E", "QRCode", "DataMatrix"];
+
+/** Reads barcodes: the browser's BarcodeDetector where there is one, else
+ *  zxing-wasm (`web/pkg/zxing`, built by scripts/build-web), loaded only now. */
+async function barcodeReader() {
+  if ("BarcodeDetector" in globalThis) {
+    const detector = new BarcodeDetector();
+    return async (source) => (await detector.detect(source)).map((code) => code.rawValue);
+  }
+  const zxing = await import("./pkg/zxing/es/reader/index.js");
+  zxing.prepareZXingModule({
+    overrides: {
+      locateFile: (path, prefix) => path.endsWith(".wasm") ? new URL("./pkg/zxing/reader/zxing_reader.wasm", location.href).href : prefix + path,
+    },
+  });
+  const options = { formats: BARCODE_FORMATS, maxNumberOfSymbols: 4, tryHarder: true };
+  const canvas = document.createElement("canvas");
+  return async (source) => {
+    let input = source;
+    if (source instanceof HTMLVideoElement) {
+      if (!source.videoWidth) return [];
+      canvas.width = source.videoWidth;
+      canvas.height = source.videoHeight;
+      const context = canvas.getContext("2d", { willReadFrequently: true });
+      context.drawImage(source, 0, 0);
+      input = context.getImageData(0, 0, canvas.width, canvas.height);
+    }
+    return (await zxing.readBarcodes(input, options)).filter((r) => r.isValid).map((r) => r.text);
+  };
+}
+
+/** A barcode scanner that appends what it reads to `serials`: the camera,
+ *  where the browser offers one, and a photo of the label everywhere. */
 function scanner(serials) {
   let stream = null;
   let timer = null;
   const video = h("video", { playsinline: true, muted: true, hidden: true });
   const button = h("button", { type: "button", id: "receipt-scan", class: "secondary" }, t("receipt.scan"));
+  const photo = h("input", { type: "file", id: "receipt-photo-scan", accept: "image/*", capture: "environment", class: "visually-hidden" });
+  const photoButton = h("label", { for: "receipt-photo-scan", class: "button secondary" }, t("receipt.scan_photo"));
   const problem = h("p", { class: "message", role: "alert", hidden: true });
+  const add = (codes) => {
+    const have = serials.value.split("\n").map((x) => x.trim()).filter(Boolean);
+    const fresh = codes.filter((code) => code && !have.includes(code));
+    if (fresh.length) {
+      serials.value = [...have, ...fresh].join("\n");
+      serials.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    return fresh.length;
+  };
+  const failed = (e) => {
+    problem.textContent = t("receipt.scan_failed", { reason: e?.message ?? String(e) });
+    problem.hidden = false;
+  };
   const stop = () => {
     clearInterval(timer);
     stream?.getTracks().forEach((track) => track.stop());
@@ -445,31 +492,42 @@ function scanner(serials) {
   button.addEventListener("click", async () => {
     if (stream) return stop();
     problem.hidden = true;
-    let detector;
+    let read;
     try {
-      detector = new BarcodeDetector();
+      read = await barcodeReader();
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
       video.srcObject = stream;
       video.hidden = false;
       await video.play();
     } catch (e) {
-      // No camera, or permission refused: typing the serials still works.
+      // No camera, or permission refused: a photo or typing still works.
       stop();
-      problem.textContent = t("receipt.scan_failed", { reason: e?.message ?? String(e) });
-      problem.hidden = false;
-      return;
+      return failed(e);
     }
     button.textContent = t("receipt.scan_stop");
+    let busy = false;
     timer = setInterval(async () => {
-      for (const code of await detector.detect(video).catch(() => [])) {
-        const have = serials.value.split("\n").map((x) => x.trim());
-        if (!have.includes(code.rawValue)) {
-          serials.value = [...have.filter(Boolean), code.rawValue].join("\n");
-        }
-      }
+      if (busy) return;
+      busy = true;
+      add(await read(video).catch(() => []));
+      busy = false;
     }, 500);
   });
-  return { element: h("div", {}, button, problem, video), stop };
+  photo.addEventListener("change", async () => {
+    const file = photo.files?.[0];
+    photo.value = "";
+    if (!file) return;
+    problem.hidden = true;
+    try {
+      const read = await barcodeReader();
+      const source = "BarcodeDetector" in globalThis ? await createImageBitmap(file) : file;
+      if (!add(await read(source))) failed(new Error(t("receipt.scan_none")));
+    } catch (e) {
+      failed(e);
+    }
+  });
+  const camera = navigator.mediaDevices?.getUserMedia ? button : null;
+  return { element: h("div", { class: "scan" }, camera, photo, photoButton, problem, video), stop };
 }
 
 async function render() {

@@ -111,11 +111,13 @@ export async function accessibilityProblems(page) {
         }
       }
       if (!el.matches("button, input, select, textarea")) continue;
-      const target = el.matches("input[type=checkbox], input[type=radio]") && el.labels?.[0]
-        ? el.labels[0].getBoundingClientRect()
-        : box;
-      if (target.height < 44) {
-        problems.push(`${Math.round(target.height)} px tall ${el.tagName.toLowerCase()} "${(el.textContent || el.id).trim().slice(0, 30)}"`);
+      // A finger taps a checkbox's label; a file picker, itself or its label.
+      const label = el.labels?.[0]?.getBoundingClientRect().height ?? 0;
+      const height = el.matches("input[type=checkbox], input[type=radio]") && el.labels?.[0]
+        ? label
+        : el.matches("input[type=file]") ? Math.max(label, box.height) : box.height;
+      if (height < 44) {
+        problems.push(`${Math.round(height)} px tall ${el.tagName.toLowerCase()} "${(el.textContent || el.id).trim().slice(0, 30)}"`);
       }
     }
     return problems;

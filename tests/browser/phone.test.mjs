@@ -10,7 +10,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -192,7 +192,7 @@ test("a receipt the model refuses is refused in the form, with the reason", asyn
     await login(phone.page, "anna");
     await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
     await recordReceipt(phone.page, { quantity: "0" });
-    const alert = phone.page.locator("form [role=alert]");
+    const alert = phone.page.locator("form [role=alert]:visible");
     await alert.waitFor();
     const text = await alert.textContent();
     assert.match(text, /quantity must be between 1/);
@@ -559,6 +559,38 @@ test("a serialised line's expected serial numbers are a checklist to tick", asyn
     assert.equal(await page.inputValue("#receipt-serials"), second);
     assert.equal(await page.inputValue("#receipt-quantity"), "1");
     await shot(page, "phone-checklist");
+  } finally {
+    await kill(phone);
+  }
+});
+
+/** A PNG of `text` as a Code 128 barcode, made with zxing-wasm's writer. */
+async function barcodePng(text) {
+  const modules = join(root, "tests", "browser", "node_modules", "zxing-wasm", "dist");
+  const writer = await import(join(modules, "es", "writer", "index.js"));
+  const wasmBinary = readFileSync(join(modules, "writer", "zxing_writer.wasm"));
+  await writer.prepareZXingModule({ overrides: { wasmBinary }, fireImmediately: true });
+  const { image, error } = await writer.writeBarcode(text, { format: "Code128", scale: 4 });
+  assert.equal(error, "");
+  const path = join(temp, `${text}.png`);
+  writeFileSync(path, Buffer.from(await image.arrayBuffer()));
+  return path;
+}
+
+test("without BarcodeDetector, a photo of a serial plate's barcode lands in the receipt (zxing-wasm)", async () => {
+  const png = await barcodePng("SN-PHOTO-0042");
+  const phone = await launch(join(temp, "photo-scan"));
+  try {
+    const { page } = phone;
+    // Linux Chromium has no BarcodeDetector: this is the fallback's path.
+    assert.equal(await page.evaluate(() => "BarcodeDetector" in globalThis), false);
+    await login(page, "anna");
+    await page.click(`[data-shipment="${SHIPMENT}"]`);
+    await page.click(`[data-line="line-3"] button.record`);
+    const loaded = page.waitForResponse((r) => r.url().endsWith("zxing_reader.wasm"));
+    await page.setInputFiles("#receipt-photo-scan", png);
+    assert.equal((await loaded).status(), 200, "the reader is loaded from this server, when needed");
+    await page.waitForFunction(() => document.querySelector("#receipt-serials").value.includes("SN-PHOTO-0042"));
   } finally {
     await kill(phone);
   }
