@@ -370,6 +370,16 @@ test("a receipt that is probably wrong is questioned before it is saved, and sav
     assert.match(notes, /Saved despite: .*XYZ-TYPO/);
     // Once shown under the status badge of every shipment page.
     assert.doesNotMatch(await page.textContent("main"), /\bnull\b/);
+
+    // The same serial again: already received, by whom and when.
+    const records = await page.locator(".history li").count();
+    await recordReceipt(page, { line: "line-3", quantity: "1", serial: "END-2601204" });
+    const again = page.locator("#receipt-warnings [data-warning=serials_already_received]");
+    await again.waitFor();
+    assert.match(await again.textContent(), /already received: END-2601204 \(anna, /);
+    await page.click("form button.secondary"); // cancel: nothing saved
+    await page.waitForSelector(".history");
+    assert.equal(await page.locator(".history li").count(), records);
   } finally {
     await kill(phone);
   }
