@@ -370,7 +370,7 @@ function renderReceiptForm(s, line) {
   warningBox,
   error,
   h("div", { class: "actions" },
-    h("button", { type: "button", class: "secondary", onclick: () => { scan?.stop(); render(); } }, t("receipt.cancel")),
+    h("button", { type: "button", id: "receipt-cancel", class: "secondary", onclick: () => { scan?.stop(); render(); } }, t("receipt.cancel")),
     save));
   show(form);
   quantity.focus();
