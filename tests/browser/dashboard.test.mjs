@@ -123,6 +123,8 @@ test("a receipt synced from a phone appears on the open dashboard within seconds
     await receipt.waitFor({ timeout: LIVE_MS });
     t.diagnostic(`receipt on the open detail ${Date.now() - tapped} ms after Save on the phone (its save and sync included)`);
     assert.match(await receipt.textContent(), /anna/);
+    // The device by the name it was given at login, not an id.
+    assert.match(await receipt.textContent(), /anna's phone|anna's device/);
     // Recorded on the phone, and when it reached the server: both shown.
     assert.doesNotMatch(await receipt.textContent(), /not known/);
     assert.equal(await page.locator("#review-form .check").count(), 1, "the review form offers the new receipt");

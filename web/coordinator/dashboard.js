@@ -1134,7 +1134,7 @@ function renderDetail() {
   const receipts = [...s.receipts].sort((a, b) => b.recorded_at - a.recorded_at);
   const receiptsTable = section("detail-receipts", "detail.receipts", table("detail-receipts", [
     { key: "receipt.who", cell: (r) => h("span", { class: "stacked" }, r.recorded_by,
-      h("small", { title: r.device_id }, t("receipt.device", { n: devices.indexOf(r.device_id) + 1, device: shortId(r.device_id) }))) },
+      h("small", { title: r.device_id }, r.device_name || t("receipt.device", { n: devices.indexOf(r.device_id) + 1, device: shortId(r.device_id) }))) },
     { key: "receipt.line", cell: (r) => lines.get(r.line_id)?.item ?? r.line_id },
     { key: "receipt.quantity", cell: (r) => num(r.quantity), num: true },
     { key: "receipt.condition", cell: (r) => t(`condition.${r.condition}`) },

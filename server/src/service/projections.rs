@@ -7,7 +7,7 @@ use aidsync_shared::derive::{Summary, summarize};
 use aidsync_shared::model::{Shipment, ShipmentDoc};
 use aidsync_shared::projection::project;
 
-use crate::storage::{Db, PROJECTION_VERSION, StorageError, Tx};
+use crate::storage::{Arrival, Db, PROJECTION_VERSION, StorageError, Tx};
 
 /// Writes a shipment's rows in `tx`, the transaction that stores its
 /// changes, so the rows never disagree with a committed document. Returns
@@ -19,16 +19,17 @@ pub async fn refresh(
     shipment: &Shipment,
     summary: &Summary,
     now_ms: i64,
-) -> Result<HashMap<String, i64>, StorageError> {
-    let received = tx.received_at(shipment.header.id.as_str()).await?;
+) -> Result<HashMap<String, Arrival>, StorageError> {
+    let arrivals = tx.arrivals(shipment.header.id.as_str()).await?;
     let origins = doc.receipt_origins();
     let rows = project(shipment, summary, |receipt| {
         origins
             .get(receipt)
-            .and_then(|hash| received.get(&hash.to_string()).copied())
+            .and_then(|hash| arrivals.get(&hash.to_string()))
+            .map(|a| a.at)
     });
     tx.write_projection(&rows, now_ms).await?;
-    Ok(received)
+    Ok(arrivals)
 }
 
 /// Recomputes every row from the stored documents, one shipment per

@@ -13,7 +13,7 @@ use aidsync_shared::roles::Action;
 
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{ChangeAuthor, Db, StorageError, Tx};
+use crate::storage::{Arrival, ChangeAuthor, Db, StorageError, Tx};
 
 /// The one shipment id the API cannot address: its path is the import route.
 const RESERVED_ID: &str = "import";
@@ -90,7 +90,7 @@ pub async fn insert(
     caller: &Caller,
     prepared: &mut Prepared,
     now_ms: i64,
-) -> Result<HashMap<String, i64>, AppError> {
+) -> Result<HashMap<String, Arrival>, AppError> {
     let header = &prepared.shipment.header;
     if tx.document_exists(header.id.as_str()).await? {
         return Err(AppError::Conflict(format!(
@@ -222,6 +222,9 @@ pub struct ReceiptView {
     pub voided: bool,
     /// When the server stored it (ms since epoch); `None` if unknown.
     pub received_at: Option<i64>,
+    /// The name its device was given at login (e.g. "anna's phone
+    /// (Android, Chrome)"); `None` if unknown.
+    pub device_name: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,7 +251,7 @@ pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<Shipmen
     if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
         return Err(not_found());
     }
-    let received_at = tx.received_at(id.as_str()).await?;
+    let received_at = tx.arrivals(id.as_str()).await?;
     tx.commit().await?;
     let doc = ShipmentDoc::from_automerge(stored.doc);
     let shipment = doc.read().map_err(|e| {
@@ -265,19 +268,23 @@ fn detail_of(
     doc: &ShipmentDoc,
     shipment: Shipment,
     summary: Summary,
-    received_at: &HashMap<String, i64>,
+    arrivals: &HashMap<String, Arrival>,
 ) -> ShipmentDetail {
     let origins = doc.receipt_origins();
     let voided = shipment.voided();
     let receipts = shipment
         .receipts
         .values()
-        .map(|r| ReceiptView {
-            voided: voided.contains(&r.id),
-            received_at: origins
+        .map(|r| {
+            let arrival = origins
                 .get(&r.id)
-                .and_then(|hash| received_at.get(&hash.to_string()).copied()),
-            receipt: r.clone(),
+                .and_then(|hash| arrivals.get(&hash.to_string()));
+            ReceiptView {
+                voided: voided.contains(&r.id),
+                received_at: arrival.map(|a| a.at),
+                device_name: arrival.and_then(|a| a.device_name.clone()),
+                receipt: r.clone(),
+            }
         })
         .collect();
     ShipmentDetail {

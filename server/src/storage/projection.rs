@@ -17,6 +17,14 @@ use super::{Db, Scope, StorageError, Tx};
 /// server then rebuilds every row at start.
 pub const PROJECTION_VERSION: i64 = 2;
 
+/// When a change reached the server, and the name its device was given
+/// at login (`None` for the server's own changes, or a device since gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub at: i64,
+    pub device_name: Option<String>,
+}
+
 /// Which shipments a coordinator query covers. `None` matches everything;
 /// dates are `YYYY-MM-DD`, inclusive, on the expected arrival date.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -305,18 +313,29 @@ const CHILD_TABLES: [&str; 5] = [
 ];
 
 impl Tx {
-    /// When each change of a document reached the server, by hex hash, as
-    /// this transaction sees it (including changes it just appended).
-    pub async fn received_at(
+    /// When each change of a document reached the server and from which
+    /// device, by hex hash, as this transaction sees it (including changes
+    /// it just appended).
+    pub async fn arrivals(
         &mut self,
         document_id: &str,
-    ) -> Result<HashMap<String, i64>, StorageError> {
-        let rows = sqlx::query("SELECT hash, received_at FROM changes WHERE document_id = $1")
-            .bind(document_id)
-            .fetch_all(self.conn())
-            .await?;
+    ) -> Result<HashMap<String, Arrival>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT c.hash, c.received_at, d.name AS device_name
+             FROM changes c LEFT JOIN devices d ON d.id = c.device_id
+             WHERE c.document_id = $1",
+        )
+        .bind(document_id)
+        .fetch_all(self.conn())
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("hash")?, r.try_get("received_at")?)))
+            .map(|r| {
+                let arrival = Arrival {
+                    at: r.try_get("received_at")?,
+                    device_name: r.try_get("device_name")?,
+                };
+                Ok((r.try_get("hash")?, arrival))
+            })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }

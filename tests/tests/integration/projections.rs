@@ -85,7 +85,7 @@ async fn derived_rows(db: &Db) -> BTreeMap<String, Projection> {
     for id in db.document_ids().await.unwrap() {
         let mut tx = db.begin_read().await.unwrap();
         let stored = tx.load_document(&id, false).await.unwrap().unwrap();
-        let received = tx.received_at(&id).await.unwrap();
+        let arrivals = tx.arrivals(&id).await.unwrap();
         tx.commit().await.unwrap();
         let doc = ShipmentDoc::from_automerge(stored.doc);
         let shipment = doc.read().unwrap();
@@ -93,7 +93,8 @@ async fn derived_rows(db: &Db) -> BTreeMap<String, Projection> {
         let mut p = project(&shipment, &summarize(&shipment), |r| {
             origins
                 .get(r)
-                .and_then(|h| received.get(&h.to_string()).copied())
+                .and_then(|h| arrivals.get(&h.to_string()))
+                .map(|a| a.at)
         });
         p.receipts
             .sort_by(|a, b| (a.recorded_at, &a.receipt_id).cmp(&(b.recorded_at, &b.receipt_id)));
