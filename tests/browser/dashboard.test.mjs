@@ -404,6 +404,9 @@ test("a shipment's receipts name the records they cancel or may duplicate by per
     const { page } = dash;
     // The demo: petro counted END-2603102 twice; iryna cancelled a count.
     await loginDashboard(page);
+    const pair = await page.textContent("[data-table=duplicates] tr[data-shipment=jica-2026-003]");
+    assert.match(pair, /petro's record of \d.*petro's record of \d/s);
+    assert.doesNotMatch(pair, /demo-petro/, "no receipt ids on the overview either");
     await page.click(`[data-table=shipments] [data-open="jica-2026-003"]`);
     await page.locator("#detail-body tr[data-receipt]").first().waitFor();
     const duplicate = await page.textContent("#detail-body");

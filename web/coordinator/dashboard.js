@@ -949,7 +949,10 @@ function renderOverview() {
   document.getElementById("duplicates-body").replaceChildren(table("duplicates", [
     { key: "duplicate.shipment", cell: (d) => shipmentButton(d.shipment_id) },
     { key: "duplicate.line", cell: (d) => lineLabel(d.shipment_id, d.line_id) },
-    { key: "duplicate.receipts", cell: (d) => h("span", {}, h("code", { title: d.first }, shortId(d.first)), " · ", h("code", { title: d.second }, shortId(d.second))) },
+    { key: "duplicate.receipts", cell: (d) => h("span", {},
+      h("span", { title: d.first }, receiptWho({ recorded_by: d.first_recorded_by, recorded_at: d.first_recorded_at })),
+      h("br"),
+      h("span", { title: d.second }, receiptWho({ recorded_by: d.second_recorded_by, recorded_at: d.second_recorded_at }))) },
     { key: "duplicate.reason", cell: (d) => t(`reason.${d.reason}`) },
     { key: "duplicate.serials", cell: (d) => d.serials.join(", ") || "—" },
   ], duplicates, { empty: "duplicates.empty", rowAttrs: (d) => ({ dataset: { shipment: d.shipment_id } }) }));
@@ -1186,7 +1189,7 @@ function lineIssues(totals) {
 
 /** A receipt as a person recognises it: who recorded it, and when. */
 function receiptWho(receipt) {
-  return receipt ? t("receipt.who", { user: receipt.recorded_by, time: when(receipt.recorded_at) }) : "?";
+  return receipt?.recorded_by ? t("receipt.who", { user: receipt.recorded_by, time: when(receipt.recorded_at) }) : "?";
 }
 
 function receiptFlags(r, duplicates, byId) {

@@ -5,13 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use aidsync_shared::derive::Status;
 use aidsync_shared::ids::FacilityId;
-use aidsync_shared::projection::{
-    ConflictRow, DiscrepancyRow, DuplicateRow, LineRow, ReceiptRow, ShipmentRow,
-};
+use aidsync_shared::projection::{ConflictRow, DiscrepancyRow, LineRow, ReceiptRow, ShipmentRow};
 
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{Db, Page, ReportFilter, TotalsRow};
+use crate::storage::{Db, DuplicateReport, Page, ReportFilter, TotalsRow};
 
 /// The filter as a query string. Unknown parameters are refused, so a
 /// misspelt filter never silently returns everything.
@@ -178,7 +176,7 @@ pub enum Report {
     Lines(Vec<LineRow>),
     Receipts(Vec<ReceiptRow>),
     Discrepancies(Vec<DiscrepancyRow>),
-    Duplicates(Vec<DuplicateRow>),
+    Duplicates(Vec<DuplicateReport>),
     Conflicts(Vec<ConflictRow>),
     Totals(Vec<TotalsRow>),
 }

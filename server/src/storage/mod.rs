@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Row};
 pub use audit::{ChangeFilter, ChangeRow};
 pub use devices::{CallerRow, DeviceRow, TokenState};
 pub use facilities::FacilityRow;
-pub use projection::{Arrival, PROJECTION_VERSION, Page, ReportFilter, TotalsRow};
+pub use projection::{Arrival, DuplicateReport, PROJECTION_VERSION, Page, ReportFilter, TotalsRow};
 pub use tx::{StoredDocument, Tx};
 pub use users::UserRow;
 

@@ -17,6 +17,18 @@ use super::{Db, Scope, StorageError, Tx};
 /// server then rebuilds every row at start.
 pub const PROJECTION_VERSION: i64 = 2;
 
+/// A possible duplicate as the duplicates report shows it: the pair, and
+/// who recorded each receipt and when, so a person need not look up ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DuplicateReport {
+    #[serde(flatten)]
+    pub row: DuplicateRow,
+    pub first_recorded_by: Option<String>,
+    pub first_recorded_at: Option<i64>,
+    pub second_recorded_by: Option<String>,
+    pub second_recorded_at: Option<i64>,
+}
+
 /// When a change reached the server, and the name its device was given
 /// at login (`None` for the server's own changes, or a device since gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -684,17 +696,33 @@ impl Db {
             .await
     }
 
-    /// Pairs of receipts that may be one delivery counted twice.
+    /// Pairs of receipts that may be one delivery counted twice, each with
+    /// who recorded it and when.
     pub async fn list_duplicates(
         &self,
         scope: &Scope,
         filter: &ReportFilter,
-    ) -> Result<Vec<DuplicateRow>, StorageError> {
-        let sql = "SELECT d.* FROM shipment_duplicates d JOIN shipments s ON s.id = d.shipment_id
+    ) -> Result<Vec<DuplicateReport>, StorageError> {
+        let sql = "SELECT d.*,
+                    a.recorded_by AS first_recorded_by, a.recorded_at AS first_recorded_at,
+                    b.recorded_by AS second_recorded_by, b.recorded_at AS second_recorded_at
+             FROM shipment_duplicates d JOIN shipments s ON s.id = d.shipment_id
+             LEFT JOIN shipment_receipts a
+                 ON a.shipment_id = d.shipment_id AND a.receipt_id = d.first_receipt
+             LEFT JOIN shipment_receipts b
+                 ON b.shipment_id = d.shipment_id AND b.receipt_id = d.second_receipt
              WHERE {where}
              ORDER BY d.shipment_id, d.line_id, d.first_receipt, d.second_receipt";
-        self.fetch(sql, filter, scope, CategoryOn::Shipment, duplicate_row)
-            .await
+        self.fetch(sql, filter, scope, CategoryOn::Shipment, |r| {
+            Ok(DuplicateReport {
+                row: duplicate_row(r)?,
+                first_recorded_by: r.try_get("first_recorded_by")?,
+                first_recorded_at: r.try_get("first_recorded_at")?,
+                second_recorded_by: r.try_get("second_recorded_by")?,
+                second_recorded_at: r.try_get("second_recorded_at")?,
+            })
+        })
+        .await
     }
 
     /// Fields with conflicting concurrent edits.

@@ -69,7 +69,13 @@ async fn stored_rows(db: &Db) -> BTreeMap<String, Projection> {
             lines: db.list_lines(&Scope::All, &filter).await.unwrap(),
             receipts: db.list_receipts(&Scope::All, &filter).await.unwrap(),
             discrepancies: db.list_discrepancies(&Scope::All, &filter).await.unwrap(),
-            duplicates: db.list_duplicates(&Scope::All, &filter).await.unwrap(),
+            duplicates: db
+                .list_duplicates(&Scope::All, &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.row)
+                .collect(),
             conflicts: db.list_conflicts(&Scope::All, &filter).await.unwrap(),
             shipment,
         };
