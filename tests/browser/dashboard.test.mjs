@@ -404,6 +404,14 @@ test("a shipment's receipts name the records they cancel or may duplicate by per
     const { page } = dash;
     // The demo: petro counted END-2603102 twice; iryna cancelled a count.
     await loginDashboard(page);
+    // The chart: seven vehicles where six were expected (goj-2026-101) do
+    // not fill the gap of the missing ones; the surplus is shown apart.
+    const emergency = page.locator(".chart-row[data-facility=kharkiv-emergency]");
+    assert.equal(await emergency.getAttribute("data-surplus"), "1");
+    const [received, expected] = await Promise.all(["data-received", "data-expected"].map((a) => emergency.getAttribute(a)));
+    assert.ok(Number(received) < Number(expected), `${received} of ${expected}`);
+    assert.match(await emergency.textContent(), /\+1 beyond expected/);
+    assert.doesNotMatch(await emergency.textContent(), /100 %/);
     const pair = await page.textContent("[data-table=duplicates] tr[data-shipment=jica-2026-003]");
     assert.match(pair, /petro's record of \d.*petro's record of \d/s);
     assert.doesNotMatch(pair, /demo-petro/, "no receipt ids on the overview either");
