@@ -192,11 +192,32 @@ fn scan_change_chunk(bytes: &[u8]) -> Scan<u64> {
         scanned.push((column, scan_column(column, bytes)?, bytes.len() as u64));
     }
     let find = |spec: u64| scanned.iter().find(|(c, _, _)| c.spec == spec);
+    // Only the columns automerge writes in a change: it decodes a missing
+    // half of an op id (an actor without its counter, or the reverse) to
+    // an actor it then fails to find, and panics.
+    if scanned
+        .iter()
+        .any(|(c, _, _)| !spec::KNOWN.contains(&c.spec))
+    {
+        return Err(ScanError::Malformed(
+            "a column automerge does not write in a change",
+        ));
+    }
+    // An op id's counter without its actor is only the root object or the
+    // head of a list (counter 0, no actor), as automerge writes them.
+    for (actor, counter) in spec::ID_PAIRS {
+        if find(actor).is_none() && find(counter).is_some_and(|(_, s, _)| s.nonzero) {
+            return Err(ScanError::Malformed("an op id without its actor"));
+        }
+    }
     // Every column of an op has one row per op (the action column's rows),
     // and the predecessor columns one per entry of the predecessor groups.
     // automerge reads them in step and panics on some mismatches.
     let ops = find(spec::ACTION).map_or(0, |(_, s, _)| s.rows);
     let preds = find(spec::PRED_GROUP).map_or(0, |(_, s, _)| s.sum);
+    if preds > 0 && find(spec::PRED_ACTOR).is_none() {
+        return Err(ScanError::Malformed("predecessors without their op ids"));
+    }
     for (column, scan, _) in &scanned {
         let want = match column.kind() {
             column::VALUE => continue,
@@ -259,6 +280,9 @@ struct ColumnScan {
     /// A group column: the sum of its values (the rows of the columns it
     /// groups). A value-metadata column: the bytes the values take.
     sum: u64,
+    /// An integer or delta column: some value (a delta's running value)
+    /// is not zero.
+    nonzero: bool,
 }
 
 /// The change columns the walk checks against each other, as in
@@ -271,6 +295,36 @@ mod spec {
     pub const VALUE: u64 = 5 << 4 | column::VALUE;
     pub const PRED_ID: u64 = 7;
     pub const PRED_GROUP: u64 = PRED_ID << 4 | column::GROUP;
+    pub const PRED_ACTOR: u64 = PRED_ID << 4 | column::ACTOR;
+    const fn spec(id: u64, kind: u64) -> u64 {
+        id << 4 | kind
+    }
+    /// Every column of a change's ops, as automerge 0.12 writes them: the
+    /// object, key, insert, action, value, predecessors, expand and mark
+    /// name.
+    pub const KNOWN: [u64; 14] = [
+        spec(0, column::ACTOR),
+        spec(0, column::INTEGER),
+        spec(1, column::ACTOR),
+        spec(1, column::DELTA),
+        spec(1, column::STRING),
+        spec(3, column::BOOLEAN),
+        ACTION,
+        VALUE_METADATA,
+        VALUE,
+        PRED_GROUP,
+        PRED_ACTOR,
+        spec(PRED_ID, column::DELTA),
+        spec(9, column::BOOLEAN),
+        spec(10, column::STRING),
+    ];
+    /// The actor and counter columns of one kind of op id: object, key
+    /// (a list element), predecessor.
+    pub const ID_PAIRS: [(u64, u64); 3] = [
+        (spec(0, column::ACTOR), spec(0, column::INTEGER)),
+        (spec(1, column::ACTOR), spec(1, column::DELTA)),
+        (PRED_ACTOR, spec(PRED_ID, column::DELTA)),
+    ];
     /// Columns holding action codes and value metadata, not counters.
     pub fn holds_counters(id: u64) -> bool {
         id != 4 && id != 5
@@ -322,6 +376,7 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<ColumnScan> {
                     return Err(out_of_range());
                 }
                 running = moved as i64;
+                scan.nonzero |= running != 0;
             }
             column::STRING => {
                 r.length_prefixed()?;
@@ -333,6 +388,7 @@ fn scan_column(column: Column, bytes: &[u8]) -> Scan<ColumnScan> {
                         return Err(ScanError::Malformed("actor index past the change's actors"));
                     }
                     column::INTEGER if counters && v > MAX_COUNT => return Err(out_of_range()),
+                    column::INTEGER if v != 0 => scan.nonzero = true,
                     column::GROUP => add(&mut scan.sum, n.saturating_mul(v))?,
                     column::VALUE_METADATA => add(&mut scan.sum, n.saturating_mul(v >> 4))?,
                     _ => {}
