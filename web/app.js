@@ -427,6 +427,10 @@ function reason(e) {
   return (e?.message ?? String(e)).replace(/^receipts\/[^/]+\/\w+: /, "");
 }
 
+/** zxing-wasm's version, as pinned in web/vendor/package.json: part of its
+ *  path, which browsers may keep for a year. */
+const ZXING_VERSION = "3.1.8";
+
 /** Codes on device labels: 1D (serial plates, boxes) and 2D (QR, DataMatrix). */
 const BARCODE_FORMATS = ["Code128", "Code39", "Code93", "Codabar", "EAN-13", "EAN-8", "ITF", "UPC-A", "UPC-E", "QRCode", "DataMatrix"];
 
@@ -437,10 +441,12 @@ async function barcodeReader() {
     const detector = new BarcodeDetector();
     return async (source) => (await detector.detect(source)).map((code) => code.rawValue);
   }
-  const zxing = await import("./pkg/zxing/es/reader/index.js");
+  const zxing = await import(`./pkg/zxing-${ZXING_VERSION}/es/reader/index.js`);
   zxing.prepareZXingModule({
     overrides: {
-      locateFile: (path, prefix) => path.endsWith(".wasm") ? new URL("./pkg/zxing/reader/zxing_reader.wasm", location.href).href : prefix + path,
+      locateFile: (path, prefix) => path.endsWith(".wasm")
+        ? new URL(`./pkg/zxing-${ZXING_VERSION}/reader/zxing_reader.wasm`, location.href).href
+        : prefix + path,
     },
   });
   const options = { formats: BARCODE_FORMATS, maxNumberOfSymbols: 4, tryHarder: true };

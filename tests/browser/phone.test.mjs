@@ -599,7 +599,10 @@ test("without BarcodeDetector, a photo of a serial plate's barcode lands in the 
     await page.click(`[data-line="line-3"] button.record`);
     const loaded = page.waitForResponse((r) => r.url().endsWith("zxing_reader.wasm"));
     await page.setInputFiles("#receipt-photo-scan", png);
-    assert.equal((await loaded).status(), 200, "the reader is loaded from this server, when needed");
+    const reader = await loaded;
+    assert.equal(reader.status(), 200, "the reader is loaded from this server, when needed");
+    // Under a versioned path: browsers may keep it for a year.
+    assert.match((await reader.allHeaders())["cache-control"] ?? "", /immutable/);
     await page.waitForFunction(() => document.querySelector("#receipt-serials").value.includes("SN-PHOTO-0042"));
   } finally {
     await kill(phone);

@@ -109,6 +109,7 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         Some(root) => router.fallback_service(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(same_origin_redirects))
+                .layer(axum::middleware::from_fn(cache_policy))
                 .layer(CompressionLayer::new())
                 .service(
                     tower_http::services::ServeDir::new(root)
@@ -187,6 +188,31 @@ async fn same_origin_redirects(
         .is_some_and(|to| !to.to_str().is_ok_and(is_local_path));
     if leaves {
         return not_found().await.into_response_owned();
+    }
+    response
+}
+
+/// How long browsers may keep the web app's files. Files under a
+/// versioned path (`/pkg/zxing-<version>/`, written by `scripts/build-web`)
+/// never change: a year, immutable. Everything else keeps its name across
+/// releases, so a browser revalidates it each time (`no-cache`: a 304 when
+/// unchanged), and a new release is never hidden behind an old copy; the
+/// service worker keeps the app usable offline either way.
+async fn cache_policy(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let immutable = request.uri().path().starts_with("/pkg/zxing-");
+    let mut response = next.run(request).await;
+    if response.status().is_success() && !response.headers().contains_key(header::CACHE_CONTROL) {
+        let policy = if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
     }
     response
 }

@@ -106,3 +106,37 @@ async fn web_files_are_served_compressed() {
         );
     }
 }
+
+/// The web app's files are revalidated on every visit (a new release is
+/// never hidden behind an old copy); only versioned paths are kept for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_files_are_revalidated_and_versioned_ones_kept() {
+    let db = TestDb::sqlite().unwrap();
+    let server = TestServer::start(db.url()).await.unwrap();
+    let http = reqwest::Client::new();
+    let app = http
+        .get(format!("{}/app.js", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.status(), 200);
+    assert_eq!(app.headers()["cache-control"], "no-cache");
+    // A 404 (any path) is not cached as a file.
+    let missing = http
+        .get(format!("{}/pkg/zxing-0.0.0/nothing.js", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().get("cache-control").is_none());
+    // The API decides its own caching: none of this applies there.
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        health.headers().get("cache-control").map(|v| v.as_bytes()),
+        Some(&b"no-cache"[..])
+    );
+}
