@@ -11,6 +11,7 @@ pub mod import;
 pub mod projections;
 pub mod reports;
 pub mod shipments;
+pub mod store;
 pub mod sync;
 pub mod users;
 

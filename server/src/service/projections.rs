@@ -5,21 +5,21 @@ use std::collections::HashMap;
 
 use aidsync_shared::derive::{Summary, summarize};
 use aidsync_shared::model::{Shipment, ShipmentDoc};
-use aidsync_shared::projection::project;
+use aidsync_shared::projection::{Projection, project};
 
 use crate::storage::{Arrival, Db, PROJECTION_VERSION, StorageError, Tx};
 
-/// Writes a shipment's rows in `tx`, the transaction that stores its
-/// changes, so the rows never disagree with a committed document. Returns
-/// when each of its changes reached the server (by hex hash), which the
-/// caller's answer may need too.
+/// Writes all of a shipment's rows in `tx`, the transaction that stores
+/// its changes, so the rows never disagree with a committed document.
+/// Returns when each of its changes reached the server (by hex hash),
+/// which the caller's answer may need too, and the rows.
 pub async fn refresh(
     tx: &mut Tx,
     doc: &ShipmentDoc,
     shipment: &Shipment,
     summary: &Summary,
     now_ms: i64,
-) -> Result<HashMap<String, Arrival>, StorageError> {
+) -> Result<(HashMap<String, Arrival>, Projection), StorageError> {
     let arrivals = tx.arrivals(shipment.header.id.as_str()).await?;
     let origins = doc.receipt_origins();
     let rows = project(shipment, summary, |receipt| {
@@ -29,7 +29,7 @@ pub async fn refresh(
             .map(|a| a.at)
     });
     tx.write_projection(&rows, now_ms).await?;
-    Ok(arrivals)
+    Ok((arrivals, rows))
 }
 
 /// Recomputes every row from the stored documents, one shipment per

@@ -120,7 +120,8 @@ pub async fn insert(
         &prepared.summary,
         now_ms,
     )
-    .await?;
+    .await?
+    .0;
     tracing::info!(shipment = %header.id, facility = %header.destination_facility, "shipment created");
     Ok(received_at)
 }
@@ -180,38 +181,53 @@ async fn edit(
     let scope = caller.shipment_scope()?;
     let not_found = || AppError::NotFound(format!("no shipment {id}"));
     let mut tx = db.begin_write().await?;
-    let mut stored = tx
-        .load_document(id.as_str(), true)
+    let mut co = tx
+        .checkout(db.documents(), id.as_str(), true)
         .await?
         .ok_or_else(not_found)?;
+    let stored = &co.loaded.stored;
     if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
+        co.keep();
         return Err(not_found());
     }
-    let mut doc = ShipmentDoc::from_automerge(stored.doc.clone());
+    // Edited in place; a refused edit discards the cached state.
+    let mut doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
     let before = doc.heads();
     doc.set_actor(caller.actor.clone());
-    change(&mut doc).map_err(|e| AppError::Unprocessable(e.to_string()))?;
-    let shipment = doc
-        .read()
-        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let edited = change(&mut doc).and_then(|()| doc.read());
+    let shipment = match edited {
+        Ok(shipment) => shipment,
+        Err(e) => {
+            co.discard();
+            return Err(AppError::Unprocessable(e.to_string()));
+        }
+    };
     let new_changes = doc.automerge_mut().get_changes(&before);
+    co.loaded.stored.doc = doc.into_automerge();
     let version = tx.next_version().await?;
     let author = ChangeAuthor {
         device_id: Some(caller.device.as_str()),
         user_id: caller.user.as_str(),
         signers: None,
     };
-    let last_seq = tx
-        .append_changes(id.as_str(), &new_changes, version, &author, now_ms)
-        .await?;
-    let summary = summarize(&shipment);
-    let received_at =
-        super::projections::refresh(&mut tx, &doc, &shipment, &summary, now_ms).await?;
-    stored.doc = doc.automerge().clone();
-    tx.touch_document(&mut stored, version, last_seq, new_changes.len() as i64)
-        .await?;
+    super::store::store_changes(
+        &mut tx,
+        &mut co,
+        shipment.clone(),
+        &new_changes,
+        version,
+        &author,
+        now_ms,
+    )
+    .await?;
+    let received_at = tx.arrivals(id.as_str()).await?;
     tx.commit().await?;
-    Ok(detail_of(&doc, shipment, summary, &received_at))
+    let doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
+    let summary = summarize(&shipment);
+    let detail = detail_of(&doc, shipment, summary, &received_at);
+    co.loaded.stored.doc = doc.into_automerge();
+    co.keep();
+    Ok(detail)
 }
 
 /// A receipt with when it reached the server.

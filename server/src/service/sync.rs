@@ -1,32 +1,32 @@
 //! `POST /api/v1/sync`, minus HTTP: store what a phone sent, answer with
 //! what it lacks. The protocol is described in `aidsync_shared::sync`.
 //!
-//! Two transactions per request: a write transaction that checks and stores
-//! uploads (skipped when the phone uploads nothing), then a read-only one
-//! that sees a single consistent state for the answer. The write commits
-//! before anything is acknowledged.
+//! A write transaction checks and stores uploads (skipped when the phone
+//! uploads nothing) and commits before anything is acknowledged; the answer
+//! then reads documents from the cache, each brought up to date under its
+//! slot lock (see `storage::cache`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use automerge::{Change, ChangeHash};
 use serde_bytes::ByteBuf;
 
-use aidsync_shared::derive::summarize;
 use aidsync_shared::ids::{DeviceId, ShipmentId};
-use aidsync_shared::model::{Recorder, ShipmentDoc};
+use aidsync_shared::model::{Recorder, ShipmentDoc, read_shipment};
 use aidsync_shared::sync::protocol::DocUpload;
 use aidsync_shared::sync::protocol::{
     Changes, DocDownload, PROTOCOL_VERSION, RefusalCode, SyncRequest, SyncResponse, UploadResult,
     heads_to_wire,
 };
-use aidsync_shared::sync::server::{Merged, Refusal, Uploader, merge_upload, parse_changes};
+use aidsync_shared::sync::server::{Accepted, Refusal, Uploader, merge_into, parse_changes};
 use aidsync_shared::sync::untrusted::OpBudget;
 
 use super::Limits;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::events::Changed;
-use crate::storage::{ChangeAuthor, Db, Scope, StoredDocument};
+use crate::storage::{ChangeAuthor, Checkout, Db, Scope, StoredDocument};
 
 /// The answer, and how the HTTP layer should report it.
 pub struct SyncOutcome {
@@ -273,13 +273,36 @@ async fn relayed_actors(
         .collect())
 }
 
-/// Whether storing `merged`'s new changes would grow the document past the
-/// limit. Raw change bytes over-count what a compacted snapshot holds, so
-/// this errs on the side of refusing early; a retry of stored changes adds
-/// nothing and is never refused.
-fn too_large(stored: &StoredDocument, merged: &Merged, limits: &Limits) -> bool {
-    let incoming: usize = merged.new_changes.iter().map(|c| c.raw_bytes().len()).sum();
+/// Whether storing `accepted`'s new changes would grow the document past
+/// the limit. Raw change bytes over-count what a compacted snapshot holds,
+/// so this errs on the side of refusing early; a retry of stored changes
+/// adds nothing and is never refused.
+fn too_large(stored: &StoredDocument, accepted: &Accepted, limits: &Limits) -> bool {
+    let incoming: usize = accepted
+        .new_changes
+        .iter()
+        .map(|c| c.raw_bytes().len())
+        .sum();
     stored.stored_bytes.saturating_add(incoming) > limits.max_document_bytes
+}
+
+/// Merges an upload into a checked-out document, in place: the model
+/// before is the one the cache kept (read now if it kept none). After a
+/// refusal the state may hold some of the refused changes: discard it.
+fn merge_checkout(
+    co: &mut Checkout,
+    changes: Vec<Change>,
+    uploader: &Uploader,
+) -> Result<Accepted, Refusal> {
+    let before = match co.loaded.shipment.take() {
+        Some(shipment) => shipment,
+        None => read_shipment(&co.loaded.stored.doc)?,
+    };
+    let mut doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
+    let merged = merge_into(&mut doc, &before, changes, uploader);
+    co.loaded.stored.doc = doc.into_automerge();
+    co.loaded.shipment = Some(before);
+    merged
 }
 
 /// Checks every upload and stores the acceptable ones in one transaction.
@@ -294,19 +317,25 @@ async fn store_uploads(
     // A fixed lock order: two requests touching the same documents never deadlock.
     uploads.sort_by(|a, b| a.0.cmp(&b.0));
     let mut results = BTreeMap::new();
-    let mut accepted: Vec<(StoredDocument, Merged)> = Vec::new();
+    // Checked out and unchanged: back into the cache after the commit.
+    let mut untouched: Vec<Checkout> = Vec::new();
+    let mut accepted: Vec<(Checkout, Accepted)> = Vec::new();
 
     let (mut uploader, signers) = uploader(db, caller).await?;
     uploader.relayed = relayed_actors(db, &uploader, &uploads).await?;
+    let uploader = Arc::new(uploader);
     let mut tx = db.begin_write().await?;
     for (id, parsed) in uploads {
-        let stored = match tx.load_document(id.as_str(), true).await? {
-            Some(s) if scope.contains(&s.facility_id, s.region.as_deref()) => s,
-            _ => {
-                results.insert(id, UploadResult::NotFound);
-                continue;
-            }
+        let Some(co) = tx.checkout(db.documents(), id.as_str(), true).await? else {
+            results.insert(id, UploadResult::NotFound);
+            continue;
         };
+        let stored = &co.loaded.stored;
+        if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
+            results.insert(id, UploadResult::NotFound);
+            untouched.push(co);
+            continue;
+        }
         let changes = match parsed {
             Ok(c) if c.len() > limits.max_changes_per_doc => {
                 results.insert(
@@ -320,21 +349,27 @@ async fn store_uploads(
                         ),
                     },
                 );
+                untouched.push(co);
                 continue;
             }
             Ok(c) => c,
             Err(refusal) => {
                 results.insert(id, refusal_result(&refusal));
+                untouched.push(co);
                 continue;
             }
         };
-        let current = ShipmentDoc::from_automerge(stored.doc.clone());
         let who = uploader.clone();
         let doc_id = id.clone();
         // Off the async threads: merging is CPU work on a client's changes,
         // and a panic in automerge must refuse this document, not the request.
-        let merged = tokio::task::spawn_blocking(move || {
-            contain(&doc_id, "merging", || merge_upload(&current, changes, &who)).and_then(|r| r)
+        let (co, merged) = tokio::task::spawn_blocking(move || {
+            let mut co = co;
+            let merged = contain(&doc_id, "merging", || {
+                merge_checkout(&mut co, changes, &who)
+            })
+            .and_then(|r| r);
+            (co, merged)
         })
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("merging an upload: {e}")))?;
@@ -342,11 +377,13 @@ async fn store_uploads(
             Err(refusal) => {
                 tracing::info!(shipment = %id, device = %caller.device, %refusal, "upload refused");
                 results.insert(id, refusal_result(&refusal));
+                co.discard();
             }
             Ok(merged) if merged.new_changes.is_empty() => {
                 results.insert(id, UploadResult::Accepted { new: 0 });
+                untouched.push(co);
             }
-            Ok(merged) if too_large(&stored, &merged, limits) => {
+            Ok(merged) if too_large(&co.loaded.stored, &merged, limits) => {
                 results.insert(
                     id,
                     UploadResult::Refused {
@@ -357,6 +394,7 @@ async fn store_uploads(
                         ),
                     },
                 );
+                co.discard();
             }
             Ok(merged) => {
                 results.insert(
@@ -365,7 +403,7 @@ async fn store_uploads(
                         new: u32::try_from(merged.new_changes.len()).unwrap_or(u32::MAX),
                     },
                 );
-                accepted.push((stored, merged));
+                accepted.push((co, merged));
             }
         }
     }
@@ -373,6 +411,7 @@ async fn store_uploads(
     if accepted.is_empty() {
         // Nothing new: release the locks without taking a version.
         tx.commit().await?;
+        untouched.into_iter().for_each(Checkout::keep);
         return Ok((results, Vec::new()));
     }
     let version = tx.next_version().await?;
@@ -382,27 +421,34 @@ async fn store_uploads(
         signers: Some(&signers),
     };
     let mut changed = Vec::with_capacity(accepted.len());
-    for (mut stored, merged) in accepted {
+    let mut stored = Vec::with_capacity(accepted.len());
+    for (mut co, merged) in accepted {
         changed.push(Changed {
-            shipment: stored.id.clone(),
-            facility: stored.facility_id.clone(),
+            shipment: co.loaded.stored.id.clone(),
+            facility: co.loaded.stored.facility_id.clone(),
         });
-        let added = merged.new_changes.len() as i64;
-        let last_seq = tx
-            .append_changes(&stored.id, &merged.new_changes, version, &author, now_ms)
-            .await?;
-        let summary = summarize(&merged.shipment);
-        super::projections::refresh(&mut tx, &merged.doc, &merged.shipment, &summary, now_ms)
-            .await?;
-        stored.doc = merged.doc.into_automerge();
-        tx.touch_document(&mut stored, version, last_seq, added)
-            .await?;
+        super::store::store_changes(
+            &mut tx,
+            &mut co,
+            merged.shipment,
+            &merged.new_changes,
+            version,
+            &author,
+            now_ms,
+        )
+        .await?;
+        stored.push(co);
     }
     tx.commit().await?;
+    untouched.into_iter().chain(stored).for_each(Checkout::keep);
     Ok((results, changed))
 }
 
-/// Builds the response from one consistent read of the database.
+/// Builds the response. The cursor is the version committed when the
+/// answer began; every document is then served at that version or a later
+/// one (the cache's state under its slot lock, caught up to the database),
+/// so the phone holds at least everything up to the cursor. What it gets
+/// beyond that comes again next time, and applying it twice is harmless.
 async fn answer(
     db: &Db,
     scope: &Scope,
@@ -421,32 +467,41 @@ async fn answer(
     let reset = cursor.epoch != now.epoch || cursor.version > now.version;
     let since = if reset { 0 } else { cursor.version };
 
-    let mut ids: BTreeMap<String, Option<i64>> = tx
+    let mut ids: BTreeSet<String> = tx
         .changed_documents(since, scope)
         .await?
         .into_iter()
-        .map(|(id, created)| (id, Some(created)))
+        .map(|(id, _)| id)
         .collect();
+    tx.commit().await?;
     for (id, result) in &results {
         if !matches!(result, UploadResult::NotFound) {
-            ids.entry(id.to_string()).or_insert(None);
+            ids.insert(id.to_string());
         }
     }
 
     let mut docs = Vec::with_capacity(ids.len() + results.len());
-    for (id_s, _) in ids {
-        let Some(stored) = tx.load_document(&id_s, false).await? else {
+    for id_s in ids {
+        let mut tx = db.begin_read().await?;
+        let Some(mut co) = tx.checkout(db.documents(), &id_s, false).await? else {
             continue;
         };
+        let fresh = co.loaded.stored.created_version > since;
+        let hashes = if fresh {
+            Vec::new()
+        } else {
+            tx.change_hashes_since(&id_s, since).await?
+        };
+        tx.commit().await?;
         let id = ShipmentId::parse(&id_s)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("stored id {id_s}: {e}")))?;
-        let mut doc = stored.doc;
-        let (snapshot, changes) = if stored.created_version > since {
+        let doc = &mut co.loaded.stored.doc;
+        let (snapshot, changes) = if fresh {
             (Some(ByteBuf::from(doc.save())), Changes::default())
         } else {
             let theirs = uploaded.get(&id);
             let mut wanted = Vec::new();
-            for hash_s in tx.change_hashes_since(&id_s, since).await? {
+            for hash_s in hashes {
                 let hash: ChangeHash = hash_s.parse().map_err(|e| {
                     AppError::Internal(anyhow::anyhow!("stored hash {hash_s}: {e}"))
                 })?;
@@ -457,14 +512,16 @@ async fn answer(
                     wanted.push(change);
                 }
             }
-            (None, Changes::encode(&doc, &wanted))
+            (None, Changes::encode(doc, &wanted))
         };
+        let heads = heads_to_wire(&doc.get_heads());
+        co.keep();
         docs.push(DocDownload {
             upload: results.remove(&id),
             id,
             snapshot,
             changes,
-            heads: heads_to_wire(&doc.get_heads()),
+            heads,
         });
     }
     // Uploads for documents the phone may not see get an answer too.
@@ -477,7 +534,6 @@ async fn answer(
             heads: Vec::new(),
         });
     }
-    tx.commit().await?;
     Ok(SyncResponse {
         cursor: now.to_wire(),
         reset,

@@ -10,6 +10,7 @@
 
 mod audit;
 mod backup;
+mod cache;
 mod devices;
 mod facilities;
 mod projection;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{ChangeFilter, ChangeRow};
+pub use cache::{CacheStats, Checkout, DEFAULT_CACHE_BYTES, DocCache, Loaded};
 pub use devices::{CallerRow, DeviceRow, TokenState};
 pub use facilities::FacilityRow;
 pub use projection::{Arrival, DuplicateReport, PROJECTION_VERSION, Page, ReportFilter, TotalsRow};
@@ -137,6 +139,8 @@ pub struct Db {
     /// [`Db::revocations`]); other processes are caught by the streams'
     /// periodic re-check.
     revocations: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Recently used documents, loaded (see [`DocCache`]).
+    documents: Arc<DocCache>,
 }
 
 /// Turns what a person typed into a URL sqlx understands: a bare path means
@@ -205,7 +209,20 @@ impl Db {
             backend,
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             revocations: Arc::new(tokio::sync::watch::channel(0).0),
+            documents: Arc::new(DocCache::new(DEFAULT_CACHE_BYTES)),
         })
+    }
+
+    /// This pool with a document cache of `bytes` (0 keeps nothing loaded
+    /// between requests). Set it before the pool is shared.
+    pub fn with_document_cache(mut self, bytes: usize) -> Db {
+        self.documents = Arc::new(DocCache::new(bytes));
+        self
+    }
+
+    /// The document cache, for [`Tx::checkout`].
+    pub fn documents(&self) -> &Arc<DocCache> {
+        &self.documents
     }
 
     pub fn backend(&self) -> Backend {

@@ -68,6 +68,26 @@ pub struct Page {
     pub offset: i64,
 }
 
+/// The rows of `old` that are not in `new` exactly (to delete, by key),
+/// and the rows of `new` that are not in `old` exactly (to insert).
+fn differing<'a, T: PartialEq, K: Eq + std::hash::Hash>(
+    old: &'a [T],
+    new: &'a [T],
+    key: impl Fn(&T) -> K,
+) -> (Vec<&'a T>, Vec<&'a T>) {
+    let old_by_key: HashMap<K, &T> = old.iter().map(|r| (key(r), r)).collect();
+    let new_by_key: HashMap<K, &T> = new.iter().map(|r| (key(r), r)).collect();
+    let gone = old
+        .iter()
+        .filter(|r| new_by_key.get(&key(r)) != Some(r))
+        .collect();
+    let fresh = new
+        .iter()
+        .filter(|r| old_by_key.get(&key(r)) != Some(r))
+        .collect();
+    (gone, fresh)
+}
+
 /// How a query's own rows narrow to an item category, beyond keeping the
 /// shipments that have a line of it.
 #[derive(Clone, Copy)]
@@ -352,6 +372,28 @@ impl Tx {
             .map_err(Into::into)
     }
 
+    /// When each of these changes of a document reached the server, by hex
+    /// hash (a change not stored is left out).
+    pub async fn arrival_times(
+        &mut self,
+        document_id: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, i64>, StorageError> {
+        let mut out = HashMap::with_capacity(hashes.len());
+        for hash in hashes {
+            let row =
+                sqlx::query("SELECT received_at FROM changes WHERE document_id = $1 AND hash = $2")
+                    .bind(document_id)
+                    .bind(hash)
+                    .fetch_optional(self.conn())
+                    .await?;
+            if let Some(row) = row {
+                out.insert(hash.clone(), row.try_get("received_at")?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes every projected row of a shipment except the shipment row.
     pub async fn clear_projection(&mut self, shipment_id: &str) -> Result<(), StorageError> {
         for table in CHILD_TABLES {
@@ -385,73 +427,201 @@ impl Tx {
                 .await?;
         }
         for l in &p.lines {
-            sqlx::query(
-                "INSERT INTO shipment_lines (shipment_id, line_id, item, category, unit, expected,
-                     received, good, damaged, missing_parts, wrong_item, outstanding, over_received,
-                     serials_expected, serials_missing, serials_unexpected)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(&l.shipment_id)
-            .bind(&l.line_id)
-            .bind(&l.item)
-            .bind(&l.category)
-            .bind(&l.unit)
-            .bind(l.expected)
-            .bind(l.received)
-            .bind(l.good)
-            .bind(l.damaged)
-            .bind(l.missing_parts)
-            .bind(l.wrong_item)
-            .bind(l.outstanding)
-            .bind(l.over_received)
-            .bind(to_json(&l.serials_expected))
-            .bind(to_json(&l.serials_missing))
-            .bind(to_json(&l.serials_unexpected))
-            .execute(self.conn())
-            .await?;
+            self.insert_line(l).await?;
         }
         self.write_receipts(id, &p.receipts).await?;
         for d in &p.discrepancies {
-            sqlx::query(
-                "INSERT INTO shipment_discrepancies (shipment_id, line_id, kind, quantity, serials,
-                     receipts, resolved)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&d.shipment_id)
-            .bind(&d.line_id)
-            .bind(&d.kind)
-            .bind(d.quantity)
-            .bind(to_json(&d.serials))
-            .bind(to_json(&d.receipts))
-            .bind(i64::from(d.resolved))
-            .execute(self.conn())
-            .await?;
+            self.insert_discrepancy(d).await?;
         }
         for d in &p.duplicates {
-            sqlx::query(
-                "INSERT INTO shipment_duplicates (shipment_id, line_id, first_receipt,
-                     second_receipt, reason, serials)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&d.shipment_id)
-            .bind(&d.line_id)
-            .bind(&d.first)
-            .bind(&d.second)
-            .bind(&d.reason)
-            .bind(to_json(&d.serials))
-            .execute(self.conn())
-            .await?;
+            self.insert_duplicate(d).await?;
         }
         for c in &p.conflicts {
-            sqlx::query(
-                "INSERT INTO shipment_conflicts (shipment_id, path, candidates) VALUES ($1, $2, $3)",
-            )
-            .bind(&c.shipment_id)
-            .bind(&c.path)
-            .bind(to_json(&c.values))
-            .execute(self.conn())
-            .await?;
+            self.insert_conflict(c).await?;
         }
+        Ok(())
+    }
+
+    /// Brings a shipment's rows from `old` (what is stored, exactly) to
+    /// `new`, writing only the rows that differ: a sync that adds a receipt
+    /// writes that receipt, its line, the line's discrepancies and the
+    /// shipment row, however many receipts the shipment holds.
+    pub async fn write_projection_changes(
+        &mut self,
+        old: &Projection,
+        new: &Projection,
+        updated_at: i64,
+    ) -> Result<(), StorageError> {
+        let id = new.shipment.id.as_str();
+        if old.shipment != new.shipment {
+            self.upsert_shipment(&new.shipment, updated_at).await?;
+        }
+        let (gone, fresh) = differing(&old.lines, &new.lines, |l| l.line_id.clone());
+        for l in gone {
+            self.delete_row("shipment_lines", id, &[("line_id", &l.line_id)])
+                .await?;
+        }
+        for l in fresh {
+            self.insert_line(l).await?;
+        }
+        let (gone, fresh) = differing(&old.receipts, &new.receipts, |r| r.receipt_id.clone());
+        for r in gone {
+            self.delete_row("shipment_receipts", id, &[("receipt_id", &r.receipt_id)])
+                .await?;
+        }
+        for r in fresh {
+            self.insert_receipt(r).await?;
+        }
+        let (gone, fresh) = differing(&old.discrepancies, &new.discrepancies, |d| {
+            (d.line_id.clone(), d.kind.clone())
+        });
+        for d in gone {
+            let key = [("line_id", d.line_id.as_str()), ("kind", d.kind.as_str())];
+            self.delete_row("shipment_discrepancies", id, &key).await?;
+        }
+        for d in fresh {
+            self.insert_discrepancy(d).await?;
+        }
+        let (gone, fresh) = differing(&old.duplicates, &new.duplicates, |d| {
+            (d.first.clone(), d.second.clone())
+        });
+        for d in gone {
+            let key = [
+                ("first_receipt", d.first.as_str()),
+                ("second_receipt", d.second.as_str()),
+            ];
+            self.delete_row("shipment_duplicates", id, &key).await?;
+        }
+        for d in fresh {
+            self.insert_duplicate(d).await?;
+        }
+        let (gone, fresh) = differing(&old.conflicts, &new.conflicts, |c| c.path.clone());
+        for c in gone {
+            self.delete_row("shipment_conflicts", id, &[("path", &c.path)])
+                .await?;
+        }
+        for c in fresh {
+            self.insert_conflict(c).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one row of a shipment's child table by its key columns.
+    async fn delete_row(
+        &mut self,
+        table: &str,
+        shipment_id: &str,
+        key: &[(&str, &str)],
+    ) -> Result<(), StorageError> {
+        let mut sql = format!("DELETE FROM {table} WHERE shipment_id = $1");
+        for (i, (column, _)) in key.iter().enumerate() {
+            sql.push_str(&format!(" AND {column} = ${}", i + 2));
+        }
+        let mut query = sqlx::query(&sql).bind(shipment_id);
+        for (_, value) in key {
+            query = query.bind(*value);
+        }
+        query.execute(self.conn()).await?;
+        Ok(())
+    }
+
+    async fn insert_line(&mut self, l: &LineRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipment_lines (shipment_id, line_id, item, category, unit, expected,
+                 received, good, damaged, missing_parts, wrong_item, outstanding, over_received,
+                 serials_expected, serials_missing, serials_unexpected)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&l.shipment_id)
+        .bind(&l.line_id)
+        .bind(&l.item)
+        .bind(&l.category)
+        .bind(&l.unit)
+        .bind(l.expected)
+        .bind(l.received)
+        .bind(l.good)
+        .bind(l.damaged)
+        .bind(l.missing_parts)
+        .bind(l.wrong_item)
+        .bind(l.outstanding)
+        .bind(l.over_received)
+        .bind(to_json(&l.serials_expected))
+        .bind(to_json(&l.serials_missing))
+        .bind(to_json(&l.serials_unexpected))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_discrepancy(&mut self, d: &DiscrepancyRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipment_discrepancies (shipment_id, line_id, kind, quantity, serials,
+                 receipts, resolved)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&d.shipment_id)
+        .bind(&d.line_id)
+        .bind(&d.kind)
+        .bind(d.quantity)
+        .bind(to_json(&d.serials))
+        .bind(to_json(&d.receipts))
+        .bind(i64::from(d.resolved))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_duplicate(&mut self, d: &DuplicateRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipment_duplicates (shipment_id, line_id, first_receipt,
+                 second_receipt, reason, serials)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&d.shipment_id)
+        .bind(&d.line_id)
+        .bind(&d.first)
+        .bind(&d.second)
+        .bind(&d.reason)
+        .bind(to_json(&d.serials))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_conflict(&mut self, c: &ConflictRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipment_conflicts (shipment_id, path, candidates) VALUES ($1, $2, $3)",
+        )
+        .bind(&c.shipment_id)
+        .bind(&c.path)
+        .bind(to_json(&c.values))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_receipt(&mut self, r: &ReceiptRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipment_receipts (shipment_id, receipt_id, line_id, quantity,
+                 condition, serials, note, recorded_by, device_id, recorded_at,
+                 received_at, voided, voids)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&r.shipment_id)
+        .bind(&r.receipt_id)
+        .bind(&r.line_id)
+        .bind(r.quantity)
+        .bind(&r.condition)
+        .bind(to_json(&r.serials))
+        .bind(&r.note)
+        .bind(&r.recorded_by)
+        .bind(&r.device_id)
+        .bind(r.recorded_at)
+        .bind(r.received_at)
+        .bind(i64::from(r.voided))
+        .bind(r.voids.as_deref())
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -487,29 +657,7 @@ impl Tx {
                     .execute(self.conn())
                     .await?;
                 }
-                None => {
-                    sqlx::query(
-                        "INSERT INTO shipment_receipts (shipment_id, receipt_id, line_id, quantity,
-                             condition, serials, note, recorded_by, device_id, recorded_at,
-                             received_at, voided, voids)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    )
-                    .bind(id)
-                    .bind(&r.receipt_id)
-                    .bind(&r.line_id)
-                    .bind(r.quantity)
-                    .bind(&r.condition)
-                    .bind(to_json(&r.serials))
-                    .bind(&r.note)
-                    .bind(&r.recorded_by)
-                    .bind(&r.device_id)
-                    .bind(r.recorded_at)
-                    .bind(r.received_at)
-                    .bind(i64::from(r.voided))
-                    .bind(r.voids.as_deref())
-                    .execute(self.conn())
-                    .await?;
-                }
+                None => self.insert_receipt(r).await?,
             }
         }
         // Receipts are never removed from a document; a row without one can

@@ -6,8 +6,12 @@ use sqlx::{Any, Row, Transaction};
 use super::{Backend, ChangeAuthor, Scope, StorageError, scope_sql};
 
 /// Compact a document's snapshot once this many changes follow it, so that
-/// loading a document never replays a long tail.
+/// loading a document never replays a long tail...
 const SNAPSHOT_EVERY: i64 = 32;
+/// ...and the changes after it add up to this share of the snapshot's size
+/// (1/4): saving a large document costs time in proportion to all of it, so
+/// it is saved in proportion to its growth, never after every few changes.
+const SNAPSHOT_GROWTH_DIVISOR: usize = 4;
 
 /// A document as loaded: its automerge state and its bookkeeping.
 pub struct StoredDocument {
@@ -23,6 +27,12 @@ pub struct StoredDocument {
     pub tail: i64,
     /// Bytes stored for the document: its snapshot and the changes after it.
     pub stored_bytes: usize,
+    /// The snapshot's size in bytes (part of `stored_bytes`).
+    pub snapshot_bytes: usize,
+    /// The last change the snapshot holds.
+    pub snapshot_seq: i64,
+    /// The last change `doc` holds (the change log's `seq`).
+    pub seq: i64,
 }
 
 pub struct Tx {
@@ -31,7 +41,7 @@ pub struct Tx {
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-fn corrupt(id: &str, e: impl std::fmt::Display) -> StorageError {
+pub(super) fn corrupt(id: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::CorruptDocument {
         id: id.to_owned(),
         reason: e.to_string(),
@@ -39,18 +49,39 @@ fn corrupt(id: &str, e: impl std::fmt::Display) -> StorageError {
 }
 
 /// Loads a stored document: its snapshot, then the changes stored after it.
+pub(super) fn replay(
+    id: &str,
+    snapshot: &[u8],
+    changes: Vec<Change>,
+) -> Result<AutoCommit, StorageError> {
+    let doc = contain_automerge(id, || AutoCommit::load(snapshot))?;
+    apply_stored(id, doc, changes)
+}
+
+/// Applies stored changes to a loaded document.
+pub(super) fn apply_stored(
+    id: &str,
+    mut doc: AutoCommit,
+    changes: Vec<Change>,
+) -> Result<AutoCommit, StorageError> {
+    if changes.is_empty() {
+        return Ok(doc);
+    }
+    contain_automerge(id, || doc.apply_changes(changes))?;
+    Ok(doc)
+}
+
 /// automerge asserts instead of erring on some histories it does not expect;
 /// uploads are checked so none is stored (`aidsync_shared::sync::lineage`),
 /// and should one slip through, its document is reported corrupt instead of
 /// a panic taking the worker thread's request with it.
-fn replay(id: &str, snapshot: &[u8], changes: Vec<Change>) -> Result<AutoCommit, StorageError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut doc = AutoCommit::load(snapshot)?;
-        doc.apply_changes(changes)?;
-        Ok::<_, automerge::AutomergeError>(doc)
-    }))
-    .map_err(|_| corrupt(id, "automerge panicked replaying its stored changes"))?
-    .map_err(|e| corrupt(id, e))
+fn contain_automerge<T>(
+    id: &str,
+    work: impl FnOnce() -> Result<T, automerge::AutomergeError>,
+) -> Result<T, StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|_| corrupt(id, "automerge panicked replaying its stored changes"))?
+        .map_err(|e| corrupt(id, e))
 }
 
 impl Tx {
@@ -64,6 +95,10 @@ impl Tx {
             backend,
             _gate: gate,
         }
+    }
+
+    pub(super) fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The connection, for the other storage modules' statements.
@@ -107,60 +142,17 @@ impl Tx {
     }
 
     /// Loads a document, locking its row against concurrent writers
-    /// (PostgreSQL; SQLite writers are already serialized).
+    /// (PostgreSQL; SQLite writers are already serialized). Bypasses the
+    /// document cache: for work that reads every document once.
     pub async fn load_document(
         &mut self,
         id: &str,
         lock: bool,
     ) -> Result<Option<StoredDocument>, StorageError> {
-        let lock = if lock && self.backend == Backend::Postgres {
-            "FOR UPDATE"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT facility_id, created_version, version, snapshot, snapshot_seq,
-                    (SELECT region FROM facilities WHERE facilities.id = documents.facility_id)
-                        AS region
-             FROM documents WHERE id = $1 {lock}"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let snapshot: Vec<u8> = row.try_get("snapshot")?;
-        let snapshot_seq: i64 = row.try_get("snapshot_seq")?;
-        let tail_rows = sqlx::query(
-            "SELECT bytes FROM changes WHERE document_id = $1 AND seq > $2 ORDER BY seq",
-        )
-        .bind(id)
-        .bind(snapshot_seq)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        let tail = tail_rows.len() as i64;
-        let mut stored_bytes = snapshot.len();
-        let changes = tail_rows
-            .into_iter()
-            .map(|r| {
-                let bytes: Vec<u8> = r.try_get("bytes")?;
-                stored_bytes += bytes.len();
-                Change::from_bytes(bytes).map_err(|e| corrupt(id, e))
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        let doc = replay(id, &snapshot, changes)?;
-        Ok(Some(StoredDocument {
-            id: id.to_owned(),
-            facility_id: row.try_get("facility_id")?,
-            region: row.try_get("region")?,
-            created_version: row.try_get("created_version")?,
-            version: row.try_get("version")?,
-            doc,
-            tail,
-            stored_bytes,
-        }))
+        match self.document_row(id, lock).await? {
+            Some(row) => Ok(Some(self.load_from_row(id, row).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether a document with this id is stored.
@@ -241,26 +233,38 @@ impl Tx {
         Ok(seq)
     }
 
-    /// Records that `doc` changed at `version`, compacting its snapshot when
-    /// the tail has grown. The snapshot replaces nothing: changes stay.
+    /// Records that `doc` changed at `version` by `added` (appended up to
+    /// `last_seq`), compacting its snapshot when the tail has grown. The
+    /// snapshot replaces nothing: changes stay.
     pub async fn touch_document(
         &mut self,
         stored: &mut StoredDocument,
         version: i64,
         last_seq: i64,
-        added: i64,
+        added: &[Change],
     ) -> Result<(), StorageError> {
-        if stored.tail + added >= SNAPSHOT_EVERY {
+        let added_bytes: usize = added.iter().map(|c| c.raw_bytes().len()).sum();
+        stored.stored_bytes += added_bytes;
+        let tail_bytes = stored.stored_bytes.saturating_sub(stored.snapshot_bytes);
+        let added = added.len() as i64;
+        if stored.tail + added >= SNAPSHOT_EVERY
+            && tail_bytes >= stored.snapshot_bytes / SNAPSHOT_GROWTH_DIVISOR
+        {
+            let snapshot = stored.doc.save();
+            let snapshot_bytes = snapshot.len();
             sqlx::query(
                 "UPDATE documents SET version = $2, snapshot = $3, snapshot_seq = $4 WHERE id = $1",
             )
             .bind(&stored.id)
             .bind(version)
-            .bind(stored.doc.save())
+            .bind(snapshot)
             .bind(last_seq)
             .execute(&mut *self.tx)
             .await?;
             stored.tail = 0;
+            stored.snapshot_seq = last_seq;
+            stored.snapshot_bytes = snapshot_bytes;
+            stored.stored_bytes = snapshot_bytes;
         } else {
             sqlx::query("UPDATE documents SET version = $2 WHERE id = $1")
                 .bind(&stored.id)
@@ -270,6 +274,7 @@ impl Tx {
             stored.tail += added;
         }
         stored.version = version;
+        stored.seq = last_seq;
         Ok(())
     }
 

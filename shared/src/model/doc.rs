@@ -149,13 +149,24 @@ impl ShipmentDoc {
         };
         for key in self.doc.keys(&receipts) {
             let Ok(id) = key.parse() else { continue };
-            if let Ok(Some((_, obj))) = self.doc.get(&receipts, key.as_str())
-                && let Some(hash) = self.doc.hash_for_opid(&obj)
-            {
+            if let Some(hash) = self.origin_in(&receipts, &key) {
                 out.insert(id, hash);
             }
         }
         out
+    }
+
+    /// The change that created one receipt ([`Self::receipt_origins`]).
+    pub fn receipt_origin(&self, id: &crate::ids::ReceiptId) -> Option<ChangeHash> {
+        let receipts = container(&self.doc, k::RECEIPTS).ok()?;
+        self.origin_in(&receipts, id.as_str())
+    }
+
+    fn origin_in(&self, receipts: &ObjId, key: &str) -> Option<ChangeHash> {
+        match self.doc.get(receipts, key) {
+            Ok(Some((_, obj))) => self.doc.hash_for_opid(&obj),
+            _ => None,
+        }
     }
 
     /// Records a receipt as one change. Refused, leaving the document as it

@@ -114,6 +114,37 @@ pub fn merge_upload(
     uploader: &Uploader,
 ) -> Result<Merged, Refusal> {
     let mut doc = current.clone();
+    let before = current.read()?;
+    let Accepted {
+        shipment,
+        new_changes,
+    } = merge_into(&mut doc, &before, changes, uploader)?;
+    Ok(Merged {
+        doc,
+        shipment,
+        new_changes,
+    })
+}
+
+/// What [`merge_into`] accepted.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The document's model after the merge.
+    pub shipment: Shipment,
+    /// In causal order; empty when the upload was a retry of stored changes.
+    pub new_changes: Vec<Change>,
+}
+
+/// [`merge_upload`] without the copy: merges into `doc` itself, whose model
+/// is `before`. For a caller that keeps documents loaded and can afford to
+/// throw one away: after a refusal `doc` may hold some of the refused
+/// changes and must be dropped.
+pub fn merge_into(
+    doc: &mut ShipmentDoc,
+    before: &Shipment,
+    changes: Vec<Change>,
+    uploader: &Uploader,
+) -> Result<Accepted, Refusal> {
     let before_heads = doc.heads();
     let known: BTreeSet<ChangeHash> = changes
         .iter()
@@ -140,15 +171,12 @@ pub fn merge_upload(
         new_changes.push(change);
     }
     if new_changes.is_empty() {
-        let shipment = doc.read()?;
-        return Ok(Merged {
-            doc,
-            shipment,
+        return Ok(Accepted {
+            shipment: before.clone(),
             new_changes,
         });
     }
 
-    let before = current.read()?;
     check_lineage(doc.automerge_mut().document(), &new_changes).map_err(|e| Refusal::Corrupt {
         reason: e.to_string(),
     })?;
@@ -164,8 +192,8 @@ pub fn merge_upload(
         return Err(Refusal::MissingDependencies { missing });
     }
     let shipment = doc.read()?;
-    shipment.check_transition_from(&before)?;
-    check_edit(&before, &shipment, &uploader.editor)?;
+    shipment.check_transition_from(before)?;
+    check_edit(before, &shipment, &uploader.editor)?;
     // Store in the order automerge applied them, so a replay from the
     // changes table always meets dependencies first.
     let order: std::collections::HashMap<ChangeHash, usize> = doc
@@ -176,8 +204,7 @@ pub fn merge_upload(
         .map(|(i, c)| (c.hash(), i))
         .collect();
     new_changes.sort_by_key(|c| order.get(&c.hash()).copied());
-    Ok(Merged {
-        doc,
+    Ok(Accepted {
         shipment,
         new_changes,
     })
