@@ -54,6 +54,8 @@ pub struct Config {
     pub bind: String,
     /// `sqlite:PATH`, a bare path, or `postgres://…`.
     pub database_url: String,
+    /// Memory the document cache may use (`--document-cache-bytes`).
+    pub document_cache_bytes: usize,
     pub limits: Limits,
     /// Directory of the phone web app (`web/`), served at `/`; `None` for
     /// an API-only server.
@@ -85,7 +87,8 @@ impl Application {
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let db = Db::connect(&config.database_url)
             .await
-            .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+            .with_context(|| format!("opening database {}", redact(&config.database_url)))?
+            .with_document_cache(config.document_cache_bytes);
         // Before serving: coordinators must never read rows from older rules.
         crate::service::projections::rebuild_if_stale(&db, crate::service::now_ms())
             .await

@@ -217,6 +217,10 @@ struct ServeArgs {
     /// Largest stored size of one shipment document, in bytes.
     #[arg(long, env = "AIDSYNC_MAX_DOCUMENT_BYTES", default_value_t = Limits::default().max_document_bytes)]
     max_document_bytes: usize,
+    /// Memory for shipments kept loaded between requests, in bytes (an
+    /// estimate; least recently used ones are dropped first; 0: none kept).
+    #[arg(long, env = "AIDSYNC_DOCUMENT_CACHE_BYTES", default_value_t = aidsync_server::storage::DEFAULT_CACHE_BYTES)]
+    document_cache_bytes: usize,
     /// Requests per minute one token may make (0: unlimited).
     #[arg(long, env = "AIDSYNC_REQUESTS_PER_MINUTE_PER_TOKEN", default_value_t = Limits::default().requests_per_minute_per_token)]
     requests_per_minute_per_token: u32,
@@ -275,6 +279,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         bind: args.bind,
         database_url: args.database_url,
+        document_cache_bytes: args.document_cache_bytes,
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),

@@ -43,6 +43,10 @@ pub const DB_IN_USE: &str = "aidsync_db_pool_connections_in_use";
 pub const DB_IDLE: &str = "aidsync_db_pool_connections_idle";
 /// Database connections the pool may open.
 pub const DB_MAX: &str = "aidsync_db_pool_connections_max";
+/// Shipments kept loaded in the document cache, at the last scrape.
+pub const CACHE_DOCUMENTS: &str = "aidsync_document_cache_documents";
+/// The document cache's estimate of its memory, at the last scrape.
+pub const CACHE_BYTES: &str = "aidsync_document_cache_bytes";
 /// Open `/api/v1/events` streams.
 pub const EVENT_STREAMS_OPEN: &str = "aidsync_event_streams_open";
 /// Open client connections.
@@ -157,6 +161,15 @@ fn describe() {
         "Database connections open and idle (at the last scrape)."
     );
     describe_gauge!(DB_MAX, "Database connections the pool may open.");
+    describe_gauge!(
+        CACHE_DOCUMENTS,
+        "Shipments kept loaded between requests (at the last scrape)."
+    );
+    describe_gauge!(
+        CACHE_BYTES,
+        Unit::Bytes,
+        "Estimated memory of the shipments kept loaded (at the last scrape; bounded by --document-cache-bytes)."
+    );
     describe_gauge!(EVENT_STREAMS_OPEN, "Open /api/v1/events streams.");
     describe_gauge!(CONNECTIONS_OPEN, "Open client connections.");
     describe_counter!(RATE_LIMITED, "Requests refused with 429, by limit.");
@@ -251,6 +264,12 @@ pub fn pool(stats: crate::storage::PoolStats) {
     gauge!(DB_IN_USE).set(f64::from(stats.open.saturating_sub(stats.idle)));
     gauge!(DB_IDLE).set(f64::from(stats.idle));
     gauge!(DB_MAX).set(f64::from(stats.max));
+}
+
+/// The document cache as it is now.
+pub fn document_cache(stats: crate::storage::CacheStats) {
+    gauge!(CACHE_DOCUMENTS).set(stats.documents as f64);
+    gauge!(CACHE_BYTES).set(stats.bytes as f64);
 }
 
 /// A 429 from the limit named `limit`.

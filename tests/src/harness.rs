@@ -126,6 +126,7 @@ impl TestServer {
             ),
             bind: "127.0.0.1:0".into(),
             database_url: database_url.into(),
+            document_cache_bytes: aidsync_server::storage::DEFAULT_CACHE_BYTES,
             limits,
             connections: Default::default(),
             metrics_bind: None,

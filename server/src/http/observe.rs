@@ -80,6 +80,7 @@ fn new_request_id() -> HeaderValue {
 /// gauges are read now, so they are as fresh as the scrape.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     crate::metrics::pool(state.db.pool_stats());
+    crate::metrics::document_cache(state.db.documents().stats());
     (
         [(
             header::CONTENT_TYPE,

@@ -31,5 +31,5 @@ mod read;
 mod types;
 
 pub use doc::{NewReview, ShipmentDoc};
-pub use read::read_shipment;
+pub use read::{Touched, read_shipment, read_shipment_after};
 pub use types::*;

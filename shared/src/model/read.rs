@@ -10,10 +10,10 @@
 //! the wrong kind of value (a map where text belongs, a number in a list of
 //! serials) is refused too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value};
 
 use super::keys as k;
 use super::types::*;
@@ -26,6 +26,102 @@ pub fn read_shipment(doc: &impl ReadDoc) -> Result<Shipment, ModelError> {
         conflicts: Vec::new(),
     };
     r.shipment()
+}
+
+/// What a set of changes touched in a document, by the model's parts: the
+/// header, and lines, receipts and reviews by id. `root` means something
+/// at the top of the document changed (a container replaced, an unknown
+/// field): read it whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub root: bool,
+    pub header: bool,
+    pub lines: BTreeSet<String>,
+    pub receipts: BTreeSet<String>,
+    pub reviews: BTreeSet<String>,
+}
+
+impl Touched {
+    /// Everything the patches of a merge (automerge's diff from the heads
+    /// before to the heads after) say changed.
+    pub fn from_patches(patches: &[Patch]) -> Touched {
+        let mut t = Touched::default();
+        for patch in patches {
+            // The first step below the root names the part; the second,
+            // for the three maps of entries, the entry.
+            let (part, entry) = match patch.path.as_slice() {
+                [] => {
+                    t.root = true;
+                    continue;
+                }
+                [(_, Prop::Map(part))] => (part.as_str(), patched_key(&patch.action)),
+                [(_, Prop::Map(part)), (_, Prop::Map(entry)), ..] => {
+                    (part.as_str(), Some(entry.clone()))
+                }
+                _ => {
+                    t.root = true;
+                    continue;
+                }
+            };
+            let entries = match part {
+                k::SHIPMENT => {
+                    t.header = true;
+                    continue;
+                }
+                k::LINES => &mut t.lines,
+                k::RECEIPTS => &mut t.receipts,
+                k::REVIEWS => &mut t.reviews,
+                _ => {
+                    t.root = true;
+                    continue;
+                }
+            };
+            match entry {
+                Some(key) => {
+                    entries.insert(key);
+                }
+                None => t.root = true,
+            }
+        }
+        t
+    }
+}
+
+/// The key a patch on a map changes (`None` for a list patch).
+fn patched_key(action: &PatchAction) -> Option<String> {
+    match action {
+        PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => Some(key.clone()),
+        PatchAction::Conflict {
+            prop: Prop::Map(key),
+        }
+        | PatchAction::Increment {
+            prop: Prop::Map(key),
+            ..
+        } => Some(key.clone()),
+        _ => None,
+    }
+}
+
+/// Reads a document again after changes that touched only `touched`,
+/// knowing it read as `before` until then: the parts touched are read
+/// afresh and every cross-reference (a receipt's line, a void's receipt, a
+/// review's receipts) checked again; the rest is taken from `before`. The
+/// outcome is [`read_shipment`]'s, error included, at a cost that follows
+/// the changes instead of the document (`tests/incremental_read.rs` holds
+/// the two to that).
+pub fn read_shipment_after(
+    doc: &impl ReadDoc,
+    before: &Shipment,
+    touched: &Touched,
+) -> Result<Shipment, ModelError> {
+    if touched.root {
+        return read_shipment(doc);
+    }
+    let mut r = Reader {
+        doc,
+        conflicts: Vec::new(),
+    };
+    r.shipment_after(before, touched)
 }
 
 struct Reader<'a, D> {
@@ -302,14 +398,52 @@ impl<D: ReadDoc> Reader<'_, D> {
         let keys: Vec<String> = self.doc.keys(&map).collect();
         let mut out = Vec::with_capacity(keys.len());
         for key_s in keys {
-            let path = format!("{key}/{key_s}");
-            let id = key_s.parse().map_err(|source| ModelError::BadId {
-                path: path.clone(),
-                source,
-            })?;
-            let obj = self.object(&map, &key_s, &path, ObjType::Map)?;
-            self.fields(&obj, &path, fields)?;
-            out.push((id, obj));
+            if let Some(entry) = self.entry(&map, key, &key_s, fields)? {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One entry of the map container `map` (at `key`), or `None` if it
+    /// has none at `key_s` (any more).
+    fn entry<T: FromStr<Err = IdError>>(
+        &mut self,
+        map: &ObjId,
+        key: &str,
+        key_s: &str,
+        fields: &[&str],
+    ) -> Result<Option<(T, ObjId)>, ModelError> {
+        let path = format!("{key}/{key_s}");
+        let present = self
+            .doc
+            .get_all(map, key_s)
+            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        if present.is_empty() {
+            return Ok(None);
+        }
+        let id = key_s.parse().map_err(|source| ModelError::BadId {
+            path: path.clone(),
+            source,
+        })?;
+        let obj = self.object(map, key_s, &path, ObjType::Map)?;
+        self.fields(&obj, &path, fields)?;
+        Ok(Some((id, obj)))
+    }
+
+    /// The entries among `keys` (touched ones), in key order, as
+    /// [`Self::entries`] reads them; `None` for keys with no entry.
+    fn touched_entries<T: FromStr<Err = IdError>>(
+        &mut self,
+        key: &str,
+        fields: &[&str],
+        keys: &BTreeSet<String>,
+    ) -> Result<Vec<(String, Option<(T, ObjId)>)>, ModelError> {
+        let map = self.object(&ROOT, key, key, ObjType::Map)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key_s in keys {
+            let entry = self.entry(&map, key, key_s, fields)?;
+            out.push((key_s.clone(), entry));
         }
         Ok(out)
     }
@@ -317,28 +451,29 @@ impl<D: ReadDoc> Reader<'_, D> {
     fn lines(&mut self) -> Result<BTreeMap<crate::ids::LineId, Line>, ModelError> {
         let mut lines = BTreeMap::new();
         for (id, obj) in self.entries::<crate::ids::LineId>(k::LINES, k::LINE_FIELDS)? {
-            let p = |key: &str| format!("{}/{id}/{key}", k::LINES);
-            let line = Line {
-                item: self.string(&obj, k::ITEM, &p(k::ITEM), Editable::Yes)?,
-                category: self.string(&obj, k::CATEGORY, &p(k::CATEGORY), Editable::Yes)?,
-                unit: self.string(&obj, k::UNIT, &p(k::UNIT), Editable::Yes)?,
-                quantity_expected: self.quantity(
-                    &obj,
-                    k::QUANTITY_EXPECTED,
-                    &p(k::QUANTITY_EXPECTED),
-                    Editable::Yes,
-                )?,
-                serials_expected: self.strings(
-                    &obj,
-                    k::SERIALS_EXPECTED,
-                    &p(k::SERIALS_EXPECTED),
-                )?,
-                id: id.clone(),
-            };
-            line.check()?;
+            let line = self.line(id.clone(), &obj)?;
             lines.insert(id, line);
         }
         Ok(lines)
+    }
+
+    fn line(&mut self, id: crate::ids::LineId, obj: &ObjId) -> Result<Line, ModelError> {
+        let p = |key: &str| format!("{}/{id}/{key}", k::LINES);
+        let line = Line {
+            item: self.string(obj, k::ITEM, &p(k::ITEM), Editable::Yes)?,
+            category: self.string(obj, k::CATEGORY, &p(k::CATEGORY), Editable::Yes)?,
+            unit: self.string(obj, k::UNIT, &p(k::UNIT), Editable::Yes)?,
+            quantity_expected: self.quantity(
+                obj,
+                k::QUANTITY_EXPECTED,
+                &p(k::QUANTITY_EXPECTED),
+                Editable::Yes,
+            )?,
+            serials_expected: self.strings(obj, k::SERIALS_EXPECTED, &p(k::SERIALS_EXPECTED))?,
+            id: id.clone(),
+        };
+        line.check()?;
+        Ok(line)
     }
 
     fn receipts(
@@ -347,41 +482,41 @@ impl<D: ReadDoc> Reader<'_, D> {
     ) -> Result<BTreeMap<crate::ids::ReceiptId, Receipt>, ModelError> {
         let mut receipts = BTreeMap::new();
         for (id, obj) in self.entries::<crate::ids::ReceiptId>(k::RECEIPTS, k::RECEIPT_FIELDS)? {
-            let p = |key: &str| format!("{}/{id}/{key}", k::RECEIPTS);
-            let condition_s = self.string(&obj, k::CONDITION, &p(k::CONDITION), Editable::No)?;
-            let condition = Condition::parse(&condition_s).ok_or_else(|| {
-                ModelError::invalid(
-                    p(k::CONDITION),
-                    format!("unknown condition {condition_s:?} (expected good, damaged, missing_parts or wrong_item)"),
-                )
-            })?;
-            let voids = match self.opt_string(&obj, k::VOIDS, &p(k::VOIDS), Editable::No)? {
-                None => None,
-                Some(s) => Some(s.parse().map_err(|source| ModelError::BadId {
-                    path: p(k::VOIDS),
-                    source,
-                })?),
-            };
-            let receipt = Receipt {
-                line_id: self.id(&obj, k::LINE_ID, &p(k::LINE_ID))?,
-                quantity: self.quantity(&obj, k::QUANTITY, &p(k::QUANTITY), Editable::No)?,
-                condition,
-                serials: self.strings(&obj, k::SERIALS, &p(k::SERIALS))?,
-                note: self.string(&obj, k::NOTE, &p(k::NOTE), Editable::No)?,
-                recorded_by: self.id(&obj, k::RECORDED_BY, &p(k::RECORDED_BY))?,
-                device_id: self.id(&obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
-                recorded_at: self.int(&obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
-                voids,
-                id: id.clone(),
-            };
+            let receipt = self.receipt(id.clone(), &obj)?;
             receipts.insert(id, receipt);
         }
-        // References are checked once every receipt is known: a void may name
-        // a receipt that sorts after it.
-        for receipt in receipts.values() {
-            receipt.check(lines, &receipts)?;
-        }
+        check_receipts(lines, &receipts)?;
         Ok(receipts)
+    }
+
+    fn receipt(&mut self, id: crate::ids::ReceiptId, obj: &ObjId) -> Result<Receipt, ModelError> {
+        let p = |key: &str| format!("{}/{id}/{key}", k::RECEIPTS);
+        let condition_s = self.string(obj, k::CONDITION, &p(k::CONDITION), Editable::No)?;
+        let condition = Condition::parse(&condition_s).ok_or_else(|| {
+            ModelError::invalid(
+                p(k::CONDITION),
+                format!("unknown condition {condition_s:?} (expected good, damaged, missing_parts or wrong_item)"),
+            )
+        })?;
+        let voids = match self.opt_string(obj, k::VOIDS, &p(k::VOIDS), Editable::No)? {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|source| ModelError::BadId {
+                path: p(k::VOIDS),
+                source,
+            })?),
+        };
+        Ok(Receipt {
+            line_id: self.id(obj, k::LINE_ID, &p(k::LINE_ID))?,
+            quantity: self.quantity(obj, k::QUANTITY, &p(k::QUANTITY), Editable::No)?,
+            condition,
+            serials: self.strings(obj, k::SERIALS, &p(k::SERIALS))?,
+            note: self.string(obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+            recorded_by: self.id(obj, k::RECORDED_BY, &p(k::RECORDED_BY))?,
+            device_id: self.id(obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
+            recorded_at: self.int(obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
+            voids,
+            id,
+        })
     }
 
     fn reviews(
@@ -390,39 +525,151 @@ impl<D: ReadDoc> Reader<'_, D> {
     ) -> Result<BTreeMap<crate::ids::ReviewId, Review>, ModelError> {
         let mut reviews = BTreeMap::new();
         for (id, obj) in self.entries::<crate::ids::ReviewId>(k::REVIEWS, k::REVIEW_FIELDS)? {
-            let p = |key: &str| format!("{}/{id}/{key}", k::REVIEWS);
-            let verdict = match self.opt_string(&obj, k::VERDICT, &p(k::VERDICT), Editable::No)? {
-                None => None,
-                Some(s) => Some(Verdict::parse(&s).ok_or_else(|| {
-                    ModelError::invalid(
-                        p(k::VERDICT),
-                        format!(
-                            "unknown verdict {s:?} (expected approved, has_issues or rejected)"
-                        ),
-                    )
-                })?),
-            };
-            let resolves = self
-                .strings(&obj, k::RESOLVES, &p(k::RESOLVES))?
-                .into_iter()
-                .map(|s| {
-                    s.parse().map_err(|source| ModelError::BadId {
-                        path: p(k::RESOLVES),
-                        source,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let review = Review {
-                by: self.id(&obj, k::BY, &p(k::BY))?,
-                at: self.int(&obj, k::AT, &p(k::AT), Editable::No)?,
-                note: self.string(&obj, k::NOTE, &p(k::NOTE), Editable::No)?,
-                verdict,
-                resolves,
-                id: id.clone(),
-            };
+            let review = self.review(id.clone(), &obj)?;
             review.check(receipts)?;
             reviews.insert(id, review);
         }
         Ok(reviews)
     }
+
+    fn review(&mut self, id: crate::ids::ReviewId, obj: &ObjId) -> Result<Review, ModelError> {
+        let p = |key: &str| format!("{}/{id}/{key}", k::REVIEWS);
+        let verdict = match self.opt_string(obj, k::VERDICT, &p(k::VERDICT), Editable::No)? {
+            None => None,
+            Some(s) => Some(Verdict::parse(&s).ok_or_else(|| {
+                ModelError::invalid(
+                    p(k::VERDICT),
+                    format!("unknown verdict {s:?} (expected approved, has_issues or rejected)"),
+                )
+            })?),
+        };
+        let resolves = self
+            .strings(obj, k::RESOLVES, &p(k::RESOLVES))?
+            .into_iter()
+            .map(|s| {
+                s.parse().map_err(|source| ModelError::BadId {
+                    path: p(k::RESOLVES),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Review {
+            by: self.id(obj, k::BY, &p(k::BY))?,
+            at: self.int(obj, k::AT, &p(k::AT), Editable::No)?,
+            note: self.string(obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+            verdict,
+            resolves,
+            id,
+        })
+    }
+
+    /// [`Self::shipment`] for a document that read as `before` until
+    /// changes that touched only `touched`, in the same order of reading
+    /// and checking, so the first error found is the same.
+    fn shipment_after(
+        &mut self,
+        before: &Shipment,
+        touched: &Touched,
+    ) -> Result<Shipment, ModelError> {
+        let header = if touched.header {
+            self.header()?
+        } else {
+            before.header.clone()
+        };
+        let mut conflicts = std::mem::take(&mut self.conflicts);
+        if !touched.header {
+            conflicts.extend(conflicts_under(before, &format!("{}/", k::SHIPMENT)));
+        }
+
+        let mut lines = before.lines.clone();
+        let mut line_conflicts: BTreeMap<crate::ids::LineId, Vec<Conflict>> = BTreeMap::new();
+        for (key_s, entry) in
+            self.touched_entries::<crate::ids::LineId>(k::LINES, k::LINE_FIELDS, &touched.lines)?
+        {
+            match entry {
+                Some((id, obj)) => {
+                    let line = self.line(id.clone(), &obj)?;
+                    line_conflicts.insert(id.clone(), std::mem::take(&mut self.conflicts));
+                    lines.insert(id, line);
+                }
+                None => {
+                    lines.retain(|id, _| id.as_str() != key_s);
+                }
+            }
+        }
+        for id in lines.keys() {
+            match line_conflicts.remove(id) {
+                Some(fresh) => conflicts.extend(fresh),
+                None => conflicts.extend(conflicts_under(before, &format!("{}/{id}/", k::LINES))),
+            }
+        }
+
+        let mut receipts = before.receipts.clone();
+        let touched_receipts = self.touched_entries::<crate::ids::ReceiptId>(
+            k::RECEIPTS,
+            k::RECEIPT_FIELDS,
+            &touched.receipts,
+        )?;
+        for (key_s, entry) in touched_receipts {
+            match entry {
+                Some((id, obj)) => {
+                    let receipt = self.receipt(id.clone(), &obj)?;
+                    receipts.insert(id, receipt);
+                }
+                None => {
+                    receipts.retain(|id, _| id.as_str() != key_s);
+                }
+            }
+        }
+        check_receipts(&lines, &receipts)?;
+
+        let mut touched_reviews: BTreeMap<String, Option<(crate::ids::ReviewId, ObjId)>> = self
+            .touched_entries(k::REVIEWS, k::REVIEW_FIELDS, &touched.reviews)?
+            .into_iter()
+            .collect();
+        let mut ids: BTreeSet<crate::ids::ReviewId> = before.reviews.keys().cloned().collect();
+        ids.extend(touched_reviews.values().flatten().map(|(id, _)| id.clone()));
+        let mut reviews = BTreeMap::new();
+        // Like the whole read: each review read, then checked, in order.
+        for id in ids {
+            let review = match touched_reviews.remove(id.as_str()) {
+                Some(Some((id, obj))) => self.review(id, &obj)?,
+                Some(None) => continue,
+                None => match before.reviews.get(&id) {
+                    Some(review) => review.clone(),
+                    None => continue,
+                },
+            };
+            review.check(&receipts)?;
+            reviews.insert(id, review);
+        }
+        Ok(Shipment {
+            header,
+            lines,
+            receipts,
+            reviews,
+            conflicts,
+        })
+    }
+}
+
+/// Checks every receipt's references once all are known: a void may name
+/// a receipt that sorts after it.
+fn check_receipts(
+    lines: &BTreeMap<crate::ids::LineId, Line>,
+    receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
+) -> Result<(), ModelError> {
+    receipts.values().try_for_each(|r| r.check(lines, receipts))
+}
+
+/// `before`'s conflicts on fields under `prefix`, in order.
+fn conflicts_under<'a>(
+    before: &'a Shipment,
+    prefix: &'a str,
+) -> impl Iterator<Item = Conflict> + 'a {
+    before
+        .conflicts
+        .iter()
+        .filter(move |c| c.path.starts_with(prefix))
+        .cloned()
 }

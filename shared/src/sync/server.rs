@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::lineage::check_lineage;
 use super::protocol::{Changes, RefusalCode};
 use super::untrusted::{OpBudget, UntrustedError, decode_untrusted};
-use crate::model::{ModelError, Recorder, Shipment, ShipmentDoc};
+use crate::model::{ModelError, Recorder, Shipment, ShipmentDoc, Touched, read_shipment_after};
 use crate::roles::{Editor, Forbidden, Role, check_edit};
 use automerge::{ActorId, Change, ChangeHash};
 
@@ -180,18 +180,25 @@ pub fn merge_into(
     check_lineage(doc.automerge_mut().document(), &new_changes).map_err(|e| Refusal::Corrupt {
         reason: e.to_string(),
     })?;
-    doc.automerge_mut()
-        .apply_changes(new_changes.iter().cloned())
-        .map_err(|e| Refusal::Corrupt {
-            reason: e.to_string(),
-        })?;
+    let am = doc.automerge_mut();
+    // automerge records what the changes do as it applies them, so that
+    // what they touched is known without comparing whole documents.
+    am.update_diff_cursor();
+    let applied = am.apply_changes(new_changes.iter().cloned());
+    let after_heads = am.get_heads();
+    let patches = am.diff(&before_heads, &after_heads);
+    am.reset_diff_cursor();
+    applied.map_err(|e| Refusal::Corrupt {
+        reason: e.to_string(),
+    })?;
     // Changes whose dependencies are missing wait in automerge's queue
     // instead of applying; they must not be acknowledged.
-    let missing = doc.automerge_mut().get_missing_deps(&[]);
+    let missing = am.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Err(Refusal::MissingDependencies { missing });
     }
-    let shipment = doc.read()?;
+    let touched = Touched::from_patches(&patches);
+    let shipment = read_shipment_after(doc.automerge(), before, &touched)?;
     shipment.check_transition_from(before)?;
     check_edit(before, &shipment, &uploader.editor)?;
     // Store in the order automerge applied them, so a replay from the

@@ -476,6 +476,7 @@ async fn metrics_can_have_their_own_listener() {
     let app = Application::build(Config {
         bind: "127.0.0.1:0".into(),
         database_url: db.url().into(),
+        document_cache_bytes: aidsync_server::storage::DEFAULT_CACHE_BYTES,
         limits: Limits::default(),
         web_root: None,
         connections: Default::default(),

@@ -1,0 +1,409 @@
+//! The server checks an upload by reading only what its changes touched
+//! (`read_shipment_after`); the whole-document read is the oracle. Random
+//! histories of receipts, voids, reviews, header and line edits, concurrent
+//! edits on several replicas, and forged changes that break the model or a
+//! role's limits go through both, and every upload must get the same
+//! verdict: the same document model when accepted, the same reason when
+//! refused.
+
+#![allow(clippy::unwrap_used)]
+
+use automerge::{
+    ActorId, AutoCommit, Change, ObjType, ROOT, ReadDoc, ScalarValue, transaction::Transactable,
+};
+use proptest::prelude::*;
+
+use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
+use aidsync_shared::model::{
+    Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, Shipment, ShipmentDoc, Verdict,
+    read_shipment,
+};
+use aidsync_shared::roles::{Role, check_edit};
+use aidsync_shared::sync::lineage::check_lineage;
+use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload};
+
+const T0: i64 = 1_790_000_000_000;
+
+/// Something a replica does.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A receipt through the model (refused by it when invalid).
+    Receipt {
+        line: u8,
+        quantity: u8,
+        condition: u8,
+        serial: Option<u8>,
+        void: Option<u8>,
+    },
+    Review {
+        verdict: u8,
+        resolves: Vec<u8>,
+    },
+    Note(u8),
+    ExpectedOn(Option<u8>),
+    AddLine(u8),
+    /// An edit made with automerge directly, as a forged upload would.
+    Raw(Raw),
+    /// Take in the server's state.
+    Pull,
+    /// Send everything the replica has.
+    Upload,
+}
+
+#[derive(Debug, Clone)]
+enum Raw {
+    UnknownRootField,
+    UnknownReceiptField(u8),
+    ReceiptNoteNotText(u8),
+    DeleteReceipt(u8),
+    OverwriteQuantity(u8),
+    HeaderDonor(u8),
+    DeleteLine(u8),
+    ReplaceReceiptsMap,
+    PushSerial(u8),
+    LineItem(u8, u8),
+    ReceiptMissingFields(u8),
+    ReviewNote(u8),
+    LineQuantity(u8, u8),
+}
+
+fn raw() -> impl Strategy<Value = Raw> {
+    prop_oneof![
+        Just(Raw::UnknownRootField),
+        any::<u8>().prop_map(Raw::UnknownReceiptField),
+        any::<u8>().prop_map(Raw::ReceiptNoteNotText),
+        any::<u8>().prop_map(Raw::DeleteReceipt),
+        any::<u8>().prop_map(Raw::OverwriteQuantity),
+        any::<u8>().prop_map(Raw::HeaderDonor),
+        any::<u8>().prop_map(Raw::DeleteLine),
+        Just(Raw::ReplaceReceiptsMap),
+        any::<u8>().prop_map(Raw::PushSerial),
+        (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Raw::LineItem(a, b)),
+        any::<u8>().prop_map(Raw::ReceiptMissingFields),
+        any::<u8>().prop_map(Raw::ReviewNote),
+        (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Raw::LineQuantity(a, b)),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (any::<u8>(), 0..6u8, 0..5u8, proptest::option::of(any::<u8>()), proptest::option::weighted(0.2, any::<u8>()))
+            .prop_map(|(line, quantity, condition, serial, void)| Step::Receipt { line, quantity, condition, serial, void }),
+        2 => (0..4u8, proptest::collection::vec(any::<u8>(), 0..3))
+            .prop_map(|(verdict, resolves)| Step::Review { verdict, resolves }),
+        1 => any::<u8>().prop_map(Step::Note),
+        1 => proptest::option::of(0..28u8).prop_map(Step::ExpectedOn),
+        1 => any::<u8>().prop_map(Step::AddLine),
+        2 => raw().prop_map(Step::Raw),
+        3 => Just(Step::Pull),
+        5 => Just(Step::Upload),
+    ]
+}
+
+struct Replica {
+    doc: ShipmentDoc,
+    who: Recorder,
+    uploader: Uploader,
+}
+
+fn replica(server: &ShipmentDoc, user: &str, role: Role) -> Replica {
+    let actor = ActorId::random();
+    let mut doc = server.clone();
+    doc.set_actor(actor.clone());
+    let who = Recorder {
+        user: UserId::parse(user).unwrap(),
+        device: DeviceId::parse(format!("{user}-phone")).unwrap(),
+    };
+    let uploader = Uploader::single_device(&who, role, actor);
+    Replica { doc, who, uploader }
+}
+
+fn line(i: u8, quantity: u64) -> Line {
+    Line {
+        id: LineId::parse(format!("line-{i}")).unwrap(),
+        item: format!("Item {i}"),
+        category: "imaging".into(),
+        unit: "unit".into(),
+        quantity_expected: quantity,
+        serials_expected: (0..quantity.min(3))
+            .map(|s| format!("SN-{i}-{s}"))
+            .collect(),
+    }
+}
+
+fn server() -> ShipmentDoc {
+    let new = NewShipment {
+        id: ShipmentId::parse("jica-incr-1").unwrap(),
+        donor: "JICA".into(),
+        programme: String::new(),
+        reference: String::new(),
+        destination_facility: FacilityId::parse("kharkiv-regional").unwrap(),
+        expected_on: None,
+        note: String::new(),
+        lines: vec![line(0, 4), line(1, 2)],
+    };
+    ShipmentDoc::create(
+        &new,
+        &UserId::parse("olena").unwrap(),
+        ActorId::random(),
+        T0,
+    )
+    .unwrap()
+}
+
+/// The `n`th key (wrapping) of the map at `ROOT[container]`, with its object.
+fn nth_entry(am: &AutoCommit, container: &str, n: u8) -> Option<(String, automerge::ObjId)> {
+    let (_, map) = am.get(ROOT, container).ok()??;
+    let keys: Vec<String> = am.keys(&map).collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let key = keys[usize::from(n) % keys.len()].clone();
+    let (_, obj) = am.get(&map, key.as_str()).ok()??;
+    Some((key, obj))
+}
+
+fn map_of(am: &AutoCommit, container: &str) -> Option<automerge::ObjId> {
+    am.get(ROOT, container).ok()?.map(|(_, obj)| obj)
+}
+
+/// Makes a raw edit; edits whose target does not exist do nothing.
+fn apply_raw(am: &mut AutoCommit, raw: &Raw) {
+    let _ = (|| -> Option<()> {
+        match raw {
+            Raw::UnknownRootField => am.put(ROOT, "extra", "x").ok()?,
+            Raw::UnknownReceiptField(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                am.put(&obj, "colour", "red").ok()?
+            }
+            Raw::ReceiptNoteNotText(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                am.put(&obj, "note", 7_i64).ok()?
+            }
+            Raw::DeleteReceipt(n) => {
+                let (key, _) = nth_entry(am, "receipts", *n)?;
+                let map = map_of(am, "receipts")?;
+                am.delete(&map, key.as_str()).ok()?
+            }
+            Raw::OverwriteQuantity(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                am.put(&obj, "quantity", 3_i64).ok()?
+            }
+            Raw::HeaderDonor(n) => {
+                let header = map_of(am, "shipment")?;
+                am.put(&header, "donor", format!("Donor {n}")).ok()?
+            }
+            Raw::DeleteLine(n) => {
+                let (key, _) = nth_entry(am, "lines", *n)?;
+                let map = map_of(am, "lines")?;
+                am.delete(&map, key.as_str()).ok()?
+            }
+            Raw::ReplaceReceiptsMap => {
+                am.put_object(ROOT, "receipts", ObjType::Map).ok()?;
+            }
+            Raw::PushSerial(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                let (_, list) = am.get(&obj, "serials").ok()??;
+                let len = am.length(&list);
+                am.insert(&list, len, "SN-forged").ok()?
+            }
+            Raw::LineItem(n, v) => {
+                let (_, obj) = nth_entry(am, "lines", *n)?;
+                am.put(&obj, "item", format!("Renamed {v}")).ok()?
+            }
+            Raw::ReceiptMissingFields(n) => {
+                let map = map_of(am, "receipts")?;
+                let obj = am
+                    .put_object(&map, format!("forged-{n}").as_str(), ObjType::Map)
+                    .ok()?;
+                am.put(&obj, "quantity", 1_i64).ok()?
+            }
+            Raw::ReviewNote(n) => {
+                let (_, obj) = nth_entry(am, "reviews", *n)?;
+                am.put(&obj, "note", ScalarValue::Str("rewritten".into()))
+                    .ok()?
+            }
+            Raw::LineQuantity(n, q) => {
+                let (_, obj) = nth_entry(am, "lines", *n)?;
+                am.put(&obj, "quantity_expected", i64::from(*q) - 10).ok()?
+            }
+        };
+        Some(())
+    })();
+}
+
+fn do_step(r: &mut Replica, step: &Step, server: &ShipmentDoc, clock: i64) {
+    let Ok(current) = r.doc.read() else {
+        // A replica that broke its own copy with a raw edit can still
+        // upload it; it does nothing through the model.
+        if let Step::Raw(raw) = step {
+            apply_raw(r.doc.automerge_mut(), raw);
+        }
+        return;
+    };
+    let receipt_ids: Vec<ReceiptId> = current.receipts.keys().cloned().collect();
+    let line_ids: Vec<LineId> = current.lines.keys().cloned().collect();
+    match step {
+        Step::Receipt {
+            line,
+            quantity,
+            condition,
+            serial,
+            void,
+        } => {
+            let line_id = line_ids[usize::from(*line) % line_ids.len()].clone();
+            let condition = [
+                Condition::Good,
+                Condition::Damaged,
+                Condition::MissingParts,
+                Condition::WrongItem,
+                Condition::Good,
+            ][usize::from(*condition)];
+            let new = NewReceipt {
+                id: ReceiptId::parse(format!("r-{clock}-{}", r.who.user)).unwrap(),
+                line_id,
+                quantity: u64::from(*quantity),
+                condition,
+                serials: serial
+                    .map(|s| vec![format!("SN-{}-{}", s % 3, s % 2)])
+                    .unwrap_or_default(),
+                note: String::new(),
+                voids: void
+                    .filter(|_| !receipt_ids.is_empty())
+                    .map(|v| receipt_ids[usize::from(v) % receipt_ids.len()].clone()),
+            };
+            let _ = r.doc.record_receipt(new, &r.who, clock);
+        }
+        Step::Review { verdict, resolves } => {
+            let new = NewReview {
+                id: ReviewId::parse(format!("rv-{clock}")).unwrap(),
+                note: "checked".into(),
+                verdict: [
+                    None,
+                    Some(Verdict::Approved),
+                    Some(Verdict::HasIssues),
+                    Some(Verdict::Rejected),
+                ][usize::from(*verdict)],
+                resolves: resolves
+                    .iter()
+                    .filter(|_| !receipt_ids.is_empty())
+                    .map(|i| receipt_ids[usize::from(*i) % receipt_ids.len()].clone())
+                    .collect(),
+            };
+            let _ = r.doc.add_review(new, &r.who.user, clock);
+        }
+        Step::Note(n) => {
+            let _ = r.doc.set_note(&format!("note {n}"), clock);
+        }
+        Step::ExpectedOn(day) => {
+            let date = day.map(|d| format!("2026-12-{:02}", d + 1));
+            let _ = r.doc.set_expected_on(date.as_deref(), clock);
+        }
+        Step::AddLine(n) => {
+            let _ = r.doc.add_line(&line(n % 8 + 2, 3), clock);
+        }
+        Step::Raw(raw) => apply_raw(r.doc.automerge_mut(), raw),
+        Step::Pull => {
+            let mut theirs = server.clone();
+            let _ = r.doc.automerge_mut().merge(theirs.automerge_mut());
+        }
+        Step::Upload => {}
+    }
+}
+
+/// Today's whole-document check, step by step as the merge did it before
+/// it read incrementally: the oracle.
+fn whole_document_verdict(
+    server: &ShipmentDoc,
+    changes: &[Change],
+    uploader: &Uploader,
+) -> Result<Shipment, String> {
+    let before = server.read().map_err(|e| e.to_string())?;
+    let mut doc = server.clone();
+    let mut fresh = Vec::new();
+    for change in changes {
+        if doc
+            .automerge_mut()
+            .get_change_by_hash(&change.hash())
+            .is_some()
+            || fresh.iter().any(|c: &Change| c.hash() == change.hash())
+        {
+            continue;
+        }
+        if !uploader.actors.contains(change.actor_id()) {
+            return Err(format!("wrong actor {}", change.actor_id()));
+        }
+        fresh.push(change.clone());
+    }
+    if fresh.is_empty() {
+        return Ok(before);
+    }
+    check_lineage(doc.automerge_mut().document(), &fresh).map_err(|e| e.to_string())?;
+    doc.automerge_mut()
+        .apply_changes(fresh)
+        .map_err(|e| e.to_string())?;
+    if !doc.automerge_mut().get_missing_deps(&[]).is_empty() {
+        return Err("missing dependencies".into());
+    }
+    let after = read_shipment(doc.automerge()).map_err(|e| Refusal::Invalid(e).to_string())?;
+    after
+        .check_transition_from(&before)
+        .map_err(|e| Refusal::Invalid(e).to_string())?;
+    check_edit(&before, &after, &uploader.editor).map_err(|e| Refusal::Forbidden(e).to_string())?;
+    Ok(after)
+}
+
+fn incremental_verdict(
+    server: &ShipmentDoc,
+    changes: Vec<Change>,
+    uploader: &Uploader,
+) -> (Result<Shipment, String>, Option<ShipmentDoc>) {
+    match merge_upload(server, changes, uploader) {
+        Ok(m) => (Ok(m.shipment), Some(m.doc)),
+        Err(Refusal::WrongActor { found, .. }) => {
+            let actor: ActorId = found.as_str().try_into().unwrap();
+            (Err(format!("wrong actor {actor}")), None)
+        }
+        Err(Refusal::MissingDependencies { .. }) => (Err("missing dependencies".into()), None),
+        Err(Refusal::Corrupt { reason }) => (Err(reason), None),
+        Err(e) => (Err(e.to_string()), None),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_checks_agree_with_the_whole_document(
+        steps in proptest::collection::vec((0..5usize, step()), 1..40)
+    ) {
+        let mut server = server();
+        let mut replicas = vec![
+            replica(&server, "anna", Role::Receiver),
+            replica(&server, "bohdan", Role::Receiver),
+            replica(&server, "olena", Role::Coordinator),
+            replica(&server, "iryna", Role::Receiver),
+            // Two coordinators: concurrent header and line edits conflict.
+            replica(&server, "petro", Role::Coordinator),
+        ];
+        let mut accepted = 0;
+        for (clock, (who, step)) in steps.iter().enumerate() {
+            let clock = T0 + 1_000 * (clock as i64 + 1);
+            let r = &mut replicas[*who];
+            do_step(r, step, &server, clock);
+            if !matches!(step, Step::Upload) {
+                continue;
+            }
+            let changes = r.doc.automerge_mut().get_changes(&[]);
+            let oracle = whole_document_verdict(&server, &changes, &r.uploader);
+            let (verdict, merged) = incremental_verdict(&server, changes, &r.uploader);
+            prop_assert_eq!(&verdict, &oracle);
+            if let Some(merged) = merged {
+                accepted += 1;
+                server = merged;
+            }
+        }
+        // The final state reads the same both ways too.
+        prop_assert!(server.read().is_ok(), "accepted {accepted} uploads into an unreadable document");
+    }
+}
