@@ -500,19 +500,19 @@ async fn answer(
             (Some(ByteBuf::from(doc.save())), Changes::default())
         } else {
             let theirs = uploaded.get(&id);
-            let mut wanted = Vec::new();
+            let mut wanted = Vec::with_capacity(hashes.len());
             for hash_s in hashes {
                 let hash: ChangeHash = hash_s.parse().map_err(|e| {
                     AppError::Internal(anyhow::anyhow!("stored hash {hash_s}: {e}"))
                 })?;
-                if theirs.is_some_and(|t| t.contains(&hash)) {
+                // Never one the phone just sent; never one this state lacks
+                // (stored by another process after it was caught up).
+                if theirs.is_some_and(|t| t.contains(&hash)) || !has_change(doc, &hash) {
                     continue;
                 }
-                if let Some(change) = doc.get_change_by_hash(&hash) {
-                    wanted.push(change);
-                }
+                wanted.push(hash);
             }
-            (None, Changes::encode(doc, &wanted))
+            (None, Changes::encode_hashes(doc, &wanted))
         };
         let heads = heads_to_wire(&doc.get_heads());
         co.keep();
@@ -539,6 +539,11 @@ async fn answer(
         reset,
         docs,
     })
+}
+
+/// Whether `doc` holds the change `hash`, without rebuilding it.
+fn has_change(doc: &mut automerge::AutoCommit, hash: &ChangeHash) -> bool {
+    doc.get_change_meta_by_hash(hash).is_some()
 }
 
 #[cfg(test)]

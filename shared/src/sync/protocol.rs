@@ -117,26 +117,39 @@ impl Changes {
     /// Encodes `changes` (all of them in `doc`) as compactly as is verified
     /// safe: a bundle that round-trips to the same hashes, else raw chunks.
     pub fn encode(doc: &AutoCommit, changes: &[Change]) -> Changes {
-        if changes.is_empty() {
-            return Changes::default();
-        }
         let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
-        if let Ok(bundle) = doc.bundle(hashes.iter().copied()) {
-            let bytes = bundle.bytes().to_vec();
-            let round_trip = Bundle::try_from(bytes.as_slice())
-                .ok()
-                .and_then(|b| b.to_changes().ok());
-            if let Some(back) = round_trip {
-                let mut got: Vec<ChangeHash> = back.iter().map(Change::hash).collect();
-                let mut want = hashes.clone();
-                got.sort();
-                want.sort();
-                if got == want {
-                    return Changes::Bundle(ByteBuf::from(bytes));
-                }
-            }
+        Changes::bundle(doc, &hashes).unwrap_or_else(|| Changes::chunks(changes))
+    }
+
+    /// [`Self::encode`] for the changes of `doc` with these hashes. A
+    /// bundle is built straight from the document's op set; only if that
+    /// fails are the changes themselves rebuilt (which costs automerge far
+    /// more than the bundle), for raw chunks.
+    pub fn encode_hashes(doc: &AutoCommit, hashes: &[ChangeHash]) -> Changes {
+        Changes::bundle(doc, hashes).unwrap_or_else(|| {
+            let changes: Vec<Change> = hashes
+                .iter()
+                .filter_map(|h| automerge::ReadDoc::get_change_by_hash(doc, h))
+                .collect();
+            Changes::chunks(&changes)
+        })
+    }
+
+    /// A bundle of these changes of `doc`, if automerge makes one that
+    /// decodes back to exactly them (bundles are marked experimental
+    /// upstream: trust, but verify).
+    fn bundle(doc: &AutoCommit, hashes: &[ChangeHash]) -> Option<Changes> {
+        if hashes.is_empty() {
+            return Some(Changes::default());
         }
-        Changes::chunks(changes)
+        let bundle = doc.bundle(hashes.iter().copied()).ok()?;
+        let bytes = bundle.bytes().to_vec();
+        let back = Bundle::try_from(bytes.as_slice()).ok()?.to_changes().ok()?;
+        let mut got: Vec<ChangeHash> = back.iter().map(Change::hash).collect();
+        let mut want = hashes.to_vec();
+        got.sort();
+        want.sort();
+        (got == want).then(|| Changes::Bundle(ByteBuf::from(bytes)))
     }
 
     /// Plain change chunks, the one encoding the server accepts in uploads.
