@@ -106,17 +106,31 @@ impl Application {
         };
         // Before the first request, so none goes uncounted.
         crate::metrics::handle();
+        let mut state = AppState::new(
+            db.clone(),
+            config.limits,
+            Clock::default(),
+            web_root(config.web_root),
+        );
+        if db.backend() == crate::storage::Backend::Postgres {
+            // Other server processes may share the database: dashboards
+            // hear of changes made through any of them.
+            let listener = crate::events::listen_postgres(&config.database_url)
+                .await
+                .context("listening for other servers' change notifications")?;
+            state.events = state.events.clone().relayed_through(db);
+            tokio::spawn(crate::events::relay_postgres(
+                config.database_url.clone(),
+                state.events.clone(),
+                listener,
+            ));
+        }
         Ok(Application {
             listener,
             metrics_listener,
             connections: config.connections,
             tls,
-            state: AppState::new(
-                db,
-                config.limits,
-                Clock::default(),
-                web_root(config.web_root),
-            ),
+            state,
         })
     }
 

@@ -262,6 +262,13 @@ impl Phone {
         }
     }
 
+    /// Sends this phone's next syncs to the server `api` talks to (one of
+    /// several serving the same database).
+    pub fn point_at(&mut self, api: &Api) {
+        self.http = api.http.clone();
+        self.sync_url = format!("{}/api/v1/sync", api.base);
+    }
+
     pub fn token(&self) -> &str {
         &self.session.token
     }

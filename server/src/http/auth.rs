@@ -26,7 +26,10 @@ pub async fn login(
     let user = UserId::parse(req.user.trim())
         .map(String::from)
         .unwrap_or_default();
-    state.throttles.start_login(ip, &user, now)?;
+    state
+        .throttles
+        .start_login(&state.db, ip, &user, now)
+        .await?;
     // At most one argon2 check per core at a time: each takes ~19 MiB, and a
     // flood of logins must queue here rather than exhaust memory.
     let _permit = state
@@ -36,7 +39,12 @@ pub async fn login(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("password check queue: {e}")))?;
     let result = auth::login(&state.db, req, state.limits.token_ttl_ms, now).await;
     match &result {
-        Ok(_) => state.throttles.login_succeeded(ip, &user, now),
+        Ok(_) => {
+            state
+                .throttles
+                .login_succeeded(&state.db, ip, &user, now)
+                .await?
+        }
         Err(AppError::BadCredentials) => {
             crate::metrics::login_failed();
             tracing::info!(user = %user, ?ip, "login failed");

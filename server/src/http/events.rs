@@ -140,6 +140,11 @@ impl Open {
                         return None;
                     }
                 },
+                // Empty: notifications may have been lost (see
+                // `events::relay_postgres`); so may some in a lag.
+                Wake::Batch(Ok(batch)) if batch.is_empty() => {
+                    return Some(Event::default().event("refresh").data("{}"));
+                }
                 Wake::Batch(Ok(batch)) => {
                     let ids = self.visible_ids(&batch).await;
                     if ids.is_empty() {

@@ -1,7 +1,10 @@
 //! Rate limits at the HTTP edge: per token and per IP address on every
 //! request, and failed logins per IP and per user name. Each refusal is a
-//! 429 with `Retry-After`. Limits live in this process's memory, so with
-//! several server processes each enforces its own.
+//! 429 with `Retry-After`. Request limits live in this process's memory,
+//! so with several server processes each enforces its own (load is what
+//! they protect, and each process bears its own); failed logins are
+//! counted in the database, so a guesser gets no more attempts by
+//! spreading them over several servers.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,12 +17,12 @@ use crate::caller::{bearer_token, token_hash};
 use crate::error::AppError;
 use crate::rate_limit::{Rate, RateLimiter, RetryAfter};
 use crate::service::Limits;
+use crate::storage::Db;
 
 pub struct Throttles {
     per_token: RateLimiter<String>,
     per_ip: RateLimiter<IpAddr>,
-    login_failures_per_ip: RateLimiter<IpAddr>,
-    login_failures_per_user: RateLimiter<String>,
+    login_failures_per_minute: u32,
 }
 
 /// A 429 from the limit named `limit` (a metrics label), counted.
@@ -33,9 +36,6 @@ fn too_many(limit: &'static str, message: &str, retry: RetryAfter) -> AppError {
 
 impl Throttles {
     pub fn new(limits: &Limits) -> Throttles {
-        let login = Rate {
-            per_minute: limits.login_failures_per_minute,
-        };
         Throttles {
             per_token: RateLimiter::new(Rate {
                 per_minute: limits.requests_per_minute_per_token,
@@ -43,8 +43,7 @@ impl Throttles {
             per_ip: RateLimiter::new(Rate {
                 per_minute: limits.requests_per_minute_per_ip,
             }),
-            login_failures_per_ip: RateLimiter::new(login),
-            login_failures_per_user: RateLimiter::new(login),
+            login_failures_per_minute: limits.login_failures_per_minute,
         }
     }
 
@@ -53,34 +52,52 @@ impl Throttles {
     /// limit while the slow hash runs; a successful login hands the units
     /// back ([`Self::login_succeeded`]). Refused once either has used up its
     /// failures: then even a right password waits.
-    pub fn start_login(&self, ip: Option<IpAddr>, user: &str, now_ms: i64) -> Result<(), AppError> {
+    pub async fn start_login(
+        &self,
+        db: &Db,
+        ip: Option<IpAddr>,
+        user: &str,
+        now_ms: i64,
+    ) -> Result<(), AppError> {
         let message = "too many failed logins";
-        let ip = ip.map(subnet);
-        if let Some(ip) = &ip {
-            self.login_failures_per_ip
-                .check(ip, now_ms)
-                .map_err(|r| too_many("login_ip", message, r))?;
-        }
-        self.login_failures_per_user
-            .take(&user.to_owned(), now_ms)
-            .map_err(|r| too_many("login_user", message, r))?;
+        let per_minute = self.login_failures_per_minute;
+        let ip = ip.map(|ip| format!("ip:{}", subnet(ip)));
+        let user = format!("user:{user}");
+        let retry =
+            |wait_ms: i64| RetryAfter(u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1));
         if let Some(ip) = &ip
-            && let Err(r) = self.login_failures_per_ip.take(ip, now_ms)
+            && let Err(wait) = db.check_attempt(ip, per_minute, now_ms).await?
         {
-            self.login_failures_per_user
-                .give_back(&user.to_owned(), now_ms);
-            return Err(too_many("login_ip", message, r));
+            return Err(too_many("login_ip", message, retry(wait)));
+        }
+        if let Err(wait) = db.take_attempt(&user, per_minute, now_ms).await? {
+            return Err(too_many("login_user", message, retry(wait)));
+        }
+        if let Some(ip) = &ip
+            && let Err(wait) = db.take_attempt(ip, per_minute, now_ms).await?
+        {
+            db.give_back_attempt(&user, per_minute, now_ms).await?;
+            return Err(too_many("login_ip", message, retry(wait)));
         }
         Ok(())
     }
 
     /// The attempt was right: it does not count as a failure.
-    pub fn login_succeeded(&self, ip: Option<IpAddr>, user: &str, now_ms: i64) {
-        if let Some(ip) = ip.map(subnet) {
-            self.login_failures_per_ip.give_back(&ip, now_ms);
+    pub async fn login_succeeded(
+        &self,
+        db: &Db,
+        ip: Option<IpAddr>,
+        user: &str,
+        now_ms: i64,
+    ) -> Result<(), AppError> {
+        let per_minute = self.login_failures_per_minute;
+        if let Some(ip) = ip {
+            db.give_back_attempt(&format!("ip:{}", subnet(ip)), per_minute, now_ms)
+                .await?;
         }
-        self.login_failures_per_user
-            .give_back(&user.to_owned(), now_ms);
+        db.give_back_attempt(&format!("user:{user}"), per_minute, now_ms)
+            .await?;
+        Ok(())
     }
 }
 

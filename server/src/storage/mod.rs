@@ -14,6 +14,7 @@ mod cache;
 mod devices;
 mod facilities;
 mod projection;
+mod throttle;
 mod tx;
 mod users;
 
@@ -283,6 +284,19 @@ impl Db {
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
             max: self.pool.options().get_max_connections(),
         }
+    }
+
+    /// Sends a PostgreSQL notification (`NOTIFY`) on `channel`; on SQLite,
+    /// where one process owns the database, there is no one to tell.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StorageError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Runs a trivial query: is the database reachable?

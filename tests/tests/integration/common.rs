@@ -245,10 +245,14 @@ pub enum Read {
 
 impl EventStream {
     pub async fn open(world: &World, token: &str) -> (StatusCode, EventStream) {
-        let response = world
-            .api
+        EventStream::open_at(&world.api, token).await
+    }
+
+    /// Opens a stream on the server `api` talks to.
+    pub async fn open_at(api: &Api, token: &str) -> (StatusCode, EventStream) {
+        let response = api
             .http
-            .get(format!("{}/api/v1/events", world.api.base))
+            .get(format!("{}/api/v1/events", api.base))
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .send()
             .await

@@ -15,6 +15,7 @@ mod coordinator;
 mod events;
 mod metrics;
 mod projections;
+mod servers;
 mod sync_story;
 mod web;
 
@@ -69,3 +70,5 @@ on_both_backends!(events::streams_end_when_the_password_is_reset => sqlite_event
 on_both_backends!(events::streams_end_when_the_token_expires => sqlite_events_end_when_the_token_expires, postgres_events_end_when_the_token_expires);
 on_both_backends!(events::streams_end_when_another_process_revokes_the_device => sqlite_events_end_when_another_process_revokes_the_device, postgres_events_end_when_another_process_revokes_the_device);
 on_both_backends!(metrics::syncs_and_refusals_are_counted => sqlite_syncs_and_refusals_are_counted, postgres_syncs_and_refusals_are_counted);
+on_both_backends!(servers::phones_and_dashboards_span_two_servers => sqlite_phones_and_dashboards_span_two_servers, postgres_phones_and_dashboards_span_two_servers);
+on_both_backends!(servers::login_failures_count_across_servers => sqlite_login_failures_count_across_servers, postgres_login_failures_count_across_servers);
