@@ -378,7 +378,7 @@ proptest! {
         steps in proptest::collection::vec((0..5usize, step()), 1..40)
     ) {
         let mut server = server();
-        let mut replicas = vec![
+        let mut replicas = [
             replica(&server, "anna", Role::Receiver),
             replica(&server, "bohdan", Role::Receiver),
             replica(&server, "olena", Role::Coordinator),

@@ -124,6 +124,9 @@ pub fn read_shipment_after(
     r.shipment_after(before, touched)
 }
 
+/// A touched key of a map container, and its entry if it still has one.
+type TouchedEntry<T> = (String, Option<(T, ObjId)>);
+
 struct Reader<'a, D> {
     doc: &'a D,
     conflicts: Vec<Conflict>,
@@ -438,7 +441,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         key: &str,
         fields: &[&str],
         keys: &BTreeSet<String>,
-    ) -> Result<Vec<(String, Option<(T, ObjId)>)>, ModelError> {
+    ) -> Result<Vec<TouchedEntry<T>>, ModelError> {
         let map = self.object(&ROOT, key, key, ObjType::Map)?;
         let mut out = Vec::with_capacity(keys.len());
         for key_s in keys {
