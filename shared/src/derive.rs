@@ -222,44 +222,211 @@ pub fn summarize(shipment: &Shipment) -> Summary {
     }
 }
 
+/// Possible duplicates on each line, found through indexes (by serial
+/// number, and by quantity, recorder and time) rather than by comparing
+/// every pair of a line's receipts: a line of thousands of receipts costs
+/// about what its duplicates do. The pairs, their order and their reasons
+/// are exactly those of comparing every pair `(a, b)`, `a` before `b` in
+/// the line's order (`duplicates_pairwise` in the tests is that oracle).
 fn duplicates(by_line: &BTreeMap<&LineId, Vec<&Receipt>>) -> Vec<PossibleDuplicate> {
     let mut out = Vec::new();
     for (line_id, receipts) in by_line {
-        for (i, a) in receipts.iter().enumerate() {
-            for b in &receipts[i + 1..] {
-                let shared: Vec<String> = a
-                    .serials
-                    .iter()
-                    .filter(|s| b.serials.contains(s))
-                    .cloned()
-                    .collect();
-                let reason = if !shared.is_empty() {
-                    Some(DuplicateReason::SameSerials { serials: shared })
-                } else if a.recorded_by != b.recorded_by
-                    && a.quantity > 0
-                    && similar(a.quantity, b.quantity)
-                    && (a.recorded_at - b.recorded_at).abs() <= DUPLICATE_WINDOW_MS
-                {
-                    Some(DuplicateReason::SimilarQuantity)
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    out.push(PossibleDuplicate {
-                        line_id: (*line_id).clone(),
-                        first: a.id.clone(),
-                        second: b.id.clone(),
-                        reason,
-                    });
+        let mut pairs: BTreeMap<(usize, usize), DuplicateReason> = BTreeMap::new();
+        for (i, j) in sharing_serials(receipts) {
+            let (a, b) = (receipts[i], receipts[j]);
+            let shared: Vec<String> = a
+                .serials
+                .iter()
+                .filter(|s| b.serials.contains(s))
+                .cloned()
+                .collect();
+            pairs.insert((i, j), DuplicateReason::SameSerials { serials: shared });
+        }
+        for (i, j) in similar_and_close(receipts) {
+            // A shared serial says more; `a` must have counted something.
+            if receipts[i].quantity > 0 {
+                pairs
+                    .entry((i, j))
+                    .or_insert(DuplicateReason::SimilarQuantity);
+            }
+        }
+        out.extend(pairs.into_iter().map(|((i, j), reason)| PossibleDuplicate {
+            line_id: (*line_id).clone(),
+            first: receipts[i].id.clone(),
+            second: receipts[j].id.clone(),
+            reason,
+        }));
+    }
+    out
+}
+
+/// Pairs `(i, j)`, `i < j`, of receipts listing a serial number in common.
+fn sharing_serials(receipts: &[&Receipt]) -> BTreeSet<(usize, usize)> {
+    let mut by_serial: std::collections::HashMap<&str, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, r) in receipts.iter().enumerate() {
+        for s in &r.serials {
+            let holders = by_serial.entry(s.as_str()).or_default();
+            if holders.last() != Some(&i) {
+                holders.push(i);
+            }
+        }
+    }
+    let mut pairs = BTreeSet::new();
+    for holders in by_serial.values() {
+        for (x, &i) in holders.iter().enumerate() {
+            for &j in &holders[x + 1..] {
+                pairs.insert((i.min(j), i.max(j)));
+            }
+        }
+    }
+    pairs
+}
+
+/// Pairs `(i, j)`, `i < j`, of receipts by different people with similar
+/// quantities recorded within [`DUPLICATE_WINDOW_MS`] of each other. Each
+/// receipt looks only at the quantities that can be similar to its own,
+/// and there only at other people's receipts inside its time window.
+fn similar_and_close(receipts: &[&Receipt]) -> Vec<(usize, usize)> {
+    // quantity -> recorder -> (recorded_at, index), sorted.
+    type ByTime = Vec<(i64, usize)>;
+    let mut index: BTreeMap<u64, BTreeMap<&str, ByTime>> = BTreeMap::new();
+    for (i, r) in receipts.iter().enumerate() {
+        index
+            .entry(r.quantity)
+            .or_default()
+            .entry(r.recorded_by.as_str())
+            .or_default()
+            .push((r.recorded_at, i));
+    }
+    for by_recorder in index.values_mut() {
+        for times in by_recorder.values_mut() {
+            times.sort_unstable();
+        }
+    }
+    let mut pairs = Vec::new();
+    for (i, a) in receipts.iter().enumerate() {
+        // similar(q, p) implies p within [q - q/9 - 1, q + q/9 + 1]:
+        // |q - p| <= max(q, p) / 10 + 1 <= (q + |q - p|) / 10 + 1.
+        let reach = a.quantity / 9 + 1;
+        let low = a.quantity.saturating_sub(reach);
+        let high = a.quantity.saturating_add(reach);
+        let from = a.recorded_at.saturating_sub(DUPLICATE_WINDOW_MS);
+        let to = a.recorded_at.saturating_add(DUPLICATE_WINDOW_MS);
+        for (&quantity, by_recorder) in index.range(low..=high) {
+            if !similar(a.quantity, quantity) {
+                continue;
+            }
+            for (recorder, times) in by_recorder {
+                if *recorder == a.recorded_by.as_str() {
+                    continue;
+                }
+                let start = times.partition_point(|&(t, _)| t < from);
+                for &(t, j) in &times[start..] {
+                    if t > to {
+                        break;
+                    }
+                    if j > i {
+                        pairs.push((i, j));
+                    }
                 }
             }
         }
     }
-    out
+    pairs
 }
 
 /// Within 10% (at least one unit) of each other.
 fn similar(a: u64, b: u64) -> bool {
     let tolerance = (a.max(b) / 10).max(1);
     a.abs_diff(b) <= tolerance
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeviceId, UserId};
+    use proptest::prelude::*;
+
+    /// The definition: every pair of a line's receipts compared.
+    fn duplicates_pairwise(by_line: &BTreeMap<&LineId, Vec<&Receipt>>) -> Vec<PossibleDuplicate> {
+        let mut out = Vec::new();
+        for (line_id, receipts) in by_line {
+            for (i, a) in receipts.iter().enumerate() {
+                for b in &receipts[i + 1..] {
+                    let shared: Vec<String> = a
+                        .serials
+                        .iter()
+                        .filter(|s| b.serials.contains(s))
+                        .cloned()
+                        .collect();
+                    let reason = if !shared.is_empty() {
+                        Some(DuplicateReason::SameSerials { serials: shared })
+                    } else if a.recorded_by != b.recorded_by
+                        && a.quantity > 0
+                        && similar(a.quantity, b.quantity)
+                        && (a.recorded_at - b.recorded_at).abs() <= DUPLICATE_WINDOW_MS
+                    {
+                        Some(DuplicateReason::SimilarQuantity)
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason {
+                        out.push(PossibleDuplicate {
+                            line_id: (*line_id).clone(),
+                            first: a.id.clone(),
+                            second: b.id.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn receipt(
+        n: usize,
+        line: u8,
+        quantity: u64,
+        who: u8,
+        hours: i64,
+        serials: Vec<u8>,
+    ) -> Receipt {
+        Receipt {
+            id: ReceiptId::parse(format!("r{n:04}")).unwrap_or_else(|e| panic!("{e}")),
+            line_id: LineId::parse(format!("l{line}")).unwrap_or_else(|e| panic!("{e}")),
+            quantity,
+            condition: Condition::Good,
+            serials: serials.iter().map(|s| format!("SN-{s}")).collect(),
+            note: String::new(),
+            recorded_by: UserId::parse(format!("user{who}")).unwrap_or_else(|e| panic!("{e}")),
+            device_id: DeviceId::parse("phone").unwrap_or_else(|e| panic!("{e}")),
+            // Around the window's edge, in minutes.
+            recorded_at: 1_790_000_000_000 + hours * 6 * 60_000,
+            voids: None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn indexed_duplicates_are_the_pairwise_ones(
+            spec in proptest::collection::vec(
+                (0..2u8, prop_oneof![0..4u64, 8..14u64, 90..112u64], 0..3u8, 0..300i64,
+                 proptest::collection::vec(0..6u8, 0..3)),
+                0..40,
+            )
+        ) {
+            let receipts: Vec<Receipt> = spec
+                .into_iter()
+                .enumerate()
+                .map(|(n, (line, q, who, t, serials))| receipt(n, line, q, who, t, serials))
+                .collect();
+            let mut by_line: BTreeMap<&LineId, Vec<&Receipt>> = BTreeMap::new();
+            for r in &receipts {
+                by_line.entry(&r.line_id).or_default().push(r);
+            }
+            prop_assert_eq!(duplicates(&by_line), duplicates_pairwise(&by_line));
+        }
+    }
 }

@@ -177,7 +177,20 @@ impl ShipmentDoc {
         who: &Recorder,
         now_ms: i64,
     ) -> Result<Receipt, ModelError> {
-        let current = self.read()?;
+        let mut current = self.read()?;
+        self.record_receipt_on(&mut current, new, who, now_ms)
+    }
+
+    /// [`Self::record_receipt`] for a caller that keeps the document's
+    /// model at hand: `current` must be what the document reads as, and is
+    /// kept so. Reading a large document costs far more than a receipt.
+    pub fn record_receipt_on(
+        &mut self,
+        current: &mut Shipment,
+        new: NewReceipt,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<Receipt, ModelError> {
         if current.receipts.contains_key(&new.id) {
             return Err(ModelError::AlreadyExists {
                 kind: "receipt",
@@ -213,6 +226,7 @@ impl ShipmentDoc {
             }
             Ok(())
         })?;
+        current.receipts.insert(receipt.id.clone(), receipt.clone());
         Ok(receipt)
     }
 

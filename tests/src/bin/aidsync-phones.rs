@@ -9,8 +9,15 @@
 //! Finally every phone and a coordinator's fresh replica must hold identical
 //! documents, and the server must count every receipt exactly once.
 //!
-//! Prints one JSON line of figures on stdout; progress goes to stderr. Exits
-//! non-zero unless everything converged.
+//! With `--shipments N` it first seeds N more shipments, so receipts spread
+//! as in the field (tens per shipment) instead of piling onto the demo's
+//! eight; with `--servers A,B,…` phones sync through several servers that
+//! share one database.
+//!
+//! Prints one JSON line of figures on stdout (throughput until every
+//! receipt was acknowledged and until every phone converged, latency of
+//! one sync request); progress goes to stderr. Exits non-zero unless
+//! everything converged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -32,6 +39,16 @@ struct Args {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "AIDSYNC_SERVER")]
     server: String,
+    /// Several servers on one database (comma-separated base URLs): phone
+    /// n syncs through server n modulo their number. Replaces `--server`.
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Seed this many more shipments first (through the coordinator API,
+    /// spread over the demo facilities, three lines each), so that each
+    /// shipment gets tens of receipts, as in the field, instead of the
+    /// demo's eight taking every receipt.
+    #[arg(long, default_value_t = 0)]
+    shipments: usize,
     /// Number of phones.
     #[arg(long, default_value_t = 20)]
     phones: usize,
@@ -53,6 +70,8 @@ struct Args {
 /// What one phone did after power came back.
 struct Outcome {
     phone: Phone,
+    /// Milliseconds each sync request that reached the server took.
+    latencies_ms: Vec<f64>,
     attempts: u64,
     lost: u64,
     /// Attempts the server refused with 429 (rate limits).
@@ -108,7 +127,13 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     if !(0.0..1.0).contains(&args.drop_rate) {
         bail!("--drop-rate must be at least 0 and below 1");
     }
-    let api = Api::new(&args.server);
+    let servers: Vec<String> = if args.servers.is_empty() {
+        vec![args.server.clone()]
+    } else {
+        args.servers.clone()
+    };
+    let apis: Vec<Api> = servers.iter().map(|s| Api::new(s)).collect();
+    let api = apis[0].clone();
     let seed = args.seed.unwrap_or_else(|| rand::rng().next_u64());
     let mut rng = StdRng::seed_from_u64(seed);
     // Runs against one server must not collide, even with the same seed:
@@ -119,6 +144,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let coordinator = login(&api, demo::COORDINATOR)
         .await
         .with_context(|| format!("logging in at {} (is it a `--demo` server?)", args.server))?;
+    seed_shipments(&api, coordinator.token(), args.shipments, &run_tag).await?;
     let mut shipments = shipments_by_facility(&api, coordinator.token()).await?;
     // Only facilities with a demo receiver to log in as.
     shipments.retain(|facility, _| receiver_of(facility).is_some());
@@ -130,17 +156,19 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
 
     // Register and fetch documents while online.
     eprintln!(
-        "aidsync-phones: {} phones x {} receipts over {} facilities, drop rate {}",
+        "aidsync-phones: {} phones x {} receipts over {} facilities ({} shipments), {} server(s), drop rate {}",
         args.phones,
         args.receipts,
         facilities.len(),
+        shipments.values().map(BTreeSet::len).sum::<usize>(),
+        apis.len(),
         args.drop_rate
     );
     let mut phones = Vec::with_capacity(args.phones);
     for n in 0..args.phones {
         let facility = facilities[n % facilities.len()];
         let user = receiver_of(facility).context("demo receiver")?;
-        let mut phone = login(&api, user).await?;
+        let mut phone = login(&apis[n % apis.len()], user).await?;
         phone.sync_settled().await?;
         phone.traffic = Traffic::default();
         phones.push(phone);
@@ -179,6 +207,8 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     for task in tasks {
         outcomes.push(task.await??);
     }
+    // Every receipt is acknowledged, so committed on the server.
+    let durable_seconds = started.elapsed().as_secs_f64();
     // Phones that finished early missed later uploads: one more quiet round.
     for outcome in &mut outcomes {
         patiently!(outcome.phone.sync_settled().await)?;
@@ -218,6 +248,15 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
 
     let mut traffic = Traffic::default();
     let (mut attempts, mut lost, mut throttled) = (0, 0, 0);
+    let mut latencies: Vec<f64> = outcomes
+        .iter()
+        .flat_map(|o| o.latencies_ms.iter().copied())
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        let at = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(at).copied().map(round3)
+    };
     for o in &outcomes {
         traffic += o.phone.traffic;
         attempts += o.attempts;
@@ -229,6 +268,13 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         "receipts": recorded,
         "seconds": round3(seconds),
         "receipts_per_s": round3(recorded as f64 / seconds.max(1e-9)),
+        "durable_seconds": round3(durable_seconds),
+        "durable_receipts_per_s": round3(recorded as f64 / durable_seconds.max(1e-9)),
+        "sync_ms_p50": percentile(0.5),
+        "sync_ms_p95": percentile(0.95),
+        "sync_ms_max": percentile(1.0),
+        "servers": apis.len(),
+        "shipments": shipments.values().map(BTreeSet::len).sum::<usize>(),
         "bytes_up": traffic.bytes_up,
         "bytes_down": traffic.bytes_down,
         "http_requests": traffic.requests,
@@ -250,6 +296,7 @@ async fn reconnect(
 ) -> anyhow::Result<Outcome> {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut attempts, mut lost, mut failures, mut throttled) = (0u64, 0u64, 0u32, 0u64);
+    let mut latencies_ms = Vec::new();
     loop {
         let fault = if rng.random_bool(drop_rate) {
             if rng.random_bool(0.5) {
@@ -261,7 +308,12 @@ async fn reconnect(
             Fault::None
         };
         attempts += 1;
-        match phone.sync(fault).await {
+        let sent = Instant::now();
+        let result = phone.sync(fault).await;
+        if fault == Fault::None && result.is_ok() {
+            latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        match result {
             Ok(report) => {
                 if !report.refused.is_empty() {
                     bail!("{}: refused {:?}", phone.user(), report.refused);
@@ -270,6 +322,7 @@ async fn reconnect(
                 if !report.again && phone.engine.pending() == 0 {
                     return Ok(Outcome {
                         phone,
+                        latencies_ms,
                         attempts,
                         lost,
                         throttled,
@@ -335,6 +388,42 @@ fn phone_facility(phone: &Phone) -> anyhow::Result<&str> {
         .facility
         .as_deref()
         .context("simulated phones are receivers")
+}
+
+/// Creates `count` shipments of three lines each, spread over the demo
+/// facilities that have a receiver.
+async fn seed_shipments(api: &Api, token: &str, count: usize, run_tag: &str) -> anyhow::Result<()> {
+    let facilities: Vec<&str> = demo::RECEIVERS.iter().map(|(_, _, f)| *f).collect();
+    for n in 0..count {
+        let id = format!("sim-{run_tag}-{n:05}");
+        let lines: Vec<Value> = [("ultrasound", 6), ("endoscope", 4), ("vehicle", 2)]
+            .iter()
+            .enumerate()
+            .map(|(i, (category, quantity))| {
+                json!({
+                    "id": format!("line-{}", i + 1), "item": format!("Simulated {category}"),
+                    "category": category, "unit": "unit", "quantity_expected": quantity,
+                    "serials_expected": [],
+                })
+            })
+            .collect();
+        let shipment = json!({
+            "id": id, "donor": "JICA", "programme": "Simulated delivery",
+            "reference": format!("SIM-{n}"),
+            "destination_facility": facilities[n % facilities.len()],
+            "expected_on": "2026-12-01", "lines": lines,
+        });
+        let (status, body) = api
+            .post(Some(token), "/api/v1/shipments", &shipment)
+            .await?;
+        if status.as_u16() != 201 {
+            bail!("creating shipment {id}: {status} {body}");
+        }
+        if (n + 1) % 100 == 0 {
+            eprintln!("aidsync-phones: seeded {} shipments", n + 1);
+        }
+    }
+    Ok(())
 }
 
 /// The demo receiver who works at `facility`.

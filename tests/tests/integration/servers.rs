@@ -188,3 +188,17 @@ pub async fn login_failures_count_across_servers(db: &TestDb) {
     assert_eq!(status, 429, "even the right password waits: {body}");
     second.stop().await.unwrap();
 }
+
+/// Two servers starting at once on a fresh database: each migration is
+/// applied once (sqlx holds an advisory lock on PostgreSQL; SQLite
+/// serializes writers), and both serve.
+pub async fn two_servers_start_at_once(db: &TestDb) {
+    let (a, b) = tokio::join!(TestServer::start(db.url()), TestServer::start(db.url()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for server in [&a, &b] {
+        let (status, _) = Api::new(&server.base).get(None, "/healthz").await.unwrap();
+        assert_eq!(status, 200);
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
