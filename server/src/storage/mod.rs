@@ -202,7 +202,21 @@ impl Db {
             .connect_with(options)
             .await?;
         match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Sqlite => {
+                // sqlx cannot lock a SQLite database for migrating: when two
+                // processes start at once, the one that loses the race finds
+                // the other's tables mid-way (each migration is its own
+                // transaction, so nothing half-applied) and tries again,
+                // then sees them applied.
+                let mut tries = 0;
+                while let Err(e) = SQLITE_MIGRATIONS.run(&pool).await {
+                    tries += 1;
+                    if tries >= 5 {
+                        return Err(e.into());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(Db {
