@@ -47,6 +47,12 @@ pub const DB_MAX: &str = "aidsync_db_pool_connections_max";
 pub const CACHE_DOCUMENTS: &str = "aidsync_document_cache_documents";
 /// The document cache's estimate of its memory, at the last scrape.
 pub const CACHE_BYTES: &str = "aidsync_document_cache_bytes";
+/// Write transactions the group writer committed (each holds one or more syncs).
+pub const GROUP_COMMITS: &str = "aidsync_sync_commits_total";
+/// Syncs with uploads those transactions held: divided by the commits, the mean batch.
+pub const GROUP_COMMIT_SYNCS: &str = "aidsync_sync_committed_syncs_total";
+/// Syncs handed to the group writer and not yet answered, at the last scrape.
+pub const GROUP_WAITING: &str = "aidsync_sync_waiting_for_commit";
 /// Open `/api/v1/events` streams.
 pub const EVENT_STREAMS_OPEN: &str = "aidsync_event_streams_open";
 /// Open client connections.
@@ -170,6 +176,18 @@ fn describe() {
         Unit::Bytes,
         "Estimated memory of the shipments kept loaded (at the last scrape; bounded by --document-cache-bytes)."
     );
+    describe_counter!(
+        GROUP_COMMITS,
+        "Write transactions of sync uploads committed (group commit: one may hold many syncs)."
+    );
+    describe_counter!(
+        GROUP_COMMIT_SYNCS,
+        "Syncs with uploads stored by those transactions."
+    );
+    describe_gauge!(
+        GROUP_WAITING,
+        "Syncs waiting for the writer or for their batch's commit (at the last scrape)."
+    );
     describe_gauge!(EVENT_STREAMS_OPEN, "Open /api/v1/events streams.");
     describe_gauge!(CONNECTIONS_OPEN, "Open client connections.");
     describe_counter!(RATE_LIMITED, "Requests refused with 429, by limit.");
@@ -270,6 +288,14 @@ pub fn pool(stats: crate::storage::PoolStats) {
 pub fn document_cache(stats: crate::storage::CacheStats) {
     gauge!(CACHE_DOCUMENTS).set(stats.documents as f64);
     gauge!(CACHE_BYTES).set(stats.bytes as f64);
+}
+
+/// The group writer's counters as they are now.
+pub fn group_commit(stats: &crate::storage::GroupStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    counter!(GROUP_COMMITS).absolute(stats.commits.load(Relaxed));
+    counter!(GROUP_COMMIT_SYNCS).absolute(stats.jobs.load(Relaxed));
+    gauge!(GROUP_WAITING).set(stats.waiting.load(Relaxed) as f64);
 }
 
 /// A 429 from the limit named `limit`.

@@ -81,6 +81,7 @@ fn new_request_id() -> HeaderValue {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     crate::metrics::pool(state.db.pool_stats());
     crate::metrics::document_cache(state.db.documents().stats());
+    crate::metrics::group_commit(state.db.group_stats());
     (
         [(
             header::CONTENT_TYPE,

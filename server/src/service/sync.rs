@@ -26,7 +26,11 @@ use super::Limits;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::events::Changed;
-use crate::storage::{ChangeAuthor, Checkout, Db, Scope, StoredDocument};
+use futures_util::future::BoxFuture;
+
+use crate::storage::{
+    Batch, ChangeAuthor, Checkout, Db, GroupJob, JobFailed, Scope, StoredDocument,
+};
 
 /// The answer, and how the HTTP layer should report it.
 pub struct SyncOutcome {
@@ -305,7 +309,9 @@ fn merge_checkout(
     merged
 }
 
-/// Checks every upload and stores the acceptable ones in one transaction.
+/// Checks every upload and stores the acceptable ones, in a batch of the
+/// group writer (see `storage::group`): the answer comes once the batch's
+/// transaction committed.
 async fn store_uploads(
     db: &Db,
     caller: &Caller,
@@ -314,134 +320,212 @@ async fn store_uploads(
     limits: &Limits,
     now_ms: i64,
 ) -> Result<(BTreeMap<ShipmentId, UploadResult>, Vec<Changed>), AppError> {
-    // A fixed lock order: two requests touching the same documents never deadlock.
+    // A fixed lock order within the request.
     uploads.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut results = BTreeMap::new();
-    // Checked out and unchanged: back into the cache after the commit.
-    let mut untouched: Vec<Checkout> = Vec::new();
-    let mut accepted: Vec<(Checkout, Accepted)> = Vec::new();
-
     let (mut uploader, signers) = uploader(db, caller).await?;
     uploader.relayed = relayed_actors(db, &uploader, &uploads).await?;
-    let uploader = Arc::new(uploader);
-    let mut tx = db.begin_write().await?;
-    for (id, parsed) in uploads {
-        let Some(co) = tx.checkout(db.documents(), id.as_str(), true).await? else {
-            results.insert(id, UploadResult::NotFound);
-            continue;
-        };
-        let stored = &co.loaded.stored;
-        if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
-            results.insert(id, UploadResult::NotFound);
-            untouched.push(co);
-            continue;
-        }
-        let changes = match parsed {
-            Ok(c) if c.len() > limits.max_changes_per_doc => {
-                results.insert(
-                    id,
-                    UploadResult::Refused {
-                        code: RefusalCode::TooLarge,
-                        reason: format!(
-                            "{} changes in one upload; the limit is {} (sync more often)",
-                            c.len(),
-                            limits.max_changes_per_doc
-                        ),
-                    },
-                );
-                untouched.push(co);
-                continue;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    db.submit(Box::new(StoreJob {
+        device: caller.device.to_string(),
+        user: caller.user.to_string(),
+        scope: scope.clone(),
+        uploads,
+        limits: limits.clone(),
+        now_ms,
+        uploader: Arc::new(uploader),
+        signers,
+        stored: Stored::default(),
+        error: None,
+        reply: Some(reply),
+    }));
+    answer.await.map_err(|_| {
+        AppError::Internal(anyhow::anyhow!(
+            "the writer dropped a sync's uploads (see the log)"
+        ))
+    })?
+}
+
+/// What a sync's uploads came to: a result per document, and the shipments
+/// that changed.
+#[derive(Default)]
+struct Stored {
+    results: BTreeMap<ShipmentId, UploadResult>,
+    changed: Vec<Changed>,
+}
+
+type StoreReply = Result<(BTreeMap<ShipmentId, UploadResult>, Vec<Changed>), AppError>;
+
+/// One sync's uploads, as a job of the group writer.
+struct StoreJob {
+    device: String,
+    user: String,
+    scope: Scope,
+    uploads: Vec<(ShipmentId, Result<Vec<Change>, Refusal>)>,
+    limits: Limits,
+    now_ms: i64,
+    uploader: Arc<Uploader>,
+    signers: BTreeMap<String, String>,
+    stored: Stored,
+    error: Option<AppError>,
+    reply: Option<tokio::sync::oneshot::Sender<StoreReply>>,
+}
+
+impl GroupJob for StoreJob {
+    fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, Result<(), JobFailed>> {
+        Box::pin(async move {
+            match self.store(batch).await {
+                Ok(stored) => {
+                    self.stored = stored;
+                    Ok(())
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    Err(JobFailed)
+                }
             }
-            Ok(c) => c,
-            Err(refusal) => {
-                results.insert(id, refusal_result(&refusal));
-                untouched.push(co);
-                continue;
-            }
-        };
-        let who = uploader.clone();
-        let doc_id = id.clone();
-        // Off the async threads: merging is CPU work on a client's changes,
-        // and a panic in automerge must refuse this document, not the request.
-        let (co, merged) = tokio::task::spawn_blocking(move || {
-            let mut co = co;
-            let merged = contain(&doc_id, "merging", || {
-                merge_checkout(&mut co, changes, &who)
-            })
-            .and_then(|r| r);
-            (co, merged)
         })
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("merging an upload: {e}")))?;
-        match merged {
-            Err(refusal) => {
-                tracing::info!(shipment = %id, device = %caller.device, %refusal, "upload refused");
-                results.insert(id, refusal_result(&refusal));
-                co.discard();
-            }
-            Ok(merged) if merged.new_changes.is_empty() => {
-                results.insert(id, UploadResult::Accepted { new: 0 });
-                untouched.push(co);
-            }
-            Ok(merged) if too_large(&co.loaded.stored, &merged, limits) => {
-                results.insert(
-                    id,
-                    UploadResult::Refused {
-                        code: RefusalCode::TooLarge,
-                        reason: format!(
-                            "the shipment would exceed {} bytes; ask a coordinator to split it",
-                            limits.max_document_bytes
-                        ),
-                    },
-                );
-                co.discard();
-            }
-            Ok(merged) => {
-                results.insert(
-                    id,
-                    UploadResult::Accepted {
-                        new: u32::try_from(merged.new_changes.len()).unwrap_or(u32::MAX),
-                    },
-                );
-                accepted.push((co, merged));
-            }
-        }
     }
 
-    if accepted.is_empty() {
-        // Nothing new: release the locks without taking a version.
-        tx.commit().await?;
-        untouched.into_iter().for_each(Checkout::keep);
-        return Ok((results, Vec::new()));
+    fn finish(self: Box<Self>, batch: Result<(), String>) {
+        let StoreJob {
+            stored,
+            error,
+            reply,
+            ..
+        } = *self;
+        let outcome = match (error, batch) {
+            (Some(e), _) => Err(e),
+            (None, Err(why)) => Err(AppError::Internal(anyhow::anyhow!(why))),
+            (None, Ok(())) => Ok((stored.results, stored.changed)),
+        };
+        if let Some(reply) = reply {
+            // The request may have gone (its client hung up): nothing to do.
+            let _ = reply.send(outcome);
+        }
     }
-    let version = tx.next_version().await?;
-    let author = ChangeAuthor {
-        device_id: Some(caller.device.as_str()),
-        user_id: caller.user.as_str(),
-        signers: Some(&signers),
-    };
-    let mut changed = Vec::with_capacity(accepted.len());
-    let mut stored = Vec::with_capacity(accepted.len());
-    for (mut co, merged) in accepted {
-        changed.push(Changed {
-            shipment: co.loaded.stored.id.clone(),
-            facility: co.loaded.stored.facility_id.clone(),
-        });
-        super::store::store_changes(
-            &mut tx,
-            &mut co,
-            merged.shipment,
-            &merged.new_changes,
-            version,
-            &author,
-            now_ms,
-        )
-        .await?;
-        stored.push(co);
+}
+
+impl StoreJob {
+    async fn store(&mut self, batch: &mut Batch) -> Result<Stored, AppError> {
+        let mut results = BTreeMap::new();
+        let mut accepted: Vec<(Checkout, Accepted)> = Vec::new();
+        for (id, parsed) in std::mem::take(&mut self.uploads) {
+            let Some(co) = batch.checkout(id.as_str()).await? else {
+                results.insert(id, UploadResult::NotFound);
+                continue;
+            };
+            let stored = &co.loaded.stored;
+            if !self
+                .scope
+                .contains(&stored.facility_id, stored.region.as_deref())
+            {
+                results.insert(id, UploadResult::NotFound);
+                batch.put_back(co);
+                continue;
+            }
+            let changes = match parsed {
+                Ok(c) if c.len() > self.limits.max_changes_per_doc => {
+                    results.insert(
+                        id,
+                        UploadResult::Refused {
+                            code: RefusalCode::TooLarge,
+                            reason: format!(
+                                "{} changes in one upload; the limit is {} (sync more often)",
+                                c.len(),
+                                self.limits.max_changes_per_doc
+                            ),
+                        },
+                    );
+                    batch.put_back(co);
+                    continue;
+                }
+                Ok(c) => c,
+                Err(refusal) => {
+                    results.insert(id, refusal_result(&refusal));
+                    batch.put_back(co);
+                    continue;
+                }
+            };
+            let who = self.uploader.clone();
+            let doc_id = id.clone();
+            // Off the async threads: merging is CPU work on a client's changes,
+            // and a panic in automerge must refuse this document, not the request.
+            let (co, merged) = tokio::task::spawn_blocking(move || {
+                let mut co = co;
+                let merged = contain(&doc_id, "merging", || {
+                    merge_checkout(&mut co, changes, &who)
+                })
+                .and_then(|r| r);
+                (co, merged)
+            })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("merging an upload: {e}")))?;
+            match merged {
+                Err(refusal) => {
+                    tracing::info!(shipment = %id, device = %self.device, %refusal, "upload refused");
+                    results.insert(id, refusal_result(&refusal));
+                    batch.put_back_stale(co);
+                }
+                Ok(merged) if merged.new_changes.is_empty() => {
+                    results.insert(id, UploadResult::Accepted { new: 0 });
+                    batch.put_back(co);
+                }
+                Ok(merged) if too_large(&co.loaded.stored, &merged, &self.limits) => {
+                    results.insert(
+                        id,
+                        UploadResult::Refused {
+                            code: RefusalCode::TooLarge,
+                            reason: format!(
+                                "the shipment would exceed {} bytes; ask a coordinator to split it",
+                                self.limits.max_document_bytes
+                            ),
+                        },
+                    );
+                    batch.put_back_stale(co);
+                }
+                Ok(merged) => {
+                    results.insert(
+                        id,
+                        UploadResult::Accepted {
+                            new: u32::try_from(merged.new_changes.len()).unwrap_or(u32::MAX),
+                        },
+                    );
+                    accepted.push((co, merged));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(Stored {
+                results,
+                changed: Vec::new(),
+            });
+        }
+        let version = batch.version().await?;
+        let author = ChangeAuthor {
+            device_id: Some(self.device.as_str()),
+            user_id: self.user.as_str(),
+            signers: Some(&self.signers),
+        };
+        let mut changed = Vec::with_capacity(accepted.len());
+        for (mut co, merged) in accepted {
+            changed.push(Changed {
+                shipment: co.loaded.stored.id.clone(),
+                facility: co.loaded.stored.facility_id.clone(),
+            });
+            super::store::store_changes(
+                batch.tx(),
+                &mut co,
+                merged.shipment,
+                &merged.new_changes,
+                version,
+                &author,
+                self.now_ms,
+            )
+            .await?;
+            batch.put_back(co);
+        }
+        Ok(Stored { results, changed })
     }
-    tx.commit().await?;
-    untouched.into_iter().chain(stored).for_each(Checkout::keep);
-    Ok((results, changed))
 }
 
 /// Builds the response. The cursor is the version committed when the

@@ -215,6 +215,17 @@ impl Checkout {
         let cell = OwnedMutexGuard::mutex(&self.guard).clone();
         self.cache.forget(&self.id, &cell);
     }
+
+    /// Loads the state afresh from what `tx` holds, keeping the slot (and
+    /// its lock): for a state that may hold changes `tx` does not, such as
+    /// a refused upload's. `false`: the document is gone.
+    pub async fn reload(&mut self, tx: &mut Tx) -> Result<bool, StorageError> {
+        let Some(row) = tx.document_row(&self.id, false).await? else {
+            return Ok(false);
+        };
+        self.loaded = Loaded::new(tx.load_from_row(&self.id, row).await?);
+        Ok(true)
+    }
 }
 
 /// A document's row, as a checkout reads it.

@@ -13,6 +13,7 @@ mod backup;
 mod cache;
 mod devices;
 mod facilities;
+mod group;
 mod projection;
 mod throttle;
 mod tx;
@@ -28,6 +29,7 @@ pub use audit::{ChangeFilter, ChangeRow};
 pub use cache::{CacheStats, Checkout, DEFAULT_CACHE_BYTES, DocCache, Loaded};
 pub use devices::{CallerRow, DeviceRow, TokenState};
 pub use facilities::FacilityRow;
+pub use group::{Batch, GroupJob, GroupStats, JobFailed};
 pub use projection::{Arrival, DuplicateReport, PROJECTION_VERSION, Page, ReportFilter, TotalsRow};
 pub use tx::{StoredDocument, Tx};
 pub use users::UserRow;
@@ -142,6 +144,8 @@ pub struct Db {
     revocations: Arc<tokio::sync::watch::Sender<u64>>,
     /// Recently used documents, loaded (see [`DocCache`]).
     documents: Arc<DocCache>,
+    /// The group-commit writer of sync uploads (see [`group`]).
+    writer: Arc<group::Writer>,
 }
 
 /// Turns what a person typed into a URL sqlx understands: a bare path means
@@ -225,6 +229,7 @@ impl Db {
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             revocations: Arc::new(tokio::sync::watch::channel(0).0),
             documents: Arc::new(DocCache::new(DEFAULT_CACHE_BYTES)),
+            writer: Arc::default(),
         })
     }
 

@@ -79,8 +79,21 @@ impl World {
             .login(COORDINATOR, &password(COORDINATOR))
             .await
             .unwrap();
+        // Change notifications may travel through PostgreSQL, after the
+        // request that caused them has answered: wait until these two have
+        // arrived, so no test's stream hears of them late.
+        let mut events = EventStream::opened(&world, &world.coordinator.token).await;
         world.create_shipment(SHIPMENT, FACILITY).await;
         world.create_shipment(SECOND_SHIPMENT, FACILITY).await;
+        let mut unheard = vec![SHIPMENT, SECOND_SHIPMENT];
+        while !unheard.is_empty() {
+            let (_, data) = events
+                .next(10)
+                .await
+                .expect("the shipments' creation is announced");
+            let named = data["shipments"].as_array().cloned().unwrap_or_default();
+            unheard.retain(|s| !named.iter().any(|n| n == s));
+        }
         world
     }
 

@@ -13,6 +13,7 @@ mod bad_input;
 mod common;
 mod coordinator;
 mod events;
+mod group_commit;
 mod metrics;
 mod projections;
 mod servers;
@@ -72,4 +73,5 @@ on_both_backends!(events::streams_end_when_another_process_revokes_the_device =>
 on_both_backends!(metrics::syncs_and_refusals_are_counted => sqlite_syncs_and_refusals_are_counted, postgres_syncs_and_refusals_are_counted);
 on_both_backends!(servers::phones_and_dashboards_span_two_servers => sqlite_phones_and_dashboards_span_two_servers, postgres_phones_and_dashboards_span_two_servers);
 on_both_backends!(servers::login_failures_count_across_servers => sqlite_login_failures_count_across_servers, postgres_login_failures_count_across_servers);
+on_both_backends!(group_commit::syncs_that_arrive_together_commit_together => sqlite_syncs_that_arrive_together_commit_together, postgres_syncs_that_arrive_together_commit_together);
 on_both_backends!(servers::two_servers_start_at_once => sqlite_two_servers_start_at_once, postgres_two_servers_start_at_once);
