@@ -56,6 +56,10 @@ pub struct Config {
     pub database_url: String,
     /// Memory the document cache may use (`--document-cache-bytes`).
     pub document_cache_bytes: usize,
+    /// Most syncs stored in one transaction (`--syncs-per-commit`).
+    pub syncs_per_commit: usize,
+    /// How long one transaction takes in more syncs (`--commit-window-ms`).
+    pub commit_window: std::time::Duration,
     pub limits: Limits,
     /// Directory of the phone web app (`web/`), served at `/`; `None` for
     /// an API-only server.
@@ -88,7 +92,8 @@ impl Application {
         let db = Db::connect(&config.database_url)
             .await
             .with_context(|| format!("opening database {}", redact(&config.database_url)))?
-            .with_document_cache(config.document_cache_bytes);
+            .with_document_cache(config.document_cache_bytes)
+            .with_group_commit(config.syncs_per_commit, config.commit_window);
         // Before serving: coordinators must never read rows from older rules.
         crate::service::projections::rebuild_if_stale(&db, crate::service::now_ms())
             .await

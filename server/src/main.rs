@@ -221,6 +221,15 @@ struct ServeArgs {
     /// estimate; least recently used ones are dropped first; 0: none kept).
     #[arg(long, env = "AIDSYNC_DOCUMENT_CACHE_BYTES", default_value_t = aidsync_server::storage::DEFAULT_CACHE_BYTES)]
     document_cache_bytes: usize,
+    /// Most syncs stored in one transaction (group commit): syncs arriving
+    /// while the writer is busy share the next commit; 1 commits each alone.
+    #[arg(long, env = "AIDSYNC_SYNCS_PER_COMMIT", default_value_t = aidsync_server::storage::DEFAULT_SYNCS_PER_COMMIT)]
+    syncs_per_commit: usize,
+    /// How long, in milliseconds, one write transaction keeps taking in
+    /// syncs that arrived meanwhile before it commits (raise it on a disk
+    /// whose fsync is slow).
+    #[arg(long, env = "AIDSYNC_COMMIT_WINDOW_MS", default_value_t = aidsync_server::storage::DEFAULT_COMMIT_WINDOW.as_millis() as u64)]
+    commit_window_ms: u64,
     /// Requests per minute one token may make (0: unlimited).
     #[arg(long, env = "AIDSYNC_REQUESTS_PER_MINUTE_PER_TOKEN", default_value_t = Limits::default().requests_per_minute_per_token)]
     requests_per_minute_per_token: u32,
@@ -280,6 +289,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bind: args.bind,
         database_url: args.database_url,
         document_cache_bytes: args.document_cache_bytes,
+        syncs_per_commit: args.syncs_per_commit,
+        commit_window: std::time::Duration::from_millis(args.commit_window_ms),
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),

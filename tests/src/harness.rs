@@ -127,6 +127,10 @@ impl TestServer {
             bind: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             document_cache_bytes: aidsync_server::storage::DEFAULT_CACHE_BYTES,
+            syncs_per_commit: aidsync_server::storage::DEFAULT_SYNCS_PER_COMMIT,
+            // Debug builds merge slowly: a batch of tests' syncs is not cut
+            // short by the release build's window.
+            commit_window: std::time::Duration::from_secs(5),
             limits,
             connections: Default::default(),
             metrics_bind: None,

@@ -355,6 +355,14 @@ struct Stored {
 
 type StoreReply = Result<(BTreeMap<ShipmentId, UploadResult>, Vec<Changed>), AppError>;
 
+/// Where a job's time went, for the debug log.
+#[derive(Default)]
+struct JobTiming {
+    checkout: std::time::Duration,
+    merge: std::time::Duration,
+    store: std::time::Duration,
+}
+
 /// One sync's uploads, as a job of the group writer.
 struct StoreJob {
     device: String,
@@ -409,8 +417,12 @@ impl StoreJob {
     async fn store(&mut self, batch: &mut Batch) -> Result<Stored, AppError> {
         let mut results = BTreeMap::new();
         let mut accepted: Vec<(Checkout, Accepted)> = Vec::new();
+        let mut timing = JobTiming::default();
         for (id, parsed) in std::mem::take(&mut self.uploads) {
-            let Some(co) = batch.checkout(id.as_str()).await? else {
+            let t = std::time::Instant::now();
+            let co = batch.checkout(id.as_str()).await?;
+            timing.checkout += t.elapsed();
+            let Some(co) = co else {
                 results.insert(id, UploadResult::NotFound);
                 continue;
             };
@@ -448,6 +460,7 @@ impl StoreJob {
             };
             let who = self.uploader.clone();
             let doc_id = id.clone();
+            let t = std::time::Instant::now();
             // Off the async threads: merging is CPU work on a client's changes,
             // and a panic in automerge must refuse this document, not the request.
             let (co, merged) = tokio::task::spawn_blocking(move || {
@@ -460,6 +473,7 @@ impl StoreJob {
             })
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("merging an upload: {e}")))?;
+            timing.merge += t.elapsed();
             match merged {
                 Err(refusal) => {
                     tracing::info!(shipment = %id, device = %self.device, %refusal, "upload refused");
@@ -500,6 +514,7 @@ impl StoreJob {
                 changed: Vec::new(),
             });
         }
+        let t = std::time::Instant::now();
         let version = batch.version().await?;
         let author = ChangeAuthor {
             device_id: Some(self.device.as_str()),
@@ -524,6 +539,13 @@ impl StoreJob {
             .await?;
             batch.put_back(co);
         }
+        timing.store += t.elapsed();
+        tracing::debug!(
+            checkout_ms = timing.checkout.as_secs_f64() * 1e3,
+            merge_ms = timing.merge.as_secs_f64() * 1e3,
+            store_ms = timing.store.as_secs_f64() * 1e3,
+            "sync uploads stored"
+        );
         Ok(Stored { results, changed })
     }
 }
@@ -566,8 +588,10 @@ async fn answer(
 
     let mut docs = Vec::with_capacity(ids.len() + results.len());
     for id_s in ids {
+        // The slot first, then a connection (see `DocCache::lock`).
+        let slot = db.documents().lock(&id_s).await;
         let mut tx = db.begin_read().await?;
-        let Some(mut co) = tx.checkout(db.documents(), &id_s, false).await? else {
+        let Some(mut co) = tx.checkout_slot(slot, false).await? else {
             continue;
         };
         let fresh = co.loaded.stored.created_version > since;
@@ -579,10 +603,11 @@ async fn answer(
         tx.commit().await?;
         let id = ShipmentId::parse(&id_s)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("stored id {id_s}: {e}")))?;
-        let doc = &mut co.loaded.stored.doc;
         let (snapshot, changes) = if fresh {
-            (Some(ByteBuf::from(doc.save())), Changes::default())
+            let saved = co.loaded.saved();
+            (Some(ByteBuf::from(saved.as_slice())), Changes::default())
         } else {
+            let doc = &mut co.loaded.stored.doc;
             let theirs = uploaded.get(&id);
             let mut wanted = Vec::with_capacity(hashes.len());
             for hash_s in hashes {
@@ -598,7 +623,7 @@ async fn answer(
             }
             (None, Changes::encode_hashes(doc, &wanted))
         };
-        let heads = heads_to_wire(&doc.get_heads());
+        let heads = heads_to_wire(&co.loaded.stored.doc.get_heads());
         co.keep();
         docs.push(DocDownload {
             upload: results.remove(&id),

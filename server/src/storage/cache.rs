@@ -54,6 +54,11 @@ pub struct Loaded {
     /// that wrote them left them here. `None` means "unknown": the next
     /// writer rewrites the rows from scratch.
     pub projection: Option<Projection>,
+    /// The document saved whole, with the heads it was saved at: what a
+    /// phone without the shipment receives. Saving compresses every
+    /// column, so one save serves every phone of a facility until the
+    /// document changes (the heads say when).
+    saved: Option<(Vec<automerge::ChangeHash>, Arc<Vec<u8>>)>,
 }
 
 impl Loaded {
@@ -62,6 +67,20 @@ impl Loaded {
             stored,
             shipment: None,
             projection: None,
+            saved: None,
+        }
+    }
+
+    /// The document saved whole, as it is now.
+    pub fn saved(&mut self) -> Arc<Vec<u8>> {
+        let heads = self.stored.doc.get_heads();
+        match &self.saved {
+            Some((at, bytes)) if *at == heads => bytes.clone(),
+            _ => {
+                let bytes = Arc::new(self.stored.doc.save());
+                self.saved = Some((heads, bytes.clone()));
+                bytes
+            }
         }
     }
 
@@ -69,6 +88,7 @@ impl Loaded {
         self.stored
             .stored_bytes
             .saturating_mul(MEMORY_PER_STORED_BYTE)
+            .saturating_add(self.saved.as_ref().map_or(0, |(_, b)| b.len()))
             .saturating_add(4096)
     }
 }
@@ -115,6 +135,21 @@ impl DocCache {
     }
 
     /// The slot of `id`, created empty if the document is not cached.
+    /// Locks a document's slot: its state is the holder's until the
+    /// checkout made of it ends. A reader takes the slot before a database
+    /// connection, so that while a writer holds the slot, those waiting
+    /// for it do not hold connections the writer's other requests need.
+    pub async fn lock(self: &Arc<Self>, id: &str) -> LockedSlot {
+        let cell = self.cell(id);
+        let guard = cell.clone().lock_owned().await;
+        LockedSlot {
+            cache: self.clone(),
+            id: id.to_owned(),
+            cell,
+            guard,
+        }
+    }
+
     fn cell(&self, id: &str) -> Cell {
         let mut slots = self.slots();
         slots.tick += 1;
@@ -228,6 +263,14 @@ impl Checkout {
     }
 }
 
+/// A document's slot, locked ([`DocCache::lock`]), to check out.
+pub struct LockedSlot {
+    cache: Arc<DocCache>,
+    id: String,
+    cell: Cell,
+    guard: OwnedMutexGuard<Option<Loaded>>,
+}
+
 /// A document's row, as a checkout reads it.
 pub(super) struct DocumentRow {
     facility_id: String,
@@ -249,8 +292,23 @@ impl Tx {
         id: &str,
         lock: bool,
     ) -> Result<Option<Checkout>, StorageError> {
-        let cell = cache.cell(id);
-        let mut guard = cell.clone().lock_owned().await;
+        let slot = cache.lock(id).await;
+        self.checkout_slot(slot, lock).await
+    }
+
+    /// [`Tx::checkout`] of a slot already locked ([`DocCache::lock`]).
+    pub async fn checkout_slot(
+        &mut self,
+        slot: LockedSlot,
+        lock: bool,
+    ) -> Result<Option<Checkout>, StorageError> {
+        let LockedSlot {
+            cache,
+            id,
+            cell,
+            mut guard,
+        } = slot;
+        let (cache, id) = (&cache, id.as_str());
         let Some(row) = self.document_row(id, lock).await? else {
             drop(guard);
             cache.forget(id, &cell);

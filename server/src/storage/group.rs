@@ -4,9 +4,10 @@
 //! Every sync that uploads something is a [`GroupJob`] handed to the
 //! process's writer task ([`Db::submit`]). The writer takes the first job
 //! waiting, opens a write transaction (on SQLite, waiting for the single
-//! writer's turn), then takes every other job that queued meanwhile, up to
-//! [`MAX_JOBS`]: under load, the time one commit takes is the time in
-//! which the next batch gathers. Each job runs inside its own savepoint, so
+//! writer's turn), then, job after job, every other one that queued
+//! meanwhile, up to `--syncs-per-commit` and for up to
+//! `--commit-window-ms`: under load, the time one batch takes is the time
+//! in which the next one gathers. Each job runs inside its own savepoint, so
 //! a job that fails (a database error in its statements) rolls back only
 //! its own writes; refusing a document is not a failure, just an answer.
 //! Jobs learn their outcome only after the commit that holds their writes,
@@ -20,15 +21,23 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::{Checkout, Db, DocCache, StorageError, Tx};
 
-/// Most jobs in one transaction: bounds how long the first of them waits
-/// for the last, and how many documents one batch keeps locked.
-pub const MAX_JOBS: usize = 64;
+/// Most jobs in one transaction, unless configured: bounds how many
+/// documents one batch keeps locked.
+pub const DEFAULT_SYNCS_PER_COMMIT: usize = 64;
+
+/// How long a batch keeps taking in jobs that queued meanwhile, unless
+/// configured; past it, the jobs it holds are committed and answered, and
+/// the next batch takes the rest. Long enough to share a slow disk's fsync
+/// among many syncs, short enough that the first of them is not kept
+/// waiting long, nor the documents the batch holds locked against readers.
+pub const DEFAULT_COMMIT_WINDOW: Duration = Duration::from_millis(20);
 
 /// A job's own failure: its writes are rolled back; it kept the reason.
 #[derive(Debug)]
@@ -59,10 +68,24 @@ pub struct GroupStats {
 
 /// The writer task's inbox; a new task starts when there is none (first
 /// use) or the last one's runtime went away (tests run many).
-#[derive(Default)]
 pub(super) struct Writer {
     inbox: std::sync::Mutex<Option<mpsc::UnboundedSender<Box<dyn GroupJob>>>>,
-    pub(super) stats: Arc<GroupStats>,
+    stats: Arc<GroupStats>,
+    /// Most jobs per transaction; 1 commits each on its own.
+    max_jobs: usize,
+    /// How long a batch takes in more jobs.
+    window: Duration,
+}
+
+impl Writer {
+    pub(super) fn new(max_jobs: usize, window: Duration) -> Writer {
+        Writer {
+            inbox: std::sync::Mutex::default(),
+            stats: Arc::default(),
+            max_jobs: max_jobs.max(1),
+            window,
+        }
+    }
 }
 
 impl Db {
@@ -93,10 +116,21 @@ impl Db {
     pub fn group_stats(&self) -> &GroupStats {
         &self.writer.stats
     }
+
+    /// This pool, storing at most `max` syncs per transaction (1: each
+    /// on its own), taking in more for at most `window`. Set it before
+    /// the pool is shared.
+    pub fn with_group_commit(mut self, max: usize, window: Duration) -> Db {
+        self.writer = Arc::new(Writer::new(max, window));
+        self
+    }
 }
 
-async fn write_loop(db: Db, mut inbox: mpsc::UnboundedReceiver<Box<dyn GroupJob>>) {
+type Inbox = mpsc::UnboundedReceiver<Box<dyn GroupJob>>;
+
+async fn write_loop(db: Db, mut inbox: Inbox) {
     let stats = db.writer.stats.clone();
+    let (max_jobs, window) = (db.writer.max_jobs, db.writer.window);
     while let Some(first) = inbox.recv().await {
         let tx = match db.begin_write().await {
             Ok(tx) => tx,
@@ -106,60 +140,25 @@ async fn write_loop(db: Db, mut inbox: mpsc::UnboundedReceiver<Box<dyn GroupJob>
                 continue;
             }
         };
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_JOBS {
-            match inbox.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        let batch = Batch {
+            tx,
+            cache: db.documents().clone(),
+            open: HashMap::new(),
+            stale: HashMap::new(),
+            version: None,
+            taken: HashSet::new(),
+        };
+        // A task of its own: should a job panic, the requests of its batch
+        // and of the queue get an error (their replies are dropped), and
+        // the next job handed in starts a new writer.
+        let task = tokio::spawn(batch.run(first, inbox, (max_jobs, window), stats.clone()));
+        match task.await {
+            Ok(back) => inbox = back,
+            Err(e) => {
+                tracing::error!(error = %e, "a batch of writes panicked; its requests failed");
+                return;
             }
         }
-        let count = jobs.len() as u64;
-        // A task of its own: should a job panic, its batch's requests get
-        // an error (their replies are dropped) and the writer goes on.
-        let batch = tokio::spawn(run_batch(db.documents().clone(), tx, jobs, stats.clone()));
-        if let Err(e) = batch.await {
-            tracing::error!(error = %e, "a batch of writes panicked; its requests failed");
-        }
-        stats.waiting.fetch_sub(count, Ordering::Relaxed);
-    }
-}
-
-async fn run_batch(
-    cache: Arc<DocCache>,
-    tx: Tx,
-    jobs: Vec<Box<dyn GroupJob>>,
-    stats: Arc<GroupStats>,
-) {
-    let mut batch = Batch {
-        tx,
-        cache,
-        open: HashMap::new(),
-        stale: HashMap::new(),
-        version: None,
-        taken: HashSet::new(),
-    };
-    let mut ran = Vec::with_capacity(jobs.len());
-    let mut broken: Option<String> = None;
-    for mut job in jobs {
-        if broken.is_none()
-            && let Err(e) = batch.run_job(job.as_mut()).await
-        {
-            broken = Some(e);
-        }
-        ran.push(job);
-    }
-    let outcome = match broken {
-        Some(why) => Err(why),
-        None => batch.commit().await.map_err(|e| format!("committing: {e}")),
-    };
-    if outcome.is_ok() {
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(ran.len() as u64, Ordering::Relaxed);
-    } else if let Err(why) = &outcome {
-        tracing::error!(%why, jobs = ran.len(), "a batch of writes failed; none was stored");
-    }
-    for job in ran {
-        job.finish(outcome.clone());
     }
 }
 
@@ -227,6 +226,55 @@ impl Batch {
         let v = self.tx.next_version().await?;
         self.version = Some(v);
         Ok(v)
+    }
+
+    /// Runs `first`, then jobs that queue meanwhile (up to `max_jobs`, for
+    /// up to `window`), commits them, and answers each.
+    async fn run(
+        mut self,
+        first: Box<dyn GroupJob>,
+        mut inbox: Inbox,
+        (max_jobs, window): (usize, Duration),
+        stats: Arc<GroupStats>,
+    ) -> Inbox {
+        let started = Instant::now();
+        let mut ran = Vec::new();
+        let mut broken: Option<String> = None;
+        let mut next = Some(first);
+        while let Some(mut job) = next.take() {
+            if let Err(e) = self.run_job(job.as_mut()).await {
+                broken = Some(e);
+            }
+            ran.push(job);
+            if broken.is_none() && ran.len() < max_jobs && started.elapsed() < window {
+                next = inbox.try_recv().ok();
+            }
+        }
+        let ran_for = started.elapsed();
+        let outcome = match broken {
+            Some(why) => Err(why),
+            None => self.commit().await.map_err(|e| format!("committing: {e}")),
+        };
+        tracing::debug!(
+            jobs = ran.len(),
+            run_ms = ran_for.as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - ran_for).as_secs_f64() * 1e3,
+            "batch of writes"
+        );
+        match &outcome {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.jobs.fetch_add(ran.len() as u64, Ordering::Relaxed);
+            }
+            Err(why) => {
+                tracing::error!(%why, jobs = ran.len(), "a batch of writes failed; none was stored");
+            }
+        }
+        stats.waiting.fetch_sub(ran.len() as u64, Ordering::Relaxed);
+        for job in ran {
+            job.finish(outcome.clone());
+        }
+        inbox
     }
 
     /// Runs one job in a savepoint. `Err`: the transaction cannot go on.

@@ -26,10 +26,12 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{ChangeFilter, ChangeRow};
-pub use cache::{CacheStats, Checkout, DEFAULT_CACHE_BYTES, DocCache, Loaded};
+pub use cache::{CacheStats, Checkout, DEFAULT_CACHE_BYTES, DocCache, Loaded, LockedSlot};
 pub use devices::{CallerRow, DeviceRow, TokenState};
 pub use facilities::FacilityRow;
-pub use group::{Batch, GroupJob, GroupStats, JobFailed};
+pub use group::{
+    Batch, DEFAULT_COMMIT_WINDOW, DEFAULT_SYNCS_PER_COMMIT, GroupJob, GroupStats, JobFailed,
+};
 pub use projection::{Arrival, DuplicateReport, PROJECTION_VERSION, Page, ReportFilter, TotalsRow};
 pub use tx::{StoredDocument, Tx};
 pub use users::UserRow;
@@ -229,7 +231,10 @@ impl Db {
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
             revocations: Arc::new(tokio::sync::watch::channel(0).0),
             documents: Arc::new(DocCache::new(DEFAULT_CACHE_BYTES)),
-            writer: Arc::default(),
+            writer: Arc::new(group::Writer::new(
+                group::DEFAULT_SYNCS_PER_COMMIT,
+                group::DEFAULT_COMMIT_WINDOW,
+            )),
         })
     }
 

@@ -477,6 +477,8 @@ async fn metrics_can_have_their_own_listener() {
         bind: "127.0.0.1:0".into(),
         database_url: db.url().into(),
         document_cache_bytes: aidsync_server::storage::DEFAULT_CACHE_BYTES,
+        syncs_per_commit: aidsync_server::storage::DEFAULT_SYNCS_PER_COMMIT,
+        commit_window: aidsync_server::storage::DEFAULT_COMMIT_WINDOW,
         limits: Limits::default(),
         web_root: None,
         connections: Default::default(),
