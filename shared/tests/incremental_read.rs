@@ -19,8 +19,8 @@ use aidsync_shared::model::{
     read_shipment,
 };
 use aidsync_shared::roles::{Role, check_edit};
-use aidsync_shared::sync::lineage::check_lineage;
-use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload};
+use aidsync_shared::sync::lineage::{LineageIndex, check_lineage};
+use aidsync_shared::sync::server::{Refusal, Uploader, merge_into};
 
 const T0: i64 = 1_790_000_000_000;
 
@@ -353,13 +353,18 @@ fn whole_document_verdict(
     Ok(after)
 }
 
+/// The server's way: merged in place into a copy, with the history index
+/// carried from upload to upload as the document cache carries it.
 fn incremental_verdict(
     server: &ShipmentDoc,
+    lineage: &mut LineageIndex,
     changes: Vec<Change>,
     uploader: &Uploader,
 ) -> (Result<Shipment, String>, Option<ShipmentDoc>) {
-    match merge_upload(server, changes, uploader) {
-        Ok(m) => (Ok(m.shipment), Some(m.doc)),
+    let mut doc = server.clone();
+    let before = server.read().unwrap();
+    match merge_into(&mut doc, &before, lineage, changes, uploader) {
+        Ok(m) => (Ok(m.shipment), Some(doc)),
         Err(Refusal::WrongActor { found, .. }) => {
             let actor: ActorId = found.as_str().try_into().unwrap();
             (Err(format!("wrong actor {actor}")), None)
@@ -387,6 +392,7 @@ proptest! {
             replica(&server, "petro", Role::Coordinator),
         ];
         let mut accepted = 0;
+        let mut lineage = LineageIndex::default();
         for (clock, (who, step)) in steps.iter().enumerate() {
             let clock = T0 + 1_000 * (clock as i64 + 1);
             let r = &mut replicas[*who];
@@ -396,7 +402,7 @@ proptest! {
             }
             let changes = r.doc.automerge_mut().get_changes(&[]);
             let oracle = whole_document_verdict(&server, &changes, &r.uploader);
-            let (verdict, merged) = incremental_verdict(&server, changes, &r.uploader);
+            let (verdict, merged) = incremental_verdict(&server, &mut lineage, changes, &r.uploader);
             prop_assert_eq!(&verdict, &oracle);
             if let Some(merged) = merged {
                 accepted += 1;

@@ -303,7 +303,7 @@ fn merge_checkout(
         None => read_shipment(&co.loaded.stored.doc)?,
     };
     let mut doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
-    let merged = merge_into(&mut doc, &before, changes, uploader);
+    let merged = merge_into(&mut doc, &before, &mut co.loaded.lineage, changes, uploader);
     co.loaded.stored.doc = doc.into_automerge();
     co.loaded.shipment = Some(before);
     merged

@@ -29,6 +29,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use aidsync_shared::model::Shipment;
 use aidsync_shared::projection::Projection;
+use aidsync_shared::sync::lineage::LineageIndex;
 
 use super::tx::{StoredDocument, replay};
 use super::{Backend, StorageError, Tx};
@@ -59,6 +60,9 @@ pub struct Loaded {
     /// column, so one save serves every phone of a facility until the
     /// document changes (the heads say when).
     saved: Option<(Vec<automerge::ChangeHash>, Arc<Vec<u8>>)>,
+    /// The history's index for checking uploads; it knows which heads it
+    /// describes and is rebuilt when they are not the document's.
+    pub lineage: LineageIndex,
 }
 
 impl Loaded {
@@ -68,6 +72,7 @@ impl Loaded {
             shipment: None,
             projection: None,
             saved: None,
+            lineage: LineageIndex::default(),
         }
     }
 

@@ -98,6 +98,7 @@ impl Place {
 }
 
 /// What the check needs of one change, stored or uploaded.
+#[derive(Clone)]
 struct Node {
     actor: ActorId,
     seq: u64,
@@ -106,13 +107,107 @@ struct Node {
     deps: Vec<ChangeHash>,
 }
 
-/// The document's changes and the upload's, indexed for the check.
+/// Per actor, `(start_op, max_op, seq, hash)` of its changes, by start op.
+type OpsOf = HashMap<ActorId, Vec<(u64, u64, u64, ChangeHash)>>;
+
+/// A document's history, indexed for [`check_lineage_indexed`]: what
+/// indexing every stored change's metadata would otherwise cost each
+/// upload, kept beside a loaded document and extended with each accepted
+/// change. It knows the heads it was built for; used with a document at
+/// other heads, it is rebuilt first, so a stale one costs time, never a
+/// wrong verdict.
+#[derive(Clone, Default)]
+pub struct LineageIndex {
+    /// The heads of the document described; `None`: none yet.
+    heads: Option<Vec<ChangeHash>>,
+    nodes: HashMap<ChangeHash, Node>,
+    /// Every actor's changes form one chain (automerge asserts it), so by
+    /// seq they are also by start op.
+    ops_of: OpsOf,
+    seqs: HashMap<(ActorId, u64), ChangeHash>,
+    max_seq: HashMap<ActorId, u64>,
+}
+
+impl LineageIndex {
+    /// The index of `doc`'s history as it is.
+    pub fn of(doc: &Automerge) -> LineageIndex {
+        let mut index = LineageIndex::default();
+        let mut metas = doc.get_changes_meta(&[]);
+        // Per actor in seq order, so each actor's list is sorted as built.
+        metas.sort_by_key(|m| m.seq);
+        for meta in metas {
+            index.add(
+                meta.hash,
+                Node {
+                    actor: meta.actor.into_owned(),
+                    seq: meta.seq,
+                    start_op: meta.start_op,
+                    max_op: meta.max_op,
+                    deps: meta.deps,
+                },
+            );
+        }
+        index.heads = Some(doc.get_heads());
+        index
+    }
+
+    /// Adds changes `doc` has just applied, so that the index describes
+    /// `doc` again (if it described `doc` before them; otherwise the next
+    /// check rebuilds it).
+    pub fn extend(&mut self, doc: &Automerge, applied: &[Change]) {
+        if self.heads.is_none() {
+            return;
+        }
+        for change in applied {
+            if self.nodes.contains_key(&change.hash()) {
+                continue;
+            }
+            self.add(
+                change.hash(),
+                Node {
+                    actor: change.actor_id().clone(),
+                    seq: change.seq(),
+                    start_op: change.start_op().get(),
+                    max_op: change.max_op(),
+                    deps: change.deps().to_vec(),
+                },
+            );
+        }
+        self.heads = Some(doc.get_heads());
+    }
+
+    /// Whether this index describes `doc`.
+    fn describes(&self, doc: &Automerge) -> bool {
+        self.heads.as_ref().is_some_and(|h| *h == doc.get_heads())
+    }
+
+    fn add(&mut self, hash: ChangeHash, node: Node) {
+        let ops = self.ops_of.entry(node.actor.clone()).or_default();
+        let entry = (node.start_op, node.max_op, node.seq, hash);
+        match ops.last() {
+            // Out of order (a hand-made history): in place.
+            Some(last) if *last > entry => {
+                let at = ops.partition_point(|e| *e < entry);
+                ops.insert(at, entry);
+            }
+            _ => ops.push(entry),
+        }
+        self.seqs.insert((node.actor.clone(), node.seq), hash);
+        let max = self.max_seq.entry(node.actor.clone()).or_insert(0);
+        *max = (*max).max(node.seq);
+        self.nodes.insert(hash, node);
+    }
+}
+
+/// The document's history (indexed) and the upload's changes, for the check.
 struct History<'a> {
     doc: &'a Automerge,
+    base: &'a LineageIndex,
+    /// The upload's changes.
     nodes: HashMap<ChangeHash, Node>,
     uploaded: HashSet<ChangeHash>,
-    /// Per actor, `(start_op, max_op, seq, hash)` of its changes, by start op.
-    ops_of: HashMap<ActorId, Vec<(u64, u64, u64, ChangeHash)>>,
+    /// The upload's changes per actor, as in [`LineageIndex`].
+    ops_of: OpsOf,
     /// Objects the upload makes, by `(counter, actor)`.
     made: HashMap<(u64, ActorId), ObjType>,
     /// Where each op of the upload wrote, by `(counter, actor)`.
@@ -129,8 +224,22 @@ struct History<'a> {
 /// holds them back unapplied and the caller refuses them as missing
 /// dependencies.
 pub fn check_lineage(doc: &Automerge, changes: &[Change]) -> Result<(), LineageError> {
+    check_lineage_indexed(doc, &mut LineageIndex::default(), changes)
+}
+
+/// [`check_lineage`] with the history's index at hand (rebuilt first if it
+/// does not describe `doc`). Once `doc` has applied the changes, the
+/// caller extends the index with them ([`LineageIndex::extend`]).
+pub fn check_lineage_indexed(
+    doc: &Automerge,
+    index: &mut LineageIndex,
+    changes: &[Change],
+) -> Result<(), LineageError> {
+    if !index.describes(doc) {
+        *index = LineageIndex::of(doc);
+    }
     let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
-    let mut history = History::new(doc, changes)?;
+    let mut history = History::new(doc, index, changes)?;
     (history.made, history.placed) = index_upload(changes, &expanded);
     for (change, expanded) in changes.iter().zip(&expanded) {
         let Some(clock) = history.clock(change.hash()) else {
@@ -142,9 +251,14 @@ pub fn check_lineage(doc: &Automerge, changes: &[Change]) -> Result<(), LineageE
 }
 
 impl<'a> History<'a> {
-    fn new(doc: &'a Automerge, changes: &[Change]) -> Result<History<'a>, LineageError> {
+    fn new(
+        doc: &'a Automerge,
+        base: &'a LineageIndex,
+        changes: &[Change],
+    ) -> Result<History<'a>, LineageError> {
         let mut history = History {
             doc,
+            base,
             nodes: HashMap::new(),
             uploaded: HashSet::new(),
             ops_of: HashMap::new(),
@@ -155,29 +269,17 @@ impl<'a> History<'a> {
             stored_clocks: HashMap::new(),
         };
         let mut seqs: HashMap<(ActorId, u64), ChangeHash> = HashMap::new();
-        for meta in doc.get_changes_meta(&[]) {
-            let actor = meta.actor.into_owned();
-            seqs.insert((actor.clone(), meta.seq), meta.hash);
-            history.add(
-                meta.hash,
-                Node {
-                    actor,
-                    seq: meta.seq,
-                    start_op: meta.start_op,
-                    max_op: meta.max_op,
-                    deps: meta.deps,
-                },
-            );
-        }
         for change in changes {
             let hash = change.hash();
             let key = (change.actor_id().clone(), change.seq());
-            if seqs.insert(key, hash).is_some_and(|h| h != hash) {
+            let taken = base.seqs.get(&key).or_else(|| seqs.get(&key)).copied();
+            if taken.is_some_and(|h| h != hash) {
                 return Err(LineageError::SeqTaken {
                     hash,
                     seq: change.seq(),
                 });
             }
+            seqs.insert(key, hash);
             history.uploaded.insert(hash);
             history.add(
                 hash,
@@ -194,6 +296,26 @@ impl<'a> History<'a> {
             ops.sort_unstable();
         }
         Ok(history)
+    }
+
+    /// A change of the upload or of the document.
+    fn node(&self, hash: &ChangeHash) -> Option<&Node> {
+        self.nodes.get(hash).or_else(|| self.base.nodes.get(hash))
+    }
+
+    /// The change (of the upload or the document) by `by` whose op
+    /// counters start at or before `ctr` latest, as `(start_op, max_op,
+    /// seq, hash)`: the one that made op `ctr`, if any did.
+    fn change_of_op(&self, ctr: u64, by: &ActorId) -> Option<(u64, u64, u64, ChangeHash)> {
+        let find = |ops: Option<&Vec<(u64, u64, u64, ChangeHash)>>| {
+            let ops = ops?;
+            let i = ops.partition_point(|&(start, ..)| start <= ctr);
+            ops.get(i.checked_sub(1)?).copied()
+        };
+        match (find(self.ops_of.get(by)), find(self.base.ops_of.get(by))) {
+            (Some(a), Some(b)) => Some(if a.0 >= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
     }
 
     fn add(&mut self, hash: ChangeHash, node: Node) {
@@ -241,7 +363,7 @@ impl<'a> History<'a> {
         let mut stored: Vec<ChangeHash> = Vec::new();
         let mut clock = Clock::new();
         for dep in &deps {
-            let node = self.nodes.get(dep)?;
+            let node = self.node(dep)?;
             if self.uploaded.contains(dep) {
                 let dep_clock = self.clocks.get(dep)?.as_ref()?;
                 merge(&mut clock, dep_clock);
@@ -264,18 +386,21 @@ impl<'a> History<'a> {
         if let Some(clock) = self.stored_clocks.get(&deps) {
             return clock.clone();
         }
-        let after: HashSet<ChangeHash> = self
-            .doc
-            .get_changes_meta(&deps)
-            .into_iter()
-            .map(|m| m.hash)
-            .collect();
-        let mut clock = Clock::new();
-        for (hash, node) in &self.nodes {
-            if !self.uploaded.contains(hash) && !after.contains(hash) {
-                raise(&mut clock, &node.actor, node.seq);
-            }
+        // Each actor's changes form a chain, so those `deps` lack are the
+        // last few of each actor's: count them off its latest seq.
+        let mut lacking: HashMap<ActorId, u64> = HashMap::new();
+        for meta in self.doc.get_changes_meta(&deps) {
+            *lacking.entry(meta.actor.into_owned()).or_default() += 1;
         }
+        let clock: Clock = self
+            .base
+            .max_seq
+            .iter()
+            .filter_map(|(actor, &max)| {
+                let seq = max.saturating_sub(lacking.get(actor).copied().unwrap_or(0));
+                (seq > 0).then(|| (actor.clone(), seq))
+            })
+            .collect();
         self.stored_clocks.insert(deps, clock.clone());
         clock
     }
@@ -298,7 +423,7 @@ impl<'a> History<'a> {
         }
         let start_op = change.start_op().get();
         for dep in change.deps() {
-            let dep_max_op = self.nodes[dep].max_op;
+            let dep_max_op = self.node(dep).map_or(0, |n| n.max_op);
             if dep_max_op >= start_op {
                 return Err(LineageError::OpsOverlap {
                     hash,
@@ -393,9 +518,7 @@ impl<'a> History<'a> {
         let OpId(ctr, by) = id;
         let earlier_here = by == actor && earlier.contains(ctr);
         let by_ancestor = || {
-            let ops = self.ops_of.get(by)?;
-            let i = ops.partition_point(|&(start, ..)| start <= *ctr);
-            let &(_, max_op, seq, _) = ops.get(i.checked_sub(1)?)?;
+            let (_, max_op, seq, _) = self.change_of_op(*ctr, by)?;
             (*ctr <= max_op && ancestors.get(by).is_some_and(|&a| a >= seq)).then_some(())
         };
         if earlier_here || by_ancestor().is_some() {
@@ -414,9 +537,7 @@ impl<'a> History<'a> {
         if let Some(place) = self.placed.get(&(*ctr, by.clone())) {
             return Some(place.clone());
         }
-        let ops = self.ops_of.get(by)?;
-        let i = ops.partition_point(|&(start, ..)| start <= *ctr);
-        let &(start, max_op, _, hash) = ops.get(i.checked_sub(1)?)?;
+        let (start, max_op, _, hash) = self.change_of_op(*ctr, by)?;
         if *ctr > max_op || self.uploaded.contains(&hash) {
             return None;
         }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::lineage::check_lineage;
+use super::lineage::{LineageIndex, check_lineage_indexed};
 use super::protocol::{Changes, RefusalCode};
 use super::untrusted::{OpBudget, UntrustedError, decode_untrusted};
 use crate::model::{ModelError, Recorder, Shipment, ShipmentDoc, Touched, read_shipment_after};
@@ -118,7 +118,13 @@ pub fn merge_upload(
     let Accepted {
         shipment,
         new_changes,
-    } = merge_into(&mut doc, &before, changes, uploader)?;
+    } = merge_into(
+        &mut doc,
+        &before,
+        &mut LineageIndex::default(),
+        changes,
+        uploader,
+    )?;
     Ok(Merged {
         doc,
         shipment,
@@ -136,12 +142,15 @@ pub struct Accepted {
 }
 
 /// [`merge_upload`] without the copy: merges into `doc` itself, whose model
-/// is `before`. For a caller that keeps documents loaded and can afford to
-/// throw one away: after a refusal `doc` may hold some of the refused
-/// changes and must be dropped.
+/// is `before` and whose history `lineage` indexes (rebuilt if it does not
+/// describe `doc`; extended with what is accepted). For a caller that keeps
+/// documents loaded and can afford to throw one away: after a refusal
+/// `doc` may hold some of the refused changes and must be dropped, with
+/// its index.
 pub fn merge_into(
     doc: &mut ShipmentDoc,
     before: &Shipment,
+    lineage: &mut LineageIndex,
     changes: Vec<Change>,
     uploader: &Uploader,
 ) -> Result<Accepted, Refusal> {
@@ -177,8 +186,10 @@ pub fn merge_into(
         });
     }
 
-    check_lineage(doc.automerge_mut().document(), &new_changes).map_err(|e| Refusal::Corrupt {
-        reason: e.to_string(),
+    check_lineage_indexed(doc.automerge_mut().document(), lineage, &new_changes).map_err(|e| {
+        Refusal::Corrupt {
+            reason: e.to_string(),
+        }
     })?;
     let am = doc.automerge_mut();
     // automerge records what the changes do as it applies them, so that
@@ -211,6 +222,7 @@ pub fn merge_into(
         .map(|(i, c)| (c.hash(), i))
         .collect();
     new_changes.sort_by_key(|c| order.get(&c.hash()).copied());
+    lineage.extend(doc.automerge_mut().document(), &new_changes);
     Ok(Accepted {
         shipment,
         new_changes,
