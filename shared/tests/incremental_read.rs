@@ -65,6 +65,11 @@ enum Raw {
     ReceiptMissingFields(u8),
     ReviewNote(u8),
     LineQuantity(u8, u8),
+    /// A receipt rewritten to name a line that does not exist.
+    ReceiptLine(u8),
+    /// A receipt rewritten to void itself, a receipt that does not exist,
+    /// or another one.
+    ReceiptVoids(u8, u8),
 }
 
 fn raw() -> impl Strategy<Value = Raw> {
@@ -82,6 +87,8 @@ fn raw() -> impl Strategy<Value = Raw> {
         any::<u8>().prop_map(Raw::ReceiptMissingFields),
         any::<u8>().prop_map(Raw::ReviewNote),
         (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Raw::LineQuantity(a, b)),
+        any::<u8>().prop_map(Raw::ReceiptLine),
+        (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Raw::ReceiptVoids(a, b)),
     ]
 }
 
@@ -227,6 +234,19 @@ fn apply_raw(am: &mut AutoCommit, raw: &Raw) {
                 let (_, obj) = nth_entry(am, "lines", *n)?;
                 am.put(&obj, "quantity_expected", i64::from(*q) - 10).ok()?
             }
+            Raw::ReceiptLine(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                am.put(&obj, "line_id", "line-99").ok()?
+            }
+            Raw::ReceiptVoids(n, target) => {
+                let (key, obj) = nth_entry(am, "receipts", *n)?;
+                let voids = match target % 3 {
+                    0 => key,
+                    1 => "no-such-receipt".to_owned(),
+                    _ => nth_entry(am, "receipts", target / 3)?.0,
+                };
+                am.put(&obj, "voids", voids).ok()?
+            }
         };
         Some(())
     })();
@@ -251,7 +271,13 @@ fn do_step(r: &mut Replica, step: &Step, server: &ShipmentDoc, clock: i64) {
             serial,
             void,
         } => {
-            let line_id = line_ids[usize::from(*line) % line_ids.len()].clone();
+            // Every line deleted (a forged edit): nothing to record against.
+            let Some(line_id) = line_ids
+                .get(usize::from(*line) % line_ids.len().max(1))
+                .cloned()
+            else {
+                return;
+            };
             let condition = [
                 Condition::Good,
                 Condition::Damaged,

@@ -85,6 +85,65 @@ impl Touched {
         }
         t
     }
+
+    /// Adds where the ops of `changes`, applied to `doc`, wrote, whether
+    /// or not their values won: a write that loses to a concurrent one
+    /// changes no value, so no patch names it, yet the whole read shows it
+    /// as a conflict (and a receiver's losing header write must be seen to
+    /// be refused).
+    pub fn add_ops(&mut self, doc: &impl ReadDoc, changes: &[automerge::Change]) {
+        use automerge::legacy::{Key, ObjectId, OpId};
+        for change in changes {
+            for op in change.decode().operations {
+                let mut path: Vec<String> = Vec::new();
+                if let ObjectId::Id(OpId(counter, actor)) = &op.obj {
+                    // The actor's index in this document is unknown here;
+                    // automerge looks the actor up when it does not match.
+                    let obj = ObjId::Id(*counter, actor.clone(), usize::MAX);
+                    let Ok(parents) = doc.parents(&obj) else {
+                        self.root = true;
+                        continue;
+                    };
+                    let mut props: Vec<Prop> = parents.map(|p| p.prop).collect();
+                    props.reverse();
+                    for prop in props {
+                        match prop {
+                            Prop::Map(key) => path.push(key),
+                            // Below a list: deep enough already, or not the model's.
+                            Prop::Seq(_) => break,
+                        }
+                    }
+                }
+                if let (true, Key::Map(key)) = (path.len() < 2, &op.key) {
+                    path.push(key.to_string());
+                }
+                self.mark(&path);
+            }
+        }
+    }
+
+    fn mark(&mut self, path: &[String]) {
+        let [part, entry, ..] = path else {
+            // At the root itself: a container replaced, or a field the
+            // model does not have.
+            self.root = true;
+            return;
+        };
+        let entries = match part.as_str() {
+            k::SHIPMENT => {
+                self.header = true;
+                return;
+            }
+            k::LINES => &mut self.lines,
+            k::RECEIPTS => &mut self.receipts,
+            k::REVIEWS => &mut self.reviews,
+            _ => {
+                self.root = true;
+                return;
+            }
+        };
+        entries.insert(entry.clone());
+    }
 }
 
 /// The key a patch on a map changes (`None` for a list patch).
@@ -585,6 +644,8 @@ impl<D: ReadDoc> Reader<'_, D> {
         }
 
         let mut lines = before.lines.clone();
+        // Whether a key other records may refer to is gone (see below).
+        let mut key_gone = false;
         let mut line_conflicts: BTreeMap<crate::ids::LineId, Vec<Conflict>> = BTreeMap::new();
         for (key_s, entry) in
             self.touched_entries::<crate::ids::LineId>(k::LINES, k::LINE_FIELDS, &touched.lines)?
@@ -597,6 +658,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                 }
                 None => {
                     lines.retain(|id, _| id.as_str() != key_s);
+                    key_gone = true;
                 }
             }
         }
@@ -613,18 +675,34 @@ impl<D: ReadDoc> Reader<'_, D> {
             k::RECEIPT_FIELDS,
             &touched.receipts,
         )?;
+        let mut fresh = Vec::with_capacity(touched_receipts.len());
         for (key_s, entry) in touched_receipts {
             match entry {
                 Some((id, obj)) => {
                     let receipt = self.receipt(id.clone(), &obj)?;
+                    fresh.push(id.clone());
                     receipts.insert(id, receipt);
                 }
                 None => {
                     receipts.retain(|id, _| id.as_str() != key_s);
+                    key_gone = true;
                 }
             }
         }
-        check_receipts(&lines, &receipts)?;
+        if key_gone {
+            check_receipts(&lines, &receipts)?;
+        } else {
+            // A receipt's check asks only whether the line and the receipt
+            // it names exist. Those of `before` passed, and no key is gone:
+            // only the new or rewritten ones can fail, and the first of
+            // them in key order is the first the whole check would find.
+            fresh.sort();
+            for id in &fresh {
+                if let Some(receipt) = receipts.get(id) {
+                    receipt.check(&lines, &receipts)?;
+                }
+            }
+        }
 
         let mut touched_reviews: BTreeMap<String, Option<(crate::ids::ReviewId, ObjId)>> = self
             .touched_entries(k::REVIEWS, k::REVIEW_FIELDS, &touched.reviews)?

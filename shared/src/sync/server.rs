@@ -208,7 +208,8 @@ pub fn merge_into(
     if !missing.is_empty() {
         return Err(Refusal::MissingDependencies { missing });
     }
-    let touched = Touched::from_patches(&patches);
+    let mut touched = Touched::from_patches(&patches);
+    touched.add_ops(doc.automerge(), &new_changes);
     let shipment = read_shipment_after(doc.automerge(), before, &touched)?;
     shipment.check_transition_from(before)?;
     check_edit(before, &shipment, &uploader.editor)?;
