@@ -107,6 +107,18 @@ struct Node {
     deps: Vec<ChangeHash>,
 }
 
+impl Node {
+    fn of(change: &Change) -> Node {
+        Node {
+            actor: change.actor_id().clone(),
+            seq: change.seq(),
+            start_op: change.start_op().get(),
+            max_op: change.max_op(),
+            deps: change.deps().to_vec(),
+        }
+    }
+}
+
 /// Per actor, `(start_op, max_op, seq, hash)` of its changes, by start op.
 type OpsOf = HashMap<ActorId, Vec<(u64, u64, u64, ChangeHash)>>;
 
@@ -162,16 +174,7 @@ impl LineageIndex {
             if self.nodes.contains_key(&change.hash()) {
                 continue;
             }
-            self.add(
-                change.hash(),
-                Node {
-                    actor: change.actor_id().clone(),
-                    seq: change.seq(),
-                    start_op: change.start_op().get(),
-                    max_op: change.max_op(),
-                    deps: change.deps().to_vec(),
-                },
-            );
+            self.add(change.hash(), Node::of(change));
         }
         self.heads = Some(doc.get_heads());
     }
@@ -281,16 +284,7 @@ impl<'a> History<'a> {
             }
             seqs.insert(key, hash);
             history.uploaded.insert(hash);
-            history.add(
-                hash,
-                Node {
-                    actor: change.actor_id().clone(),
-                    seq: change.seq(),
-                    start_op: change.start_op().get(),
-                    max_op: change.max_op(),
-                    deps: change.deps().to_vec(),
-                },
-            );
+            history.add(hash, Node::of(change));
         }
         for ops in history.ops_of.values_mut() {
             ops.sort_unstable();
