@@ -49,38 +49,10 @@ impl Touched {
         for patch in patches {
             // The first step below the root names the part; the second,
             // for the three maps of entries, the entry.
-            let (part, entry) = match patch.path.as_slice() {
-                [] => {
-                    t.root = true;
-                    continue;
-                }
-                [(_, Prop::Map(part))] => (part.as_str(), patched_key(&patch.action)),
-                [(_, Prop::Map(part)), (_, Prop::Map(entry)), ..] => {
-                    (part.as_str(), Some(entry.clone()))
-                }
-                _ => {
-                    t.root = true;
-                    continue;
-                }
-            };
-            let entries = match part {
-                k::SHIPMENT => {
-                    t.header = true;
-                    continue;
-                }
-                k::LINES => &mut t.lines,
-                k::RECEIPTS => &mut t.receipts,
-                k::REVIEWS => &mut t.reviews,
-                _ => {
-                    t.root = true;
-                    continue;
-                }
-            };
-            match entry {
-                Some(key) => {
-                    entries.insert(key);
-                }
-                None => t.root = true,
+            match patch.path.as_slice() {
+                [(_, Prop::Map(part))] => t.mark(part, patched_key(&patch.action).as_deref()),
+                [(_, Prop::Map(part)), (_, Prop::Map(entry)), ..] => t.mark(part, Some(entry)),
+                _ => t.root = true,
             }
         }
         t
@@ -117,19 +89,21 @@ impl Touched {
                 if let (true, Key::Map(key)) = (path.len() < 2, &op.key) {
                     path.push(key.to_string());
                 }
-                self.mark(&path);
+                match path.as_slice() {
+                    [part, entry, ..] => self.mark(part, Some(entry)),
+                    // At the root itself: a container replaced, or a field
+                    // the model does not have.
+                    _ => self.root = true,
+                }
             }
         }
     }
 
-    fn mark(&mut self, path: &[String]) {
-        let [part, entry, ..] = path else {
-            // At the root itself: a container replaced, or a field the
-            // model does not have.
-            self.root = true;
-            return;
-        };
-        let entries = match part.as_str() {
+    /// Marks `entry` of `part` touched (the header as a whole); a part the
+    /// model does not have, or an entry map touched as a whole, means the
+    /// document is read whole.
+    fn mark(&mut self, part: &str, entry: Option<&str>) {
+        let entries = match part {
             k::SHIPMENT => {
                 self.header = true;
                 return;
@@ -142,7 +116,12 @@ impl Touched {
                 return;
             }
         };
-        entries.insert(entry.clone());
+        match entry {
+            Some(key) => {
+                entries.insert(key.to_owned());
+            }
+            None => self.root = true,
+        }
     }
 }
 
