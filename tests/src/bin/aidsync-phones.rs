@@ -11,8 +11,10 @@
 //!
 //! With `--shipments N` it first seeds N more shipments, so receipts spread
 //! as in the field (tens per shipment) instead of piling onto the demo's
-//! eight; with `--servers A,B,…` phones sync through several servers that
-//! share one database.
+//! eight; `--facilities N` puts them (and the phones) in N new hospitals, so
+//! that each phone holds its own hospital's tens of shipments rather than a
+//! quarter of all of them; with `--servers A,B,…` phones sync through
+//! several servers that share one database.
 //!
 //! Prints one JSON line of figures on stdout (throughput until every
 //! receipt was acknowledged and until every phone converged, latency of
@@ -49,6 +51,15 @@ struct Args {
     /// demo's eight taking every receipt.
     #[arg(long, default_value_t = 0)]
     shipments: usize,
+    /// Create this many more facilities first (through the admin API, one
+    /// receiver account each) and put the seeded shipments and every phone
+    /// there instead of at the demo's four hospitals. A phone holds every
+    /// shipment of its facility, so 1,000 phones over 500 shipments at four
+    /// facilities would each hold 125 documents: more than one machine
+    /// simulating all of them can keep in memory, and not what a hospital
+    /// has in the field.
+    #[arg(long, default_value_t = 0)]
+    facilities: usize,
     /// Number of phones.
     #[arg(long, default_value_t = 20)]
     phones: usize,
@@ -144,10 +155,15 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let coordinator = login(&api, demo::COORDINATOR)
         .await
         .with_context(|| format!("logging in at {} (is it a `--demo` server?)", args.server))?;
-    seed_shipments(&api, coordinator.token(), args.shipments, &run_tag).await?;
+    let sites = if args.facilities == 0 {
+        demo_sites()
+    } else {
+        create_sites(&api, args.facilities, &run_tag).await?
+    };
+    seed_shipments(&api, coordinator.token(), args.shipments, &sites, &run_tag).await?;
     let mut shipments = shipments_by_facility(&api, coordinator.token()).await?;
-    // Only facilities with a demo receiver to log in as.
-    shipments.retain(|facility, _| receiver_of(facility).is_some());
+    // Only facilities with a receiver to log in as.
+    shipments.retain(|facility, _| sites.contains_key(facility));
     if shipments.is_empty() {
         bail!("the server has no demo shipments: start it with `aidsync serve --demo`");
     }
@@ -166,9 +182,9 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     );
     let mut phones = Vec::with_capacity(args.phones);
     for n in 0..args.phones {
-        let facility = facilities[n % facilities.len()];
-        let user = receiver_of(facility).context("demo receiver")?;
-        let mut phone = login(&apis[n % apis.len()], user).await?;
+        let site = &sites[facilities[n % facilities.len()]];
+        let mut phone =
+            patiently!(Phone::login(&apis[n % apis.len()], &site.user, &site.password).await)?;
         phone.sync_settled().await?;
         phone.traffic = Traffic::default();
         phones.push(phone);
@@ -283,6 +299,10 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         "throttled": throttled,
         "drop_rate": args.drop_rate,
         "seed": seed,
+        // The simulator shares the machine with the server: what it cost
+        // itself says how much of the machine the server had.
+        "simulator_cpu_seconds": own_cpu_seconds().map(round3),
+        "simulator_peak_rss_mb": own_peak_rss_mb(),
         "converged": converged,
     }))
 }
@@ -390,10 +410,81 @@ fn phone_facility(phone: &Phone) -> anyhow::Result<&str> {
         .context("simulated phones are receivers")
 }
 
-/// Creates `count` shipments of three lines each, spread over the demo
-/// facilities that have a receiver.
-async fn seed_shipments(api: &Api, token: &str, count: usize, run_tag: &str) -> anyhow::Result<()> {
-    let facilities: Vec<&str> = demo::RECEIVERS.iter().map(|(_, _, f)| *f).collect();
+/// A facility phones record at, and the receiver they log in as.
+struct Site {
+    user: String,
+    password: String,
+}
+
+/// The demo's receivers, by facility.
+fn demo_sites() -> BTreeMap<String, Site> {
+    demo::RECEIVERS
+        .iter()
+        .map(|(user, _, facility)| {
+            let site = Site {
+                user: (*user).to_owned(),
+                password: demo::password(user),
+            };
+            ((*facility).to_owned(), site)
+        })
+        .collect()
+}
+
+/// Creates `count` facilities in the demo region, each with a receiver,
+/// as the demo admin.
+async fn create_sites(
+    api: &Api,
+    count: usize,
+    run_tag: &str,
+) -> anyhow::Result<BTreeMap<String, Site>> {
+    let admin = api.login(demo::ADMIN, &demo::password(demo::ADMIN)).await?;
+    let password = format!("simulated-{run_tag}-password");
+    let mut sites = BTreeMap::new();
+    for n in 0..count {
+        let facility = format!("sim-{run_tag}-hospital-{n:04}");
+        let (status, body) = api
+            .post(
+                Some(&admin.token),
+                "/api/v1/facilities",
+                &json!({ "id": facility, "name": format!("Simulated hospital {n}"), "region": demo::REGION }),
+            )
+            .await?;
+        if status.as_u16() != 201 {
+            bail!("creating facility {facility}: {status} {body}");
+        }
+        let user = format!("sim-{run_tag}-receiver-{n:04}");
+        let (status, body) = api
+            .post(
+                Some(&admin.token),
+                "/api/v1/users",
+                &json!({
+                    "id": user, "name": format!("Simulated receiver {n}"), "role": "receiver",
+                    "facility": facility, "password": password,
+                }),
+            )
+            .await?;
+        if status.as_u16() != 201 {
+            bail!("creating receiver {user}: {status} {body}");
+        }
+        let site = Site {
+            user,
+            password: password.clone(),
+        };
+        sites.insert(facility, site);
+    }
+    eprintln!("aidsync-phones: created {count} facilities");
+    Ok(sites)
+}
+
+/// Creates `count` shipments of three lines each, spread over `sites`.
+async fn seed_shipments(
+    api: &Api,
+    token: &str,
+    count: usize,
+    sites: &BTreeMap<String, Site>,
+    run_tag: &str,
+) -> anyhow::Result<()> {
+    let facilities: Vec<&String> = sites.keys().collect();
     for n in 0..count {
         let id = format!("sim-{run_tag}-{n:05}");
         let lines: Vec<Value> = [("ultrasound", 6), ("endoscope", 4), ("vehicle", 2)]
@@ -424,14 +515,6 @@ async fn seed_shipments(api: &Api, token: &str, count: usize, run_tag: &str) -> 
         }
     }
     Ok(())
-}
-
-/// The demo receiver who works at `facility`.
-fn receiver_of(facility: &str) -> Option<&'static str> {
-    demo::RECEIVERS
-        .iter()
-        .find(|(_, _, f)| *f == facility)
-        .map(|(user, _, _)| *user)
 }
 
 /// A new phone logged in as a demo account.
@@ -471,6 +554,24 @@ async fn list(api: &Api, token: &str) -> anyhow::Result<Vec<Value>> {
         Value::Array(rows) => Ok(rows),
         other => bail!("listing shipments: unexpected {other}"),
     }
+}
+
+/// This process's user + system CPU time, from `/proc` (Linux only).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
+/// This process's peak resident memory in MB, from `/proc` (Linux only).
+fn own_peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 fn round3(x: f64) -> f64 {
