@@ -239,6 +239,12 @@ struct ServeArgs {
     /// Failed logins per minute per IP address and per user name (0: unlimited).
     #[arg(long, env = "AIDSYNC_LOGIN_FAILURES_PER_MINUTE", default_value_t = Limits::default().login_failures_per_minute)]
     login_failures_per_minute: u32,
+    /// Largest attachment (photo, scan, signature) a phone may upload, in bytes (413 past it).
+    #[arg(long, env = "AIDSYNC_MAX_ATTACHMENT_BYTES", default_value_t = Limits::default().max_attachment_bytes)]
+    max_attachment_bytes: u64,
+    /// Attachment bytes one user may upload per day, UTC (429 past it; 0: unlimited).
+    #[arg(long, env = "AIDSYNC_ATTACHMENT_BYTES_PER_USER_PER_DAY", default_value_t = Limits::default().attachment_bytes_per_user_per_day)]
+    attachment_bytes_per_user_per_day: u64,
     /// Serve `/metrics` only on this address (e.g. `127.0.0.1:9100`), not on `--bind`.
     #[arg(long, env = "AIDSYNC_METRICS_BIND")]
     metrics_bind: Option<String>,
@@ -302,6 +308,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             requests_per_minute_per_token: args.requests_per_minute_per_token,
             requests_per_minute_per_ip: args.requests_per_minute_per_ip,
             login_failures_per_minute: args.login_failures_per_minute,
+            max_attachment_bytes: args.max_attachment_bytes,
+            attachment_bytes_per_user_per_day: args.attachment_bytes_per_user_per_day,
         },
     };
     if args.token_ttl_days < 1 {

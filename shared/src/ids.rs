@@ -102,6 +102,11 @@ id_type!(
     ReviewId
 );
 id_type!(
+    /// One attachment event (a photo, document or signature added, or a
+    /// removal). Fresh per event, like a receipt's.
+    AttachmentId
+);
+id_type!(
     /// A hospital or warehouse that receives shipments.
     FacilityId
 );

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::derive::{DuplicateReason, LineTotals, Status, Summary};
-use crate::ids::ReceiptId;
-use crate::model::{Condition, Receipt, Shipment, Verdict};
+use crate::ids::{AttachmentId, ReceiptId};
+use crate::model::{AttachmentEvent, Condition, REMOVAL_KIND, Receipt, Shipment, Verdict};
 
 /// One shipment, with its totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +169,35 @@ pub struct ConflictRow {
     pub values: Vec<String>,
 }
 
+/// One attachment event: a file attached (with whether it was removed
+/// since) or a removal. The server decides from these rows who may upload
+/// and download a file's bytes: anyone who may see a shipment whose rows
+/// name its hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRow {
+    pub shipment_id: String,
+    pub attachment_id: String,
+    /// `photo`, `document`, `signature` or `removal`.
+    pub kind: String,
+    /// The receipt it is on; `None` for the shipment as a whole.
+    pub receipt_id: Option<String>,
+    pub sha256: Option<String>,
+    pub media_type: Option<String>,
+    pub size: Option<i64>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub signer_name: Option<String>,
+    pub signer_role: Option<String>,
+    /// For a removal: the attachment it removes.
+    pub removes: Option<String>,
+    /// A file some later event removed.
+    pub removed: bool,
+    pub note: String,
+    pub recorded_by: String,
+    pub device_id: String,
+    pub recorded_at: i64,
+}
+
 /// Every row derived from one shipment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Projection {
@@ -178,6 +207,7 @@ pub struct Projection {
     pub discrepancies: Vec<DiscrepancyRow>,
     pub duplicates: Vec<DuplicateRow>,
     pub conflicts: Vec<ConflictRow>,
+    pub attachments: Vec<AttachmentRow>,
 }
 
 fn n(v: u64) -> i64 {
@@ -297,7 +327,52 @@ pub fn project(
         discrepancies,
         duplicates,
         conflicts,
+        attachments: attachment_rows(shipment, &id),
     }
+}
+
+/// The attachment rows of a shipment (also what the detail view lists).
+pub fn attachment_rows(shipment: &Shipment, id: &str) -> Vec<AttachmentRow> {
+    let active: BTreeSet<&AttachmentId> = shipment.active_attachments().map(|a| &a.id).collect();
+    shipment
+        .attachments
+        .values()
+        .map(|a| {
+            let mut row = AttachmentRow {
+                shipment_id: id.to_owned(),
+                attachment_id: a.id.to_string(),
+                note: a.note.clone(),
+                recorded_by: a.recorded_by.to_string(),
+                device_id: a.device_id.to_string(),
+                recorded_at: a.recorded_at,
+                ..AttachmentRow::default()
+            };
+            match &a.event {
+                AttachmentEvent::File {
+                    file_kind,
+                    receipt_id,
+                    file,
+                    signer,
+                } => {
+                    row.kind = file_kind.as_str().to_owned();
+                    row.receipt_id = receipt_id.as_ref().map(ToString::to_string);
+                    row.sha256 = Some(file.sha256.clone());
+                    row.media_type = Some(file.media_type.clone());
+                    row.size = Some(n(file.size));
+                    row.width = file.width.map(n);
+                    row.height = file.height.map(n);
+                    row.signer_name = signer.as_ref().map(|s| s.name.clone());
+                    row.signer_role = signer.as_ref().map(|s| s.role.clone());
+                    row.removed = !active.contains(&a.id);
+                }
+                AttachmentEvent::Removal { removes } => {
+                    row.kind = REMOVAL_KIND.to_owned();
+                    row.removes = Some(removes.to_string());
+                }
+            }
+            row
+        })
+        .collect()
 }
 
 fn discrepancies(

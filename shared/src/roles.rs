@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeviceId, ReceiptId, ReviewId, UserId};
+use crate::ids::{AttachmentId, DeviceId, ReceiptId, ReviewId, UserId};
 use crate::model::Shipment;
 
 /// A person's role.
@@ -30,7 +30,8 @@ pub enum Role {
 /// Something a role may or may not do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Record a receipt, or a correction that voids one.
+    /// Record a receipt, or a correction that voids one; attach files
+    /// (photos, documents, signatures) or remove them.
     RecordReceipts,
     /// Create a shipment, edit its header or its expected lines.
     ManageShipments,
@@ -43,7 +44,7 @@ pub enum Action {
 impl Action {
     pub fn describe(self) -> &'static str {
         match self {
-            Action::RecordReceipts => "record or void receipts",
+            Action::RecordReceipts => "record or void receipts, or attach files",
             Action::ManageShipments => "create shipments or edit their header and expected lines",
             Action::WriteReviews => "write reviews",
             Action::Administer => "manage facilities, accounts and devices",
@@ -123,6 +124,20 @@ pub enum Forbidden {
         device: DeviceId,
         user: UserId,
     },
+    #[error("attachment {attachment} claims to be recorded by {claimed}, but the sender is {user}")]
+    AttachmentOfAnotherUser {
+        attachment: AttachmentId,
+        claimed: UserId,
+        user: UserId,
+    },
+    #[error("attachment {attachment} names device {device}, which is not one of {user}'s devices")]
+    AttachmentOfAnotherDevice {
+        attachment: AttachmentId,
+        device: DeviceId,
+        user: UserId,
+    },
+    #[error("only the server upgrades a document's schema (from {from} to {to})")]
+    SchemaChange { from: u64, to: u64 },
     #[error("review {review} claims to be by {claimed}, but the sender is {user}")]
     ReviewOfAnotherUser {
         review: ReviewId,
@@ -144,6 +159,12 @@ pub fn check_edit(before: &Shipment, after: &Shipment, editor: &Editor) -> Resul
             .cloned()
             .collect()
     };
+    if after.schema != before.schema {
+        return Err(Forbidden::SchemaChange {
+            from: before.schema,
+            to: after.schema,
+        });
+    }
     if after.header != before.header
         || after.lines != before.lines
         || manifest_conflicts(after) != manifest_conflicts(before)
@@ -166,6 +187,26 @@ pub fn check_edit(before: &Shipment, after: &Shipment, editor: &Editor) -> Resul
             return Err(Forbidden::ReceiptOfAnotherDevice {
                 receipt: id.clone(),
                 device: receipt.device_id.clone(),
+                user: editor.user.clone(),
+            });
+        }
+    }
+    for (id, attachment) in &after.attachments {
+        if before.attachments.contains_key(id) {
+            continue;
+        }
+        editor.role.require(Action::RecordReceipts)?;
+        if attachment.recorded_by != editor.user {
+            return Err(Forbidden::AttachmentOfAnotherUser {
+                attachment: id.clone(),
+                claimed: attachment.recorded_by.clone(),
+                user: editor.user.clone(),
+            });
+        }
+        if !editor.devices.contains(&attachment.device_id) {
+            return Err(Forbidden::AttachmentOfAnotherDevice {
+                attachment: id.clone(),
+                device: attachment.device_id.clone(),
                 user: editor.user.clone(),
             });
         }

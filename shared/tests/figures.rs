@@ -102,6 +102,8 @@ fn build(expected: &[u64], receipts: &[Spec]) -> Shipment {
         })
         .collect();
     Shipment {
+        schema: aidsync_shared::model::SCHEMA_VERSION,
+        attachments: BTreeMap::new(),
         header: Header {
             id: ShipmentId::parse("jica-2026-001").unwrap(),
             donor: "JICA".into(),

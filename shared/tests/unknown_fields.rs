@@ -160,8 +160,8 @@ fn documents_written_by_this_code_still_read() {
 #[test]
 fn unknown_root_field_is_refused() {
     let base = written_by_this_code();
-    let d = with_field(&base, &[], "attachments", "x");
-    assert_unknown_field(&d, "document", "attachments");
+    let d = with_field(&base, &[], "photos", "x");
+    assert_unknown_field(&d, "document", "photos");
 
     // A whole map under an unknown key is refused the same way.
     let mut d = base.clone();
@@ -338,14 +338,20 @@ fn a_huge_unknown_key_is_named_briefly() {
 /// vouch for fields it does not know, and anyone could write a bigger number.
 #[test]
 fn a_newer_schema_is_refused_whole() {
-    let mut d = with_field(&written_by_this_code(), &[], "attachments", "x");
+    let mut d = with_field(&written_by_this_code(), &[], "photos", "x");
     d.automerge_mut()
-        .put(ROOT, keys::SCHEMA, ScalarValue::Uint(2))
+        .put(
+            ROOT,
+            keys::SCHEMA,
+            ScalarValue::Uint(aidsync_shared::model::SCHEMA_VERSION + 1),
+        )
         .unwrap();
     d.automerge_mut().commit();
     assert_eq!(
         d.read().unwrap_err(),
-        ModelError::UnsupportedSchema { found: "2".into() }
+        ModelError::UnsupportedSchema {
+            found: (aidsync_shared::model::SCHEMA_VERSION + 1).to_string()
+        }
     );
 }
 

@@ -285,6 +285,18 @@ impl Phone {
             .await?)
     }
 
+    /// Attaches a file's reference locally (offline); durable when it returns.
+    pub async fn attach(
+        &mut self,
+        shipment: &ShipmentId,
+        new: aidsync_shared::model::NewAttachment,
+    ) -> Result<aidsync_shared::model::Attachment, SyncError> {
+        Ok(self
+            .engine
+            .record_attachment(shipment, new, now_ms())
+            .await?)
+    }
+
     /// One sync round trip, through a network that may `fault`. Refusals of
     /// single documents (HTTP 422/404 with a sync response) are reported in
     /// the [`SyncReport`], not as errors.

@@ -2,6 +2,7 @@
 //! they parse, call [`crate::service`], and shape the response.
 
 mod admin;
+mod attachments;
 mod auth;
 mod events;
 mod facilities;
@@ -63,6 +64,11 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         .route("/api/v1/devices", get(admin::list_devices))
         .route("/api/v1/devices/{id}/revoke", post(admin::revoke_device))
         .route("/api/v1/changes", get(admin::list_changes))
+        .route(
+            "/api/v1/uploads/{sha256}",
+            get(attachments::status).patch(attachments::upload),
+        )
+        .route("/api/v1/blobs/{sha256}", get(attachments::download))
         .route("/api/{*rest}", axum::routing::any(not_found));
     let router = if serve_metrics {
         router.route("/metrics", get(observe::metrics))

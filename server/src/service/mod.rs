@@ -2,6 +2,7 @@
 //! database, the caller and parsed input, and returns domain results or an
 //! [`AppError`](crate::error::AppError).
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod devices;
@@ -45,6 +46,10 @@ pub struct Limits {
     /// Failed logins per minute for one IP address, and for one user name,
     /// before further attempts are refused (0: unlimited).
     pub login_failures_per_minute: u32,
+    /// Largest attachment (photo, scan, signature) one may upload, in bytes.
+    pub max_attachment_bytes: u64,
+    /// Attachment bytes one user may upload per day (UTC); 0: unlimited.
+    pub attachment_bytes_per_user_per_day: u64,
 }
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -62,6 +67,10 @@ impl Default for Limits {
             requests_per_minute_per_token: 600,
             requests_per_minute_per_ip: 6_000,
             login_failures_per_minute: 10,
+            // A phone photo shrunk to 1600 px is ~0.3 MB; a multi-page scan
+            // a few MB.
+            max_attachment_bytes: 20 * 1024 * 1024,
+            attachment_bytes_per_user_per_day: 1024 * 1024 * 1024,
         }
     }
 }

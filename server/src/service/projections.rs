@@ -34,7 +34,10 @@ pub async fn refresh(
 
 /// Recomputes every row from the stored documents, one shipment per
 /// transaction (so syncs carry on meanwhile), calling `progress(done,
-/// total)` after each. Returns how many shipments it rebuilt.
+/// total)` after each. A document of an older schema is upgraded first
+/// ([`super::shipments::upgrade`]): a new schema comes with new rows, so
+/// this pass runs once per upgrade anyway. Returns how many shipments it
+/// rebuilt.
 pub async fn rebuild(
     db: &Db,
     now_ms: i64,
@@ -42,6 +45,7 @@ pub async fn rebuild(
 ) -> Result<usize, StorageError> {
     let ids = db.document_ids().await?;
     for (done, id) in ids.iter().enumerate() {
+        upgrade(db, id, now_ms).await?;
         let mut tx = db.begin_write().await?;
         // Deleted between listing and now: nothing to project.
         if let Some(stored) = tx.load_document(id, true).await? {
@@ -82,4 +86,26 @@ pub async fn rebuild_if_stale(db: &Db, now_ms: i64) -> Result<(), StorageError> 
     .await?;
     tracing::info!(shipments = rebuilt, "projections up to date");
     Ok(())
+}
+
+/// [`super::shipments::upgrade`] on a stored id, its errors as storage's.
+async fn upgrade(db: &Db, id: &str, now_ms: i64) -> Result<(), StorageError> {
+    let corrupt = |reason: String| StorageError::CorruptDocument {
+        id: id.to_owned(),
+        reason,
+    };
+    let shipment = id
+        .parse()
+        .map_err(|e: aidsync_shared::ids::IdError| corrupt(e.to_string()))?;
+    match super::shipments::upgrade(db, &shipment, now_ms).await {
+        Ok(true) => {
+            tracing::info!(shipment = id, "document upgraded to the current schema");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(crate::error::AppError::Storage(e)) => Err(e),
+        // Deleted since it was listed: nothing to upgrade.
+        Err(crate::error::AppError::NotFound(_)) => Ok(()),
+        Err(e) => Err(corrupt(e.to_string())),
+    }
 }

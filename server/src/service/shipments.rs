@@ -167,10 +167,8 @@ pub async fn review(
 }
 
 /// Applies one edit, made on the server with the caller's device actor, to
-/// a stored shipment: stores the new changes, refreshes the projections and
-/// bumps the version (so phones fetch it) in one transaction. A shipment
-/// outside the caller's scope is reported as missing; an edit the model
-/// refuses is a 422 and stores nothing.
+/// a stored shipment (see [`change_document`]). A shipment outside the
+/// caller's scope is reported as missing.
 async fn edit(
     db: &Db,
     caller: &Caller,
@@ -179,6 +177,75 @@ async fn edit(
     change: impl FnOnce(&mut ShipmentDoc) -> Result<(), ModelError>,
 ) -> Result<ShipmentDetail, AppError> {
     let scope = caller.shipment_scope()?;
+    let author = ChangeAuthor {
+        device_id: Some(caller.device.as_str()),
+        user_id: caller.user.as_str(),
+        signers: None,
+    };
+    change_document(
+        db,
+        id,
+        Some(&scope),
+        caller.actor.clone(),
+        &author,
+        now_ms,
+        change,
+        |doc, shipment, arrivals| {
+            let summary = summarize(&shipment);
+            detail_of(doc, shipment, summary, arrivals)
+        },
+    )
+    .await
+}
+
+/// Who the server's own changes (schema upgrades) are recorded as.
+pub const SERVER_USER: &str = "aidsync-server";
+
+/// Brings a stored shipment to the current schema ([`ShipmentDoc::upgrade`])
+/// as a change of the server's own, through the one write path; phones
+/// receive it on their next sync. Returns whether it changed anything.
+pub async fn upgrade(db: &Db, id: &ShipmentId, now_ms: i64) -> Result<bool, AppError> {
+    let author = ChangeAuthor {
+        device_id: None,
+        user_id: SERVER_USER,
+        signers: None,
+    };
+    let mut upgraded = false;
+    change_document(
+        db,
+        id,
+        None,
+        automerge::ActorId::random(),
+        &author,
+        now_ms,
+        |doc| {
+            upgraded = doc.upgrade(now_ms)?;
+            Ok(())
+        },
+        |_, _, _| (),
+    )
+    .await?;
+    Ok(upgraded)
+}
+
+/// Applies one edit, signed by `actor`, to a stored shipment: stores the
+/// new changes, refreshes the projections and bumps the version (so phones
+/// fetch it) in one transaction. An edit that makes no change stores
+/// nothing. A shipment outside `scope` (when given) is reported as
+/// missing; an edit the model refuses is a 422 and stores nothing.
+/// `finish` sees the committed state (document, model, when each change
+/// arrived) before it goes back to the cache.
+#[allow(clippy::too_many_arguments)]
+async fn change_document<T>(
+    db: &Db,
+    id: &ShipmentId,
+    scope: Option<&crate::storage::Scope>,
+    actor: automerge::ActorId,
+    author: &ChangeAuthor<'_>,
+    now_ms: i64,
+    change: impl FnOnce(&mut ShipmentDoc) -> Result<(), ModelError>,
+    finish: impl FnOnce(&ShipmentDoc, Shipment, &HashMap<String, Arrival>) -> T,
+) -> Result<T, AppError> {
     let not_found = || AppError::NotFound(format!("no shipment {id}"));
     let mut tx = db.begin_write().await?;
     let mut co = tx
@@ -186,14 +253,14 @@ async fn edit(
         .await?
         .ok_or_else(not_found)?;
     let stored = &co.loaded.stored;
-    if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
+    if scope.is_some_and(|scope| !scope.contains(&stored.facility_id, stored.region.as_deref())) {
         co.keep();
         return Err(not_found());
     }
     // Edited in place; a refused edit discards the cached state.
     let mut doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
     let before = doc.heads();
-    doc.set_actor(caller.actor.clone());
+    doc.set_actor(actor);
     let edited = change(&mut doc).and_then(|()| doc.read());
     let shipment = match edited {
         Ok(shipment) => shipment,
@@ -204,30 +271,26 @@ async fn edit(
     };
     let new_changes = doc.automerge_mut().get_changes(&before);
     co.loaded.stored.doc = doc.into_automerge();
-    let version = tx.next_version().await?;
-    let author = ChangeAuthor {
-        device_id: Some(caller.device.as_str()),
-        user_id: caller.user.as_str(),
-        signers: None,
-    };
-    super::store::store_changes(
-        &mut tx,
-        &mut co,
-        shipment.clone(),
-        &new_changes,
-        version,
-        &author,
-        now_ms,
-    )
-    .await?;
-    let received_at = tx.arrivals(id.as_str()).await?;
+    if !new_changes.is_empty() {
+        let version = tx.next_version().await?;
+        super::store::store_changes(
+            &mut tx,
+            &mut co,
+            shipment.clone(),
+            &new_changes,
+            version,
+            author,
+            now_ms,
+        )
+        .await?;
+    }
+    let arrivals = tx.arrivals(id.as_str()).await?;
     tx.commit().await?;
     let doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
-    let summary = summarize(&shipment);
-    let detail = detail_of(&doc, shipment, summary, &received_at);
+    let result = finish(&doc, shipment, &arrivals);
     co.loaded.stored.doc = doc.into_automerge();
     co.keep();
-    Ok(detail)
+    Ok(result)
 }
 
 /// A receipt with when it reached the server.
@@ -251,6 +314,8 @@ pub struct ShipmentDetail {
     pub receipts: Vec<ReceiptView>,
     pub reviews: Vec<Review>,
     pub conflicts: Vec<Conflict>,
+    /// Files attached (with whether they were removed since) and removals.
+    pub attachments: Vec<aidsync_shared::projection::AttachmentRow>,
     pub summary: Summary,
 }
 
@@ -304,6 +369,10 @@ fn detail_of(
         })
         .collect();
     ShipmentDetail {
+        attachments: aidsync_shared::projection::attachment_rows(
+            &shipment,
+            shipment.header.id.as_str(),
+        ),
         lines: shipment.lines.values().cloned().collect(),
         reviews: shipment.reviews.values().cloned().collect(),
         conflicts: shipment.conflicts.clone(),

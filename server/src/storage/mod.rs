@@ -10,6 +10,7 @@
 
 mod audit;
 mod backup;
+mod blobs;
 mod cache;
 mod devices;
 mod facilities;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{ChangeFilter, ChangeRow};
+pub use blobs::{Blob, Progress};
 pub use cache::{CacheStats, Checkout, DEFAULT_CACHE_BYTES, DocCache, Loaded, LockedSlot};
 pub use devices::{CallerRow, DeviceRow, TokenState};
 pub use facilities::FacilityRow;

@@ -7,7 +7,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use aidsync_shared::projection::{
-    ConflictRow, DiscrepancyRow, DuplicateRow, LineRow, Projection, ReceiptRow, ShipmentRow,
+    AttachmentRow, ConflictRow, DiscrepancyRow, DuplicateRow, LineRow, Projection, ReceiptRow,
+    ShipmentRow,
 };
 
 use super::{Db, Scope, StorageError, Tx};
@@ -15,7 +16,7 @@ use super::{Db, Scope, StorageError, Tx};
 /// The derivation rules the stored rows follow. Bump it whenever
 /// `aidsync_shared::projection` or `derive` changes what a row says: the
 /// server then rebuilds every row at start.
-pub const PROJECTION_VERSION: i64 = 2;
+pub const PROJECTION_VERSION: i64 = 3;
 
 /// A possible duplicate as the duplicates report shows it: the pair, and
 /// who recorded each receipt and when, so a person need not look up ids.
@@ -297,6 +298,28 @@ fn duplicate_row(r: &AnyRow) -> Result<DuplicateRow, sqlx::Error> {
     })
 }
 
+fn attachment_row(r: &AnyRow) -> Result<AttachmentRow, sqlx::Error> {
+    Ok(AttachmentRow {
+        shipment_id: r.try_get("shipment_id")?,
+        attachment_id: r.try_get("attachment_id")?,
+        kind: r.try_get("kind")?,
+        receipt_id: r.try_get("receipt_id")?,
+        sha256: r.try_get("sha256")?,
+        media_type: r.try_get("media_type")?,
+        size: r.try_get("size")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        signer_name: r.try_get("signer_name")?,
+        signer_role: r.try_get("signer_role")?,
+        removes: r.try_get("removes")?,
+        removed: flag(r, "removed")?,
+        note: r.try_get("note")?,
+        recorded_by: r.try_get("recorded_by")?,
+        device_id: r.try_get("device_id")?,
+        recorded_at: r.try_get("recorded_at")?,
+    })
+}
+
 fn conflict_row(r: &AnyRow) -> Result<ConflictRow, sqlx::Error> {
     Ok(ConflictRow {
         shipment_id: r.try_get("shipment_id")?,
@@ -336,12 +359,13 @@ fn totals_row(r: &AnyRow) -> Result<TotalsRow, sqlx::Error> {
 }
 
 /// The child tables, each keyed by `shipment_id`.
-const CHILD_TABLES: [&str; 5] = [
+const CHILD_TABLES: [&str; 6] = [
     "shipment_lines",
     "shipment_receipts",
     "shipment_discrepancies",
     "shipment_duplicates",
     "shipment_conflicts",
+    "shipment_attachments",
 ];
 
 impl Tx {
@@ -420,6 +444,7 @@ impl Tx {
             "shipment_discrepancies",
             "shipment_duplicates",
             "shipment_conflicts",
+            "shipment_attachments",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE shipment_id = $1"))
                 .bind(id)
@@ -438,6 +463,9 @@ impl Tx {
         }
         for c in &p.conflicts {
             self.insert_conflict(c).await?;
+        }
+        for a in &p.attachments {
+            self.insert_attachment(a).await?;
         }
         Ok(())
     }
@@ -503,6 +531,45 @@ impl Tx {
         for c in fresh {
             self.insert_conflict(c).await?;
         }
+        let (gone, fresh) = differing(&old.attachments, &new.attachments, |a| {
+            a.attachment_id.clone()
+        });
+        for a in gone {
+            let key = [("attachment_id", a.attachment_id.as_str())];
+            self.delete_row("shipment_attachments", id, &key).await?;
+        }
+        for a in fresh {
+            self.insert_attachment(a).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_attachment(&mut self, a: &AttachmentRow) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO shipment_attachments (shipment_id, attachment_id, kind, receipt_id,
+                 sha256, media_type, size, width, height, signer_name, signer_role, removes,
+                 removed, note, recorded_by, device_id, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(&a.shipment_id)
+        .bind(&a.attachment_id)
+        .bind(&a.kind)
+        .bind(a.receipt_id.as_deref())
+        .bind(a.sha256.as_deref())
+        .bind(a.media_type.as_deref())
+        .bind(a.size)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(a.signer_name.as_deref())
+        .bind(a.signer_role.as_deref())
+        .bind(a.removes.as_deref())
+        .bind(i64::from(a.removed))
+        .bind(&a.note)
+        .bind(&a.recorded_by)
+        .bind(&a.device_id)
+        .bind(a.recorded_at)
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 
@@ -884,6 +951,49 @@ impl Db {
              ORDER BY d.shipment_id, d.path";
         self.fetch(sql, filter, scope, CategoryOn::Shipment, conflict_row)
             .await
+    }
+
+    /// Attachment events, by shipment and id.
+    pub async fn list_attachments(
+        &self,
+        scope: &Scope,
+        filter: &ReportFilter,
+    ) -> Result<Vec<AttachmentRow>, StorageError> {
+        let sql = "SELECT d.* FROM shipment_attachments d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {where}
+             ORDER BY d.shipment_id, d.attachment_id";
+        self.fetch(sql, filter, scope, CategoryOn::Shipment, attachment_row)
+            .await
+    }
+
+    /// The attached files with this content that `scope` may see: who
+    /// may upload or download a blob. Empty for a hash no shipment in
+    /// scope references (or none at all), which callers answer with 404.
+    pub async fn attachments_of_blob(
+        &self,
+        scope: &Scope,
+        sha256: &str,
+    ) -> Result<Vec<AttachmentRow>, StorageError> {
+        if *scope == Scope::Nothing {
+            return Ok(Vec::new());
+        }
+        let (condition, values) =
+            where_clause(&ReportFilter::default(), scope, CategoryOn::Shipment);
+        let sql = format!(
+            "SELECT d.* FROM shipment_attachments d JOIN shipments s ON s.id = d.shipment_id
+             WHERE {condition} AND d.sha256 = ${}
+             ORDER BY d.shipment_id, d.attachment_id",
+            values.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for value in &values {
+            query = query.bind(value.as_str());
+        }
+        let rows = query.bind(sha256).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(attachment_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     /// Totals per destination facility.

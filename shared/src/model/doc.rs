@@ -10,7 +10,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, 
 use super::keys as k;
 use super::read::read_shipment;
 use super::types::*;
-use crate::ids::{ReviewId, UserId};
+use crate::ids::{AttachmentId, ReviewId, UserId};
 
 /// One shipment's automerge document.
 #[derive(Debug, Clone)]
@@ -92,6 +92,7 @@ impl ShipmentDoc {
             }
             doc.put_object(ROOT, k::RECEIPTS, ObjType::Map)?;
             doc.put_object(ROOT, k::REVIEWS, ObjType::Map)?;
+            doc.put_object(ROOT, k::ATTACHMENTS, ObjType::Map)?;
             Ok(())
         };
         write(&mut doc).map_err(am)?;
@@ -228,6 +229,132 @@ impl ShipmentDoc {
         })?;
         current.receipts.insert(receipt.id.clone(), receipt.clone());
         Ok(receipt)
+    }
+
+    /// Brings a document of an older schema to [`SCHEMA_VERSION`] in one
+    /// change (for schema 1: adds the `attachments` map), or returns
+    /// `false` if it is current already. Only the server upgrades, under
+    /// the document's write lock, so there is one `attachments` map: two
+    /// replicas that each created it would hide one's entries behind the
+    /// other's.
+    pub fn upgrade(&mut self, now_ms: i64) -> Result<bool, ModelError> {
+        let current = self.read()?;
+        if current.schema >= SCHEMA_VERSION {
+            return Ok(false);
+        }
+        self.change(now_ms, |doc| {
+            doc.put_object(ROOT, k::ATTACHMENTS, ObjType::Map)?;
+            doc.put(ROOT, k::SCHEMA, ScalarValue::Uint(SCHEMA_VERSION))
+        })?;
+        Ok(true)
+    }
+
+    /// Records an attached file (a photo, a scanned document, a signature)
+    /// as one change: its reference only, never its bytes. Refused, leaving
+    /// the document as it was, if it breaks a rule (unknown receipt, a
+    /// signature without a signer…) or the document predates attachments.
+    pub fn record_attachment(
+        &mut self,
+        new: NewAttachment,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<Attachment, ModelError> {
+        let current = self.read()?;
+        let attachment = Attachment {
+            id: new.id,
+            event: AttachmentEvent::File {
+                file_kind: new.file_kind,
+                receipt_id: new.receipt_id,
+                file: new.file,
+                signer: new.signer,
+            },
+            note: new.note,
+            recorded_by: who.user.clone(),
+            device_id: who.device.clone(),
+            recorded_at: now_ms,
+        };
+        self.put_attachment(&current, attachment)
+    }
+
+    /// Records the removal of an attached file, with why (`note`).
+    pub fn remove_attachment(
+        &mut self,
+        id: AttachmentId,
+        removes: AttachmentId,
+        note: &str,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<Attachment, ModelError> {
+        let current = self.read()?;
+        let attachment = Attachment {
+            id,
+            event: AttachmentEvent::Removal { removes },
+            note: note.to_owned(),
+            recorded_by: who.user.clone(),
+            device_id: who.device.clone(),
+            recorded_at: now_ms,
+        };
+        self.put_attachment(&current, attachment)
+    }
+
+    fn put_attachment(
+        &mut self,
+        current: &Shipment,
+        attachment: Attachment,
+    ) -> Result<Attachment, ModelError> {
+        if current.schema < 2 {
+            return Err(ModelError::NoAttachments {
+                schema: current.schema,
+            });
+        }
+        if current.attachments.contains_key(&attachment.id) {
+            return Err(ModelError::AlreadyExists {
+                kind: "attachment",
+                id: attachment.id.to_string(),
+            });
+        }
+        let mut all = current.attachments.clone();
+        all.insert(attachment.id.clone(), attachment.clone());
+        attachment.check(&current.receipts, &all)?;
+        let a = &attachment;
+        self.change(a.recorded_at, |doc| {
+            let attachments = container(doc, k::ATTACHMENTS)?;
+            let m = doc.put_object(&attachments, a.id.as_str(), ObjType::Map)?;
+            match &a.event {
+                AttachmentEvent::File {
+                    file_kind,
+                    receipt_id,
+                    file,
+                    signer,
+                } => {
+                    doc.put(&m, k::KIND, file_kind.as_str())?;
+                    if let Some(r) = receipt_id {
+                        doc.put(&m, k::RECEIPT_ID, r.as_str())?;
+                    }
+                    doc.put(&m, k::SHA256, file.sha256.as_str())?;
+                    doc.put(&m, k::MEDIA_TYPE, file.media_type.as_str())?;
+                    doc.put(&m, k::SIZE, file.size)?;
+                    if let (Some(w), Some(h)) = (file.width, file.height) {
+                        doc.put(&m, k::WIDTH, w)?;
+                        doc.put(&m, k::HEIGHT, h)?;
+                    }
+                    if let Some(signer) = signer {
+                        doc.put(&m, k::SIGNER_NAME, signer.name.as_str())?;
+                        doc.put(&m, k::SIGNER_ROLE, signer.role.as_str())?;
+                    }
+                }
+                AttachmentEvent::Removal { removes } => {
+                    doc.put(&m, k::KIND, REMOVAL_KIND)?;
+                    doc.put(&m, k::REMOVES, removes.as_str())?;
+                }
+            }
+            doc.put(&m, k::NOTE, a.note.as_str())?;
+            doc.put(&m, k::RECORDED_BY, a.recorded_by.as_str())?;
+            doc.put(&m, k::DEVICE_ID, a.device_id.as_str())?;
+            doc.put(&m, k::RECORDED_AT, a.recorded_at)?;
+            Ok(())
+        })?;
+        Ok(attachment)
     }
 
     /// Adds a coordinator's review note as one change.

@@ -26,10 +26,16 @@ pub const SHIPMENT: &str = "shipment";
 pub const LINES: &str = "lines";
 pub const RECEIPTS: &str = "receipts";
 pub const REVIEWS: &str = "reviews";
+pub const ATTACHMENTS: &str = "attachments";
 
-/// Keys of the document root. `lines`, `receipts` and `reviews` are keyed by
-/// ids, so their keys are checked as ids rather than against a list.
-pub const ROOT_FIELDS: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS];
+/// Keys of the document root in schema 1. `lines`, `receipts` and
+/// `reviews` are keyed by ids, so their keys are checked as ids rather than
+/// against a list.
+pub const ROOT_FIELDS_V1: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS];
+
+/// Keys of the document root from schema 2 on: `attachments` joins, keyed
+/// by ids like the other event maps.
+pub const ROOT_FIELDS: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS, ATTACHMENTS];
 
 pub const ID: &str = "id";
 pub const DONOR: &str = "donor";
@@ -92,3 +98,39 @@ pub const RESOLVES: &str = "resolves";
 
 /// Keys of one review (`reviews/<review_id>`); `verdict` is optional.
 pub const REVIEW_FIELDS: &[&str] = &[BY, AT, NOTE, VERDICT, RESOLVES];
+
+pub const KIND: &str = "kind";
+pub const RECEIPT_ID: &str = "receipt_id";
+pub const SHA256: &str = "sha256";
+pub const MEDIA_TYPE: &str = "media_type";
+pub const SIZE: &str = "size";
+pub const WIDTH: &str = "width";
+pub const HEIGHT: &str = "height";
+pub const SIGNER_NAME: &str = "signer_name";
+pub const SIGNER_ROLE: &str = "signer_role";
+pub const REMOVES: &str = "removes";
+
+/// Keys of one attachment event (`attachments/<attachment_id>`). A file
+/// (`kind` photo, document or signature) has the file's keys, and a
+/// signature the signer's; a removal (`kind` removal) has `removes`
+/// instead. The reader refuses a key that does not belong to the kind.
+pub const ATTACHMENT_FIELDS: &[&str] = &[
+    KIND,
+    RECEIPT_ID,
+    SHA256,
+    MEDIA_TYPE,
+    SIZE,
+    WIDTH,
+    HEIGHT,
+    SIGNER_NAME,
+    SIGNER_ROLE,
+    REMOVES,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+];
+
+/// The keys only a file has, and only a signature.
+pub const FILE_ONLY_FIELDS: &[&str] = &[RECEIPT_ID, SHA256, MEDIA_TYPE, SIZE, WIDTH, HEIGHT];
+pub const SIGNATURE_ONLY_FIELDS: &[&str] = &[SIGNER_NAME, SIGNER_ROLE];

@@ -29,7 +29,7 @@ pub fn read_shipment(doc: &impl ReadDoc) -> Result<Shipment, ModelError> {
 }
 
 /// What a set of changes touched in a document, by the model's parts: the
-/// header, and lines, receipts and reviews by id. `root` means something
+/// header, and lines, receipts, reviews and attachments by id. `root` means something
 /// at the top of the document changed (a container replaced, an unknown
 /// field): read it whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +39,7 @@ pub struct Touched {
     pub lines: BTreeSet<String>,
     pub receipts: BTreeSet<String>,
     pub reviews: BTreeSet<String>,
+    pub attachments: BTreeSet<String>,
 }
 
 impl Touched {
@@ -111,6 +112,7 @@ impl Touched {
             k::LINES => &mut self.lines,
             k::RECEIPTS => &mut self.receipts,
             k::REVIEWS => &mut self.reviews,
+            k::ATTACHMENTS => &mut self.attachments,
             _ => {
                 self.root = true;
                 return;
@@ -152,7 +154,9 @@ pub fn read_shipment_after(
     before: &Shipment,
     touched: &Touched,
 ) -> Result<Shipment, ModelError> {
-    if touched.root {
+    // In a schema 1 document there is no `attachments` map to write into;
+    // whatever a change did there, the whole read says what it is.
+    if touched.root || (before.schema < 2 && !touched.attachments.is_empty()) {
         return read_shipment(doc);
     }
     let mut r = Reader {
@@ -371,8 +375,10 @@ impl<D: ReadDoc> Reader<'_, D> {
     }
 
     fn shipment(&mut self) -> Result<Shipment, ModelError> {
-        match self.int(&ROOT, k::SCHEMA, k::SCHEMA, Editable::No) {
-            Ok(v) if v == SCHEMA_VERSION as i64 => {}
+        let schema = match self.int(&ROOT, k::SCHEMA, k::SCHEMA, Editable::No) {
+            Ok(v) if (OLDEST_SCHEMA_VERSION as i64..=SCHEMA_VERSION as i64).contains(&v) => {
+                v as u64
+            }
             Ok(v) => {
                 return Err(ModelError::UnsupportedSchema {
                     found: v.to_string(),
@@ -388,19 +394,27 @@ impl<D: ReadDoc> Reader<'_, D> {
                     found: "not an integer".into(),
                 });
             }
-        }
+        };
         // After the version: a newer document is refused for its version,
         // not for the fields that version may have added.
-        self.fields(&ROOT, "document", k::ROOT_FIELDS)?;
+        let root_fields = if schema == 1 {
+            k::ROOT_FIELDS_V1
+        } else {
+            k::ROOT_FIELDS
+        };
+        self.fields(&ROOT, "document", root_fields)?;
         let header = self.header()?;
         let lines = self.lines()?;
         let receipts = self.receipts(&lines)?;
         let reviews = self.reviews(&receipts)?;
+        let attachments = self.attachments(schema, &receipts)?;
         Ok(Shipment {
+            schema,
             header,
             lines,
             receipts,
             reviews,
+            attachments,
             conflicts: std::mem::take(&mut self.conflicts),
         })
     }
@@ -604,6 +618,129 @@ impl<D: ReadDoc> Reader<'_, D> {
         })
     }
 
+    /// Every attachment event of a schema 2 document (none before), each
+    /// checked once all are known: a removal may name a file that sorts
+    /// after it.
+    fn attachments(
+        &mut self,
+        schema: u64,
+        receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
+    ) -> Result<BTreeMap<crate::ids::AttachmentId, Attachment>, ModelError> {
+        let mut attachments = BTreeMap::new();
+        if schema < 2 {
+            return Ok(attachments);
+        }
+        for (id, obj) in
+            self.entries::<crate::ids::AttachmentId>(k::ATTACHMENTS, k::ATTACHMENT_FIELDS)?
+        {
+            let attachment = self.attachment(id.clone(), &obj)?;
+            attachments.insert(id, attachment);
+        }
+        attachments
+            .values()
+            .try_for_each(|a| a.check(receipts, &attachments))?;
+        Ok(attachments)
+    }
+
+    fn attachment(
+        &mut self,
+        id: crate::ids::AttachmentId,
+        obj: &ObjId,
+    ) -> Result<Attachment, ModelError> {
+        let p = |key: &str| format!("{}/{id}/{key}", k::ATTACHMENTS);
+        let kind = self.string(obj, k::KIND, &p(k::KIND), Editable::No)?;
+        let file_kind = FileKind::parse(&kind);
+        // Keys that belong to another kind are refused like unknown ones.
+        let foreign: &[&str] = match file_kind {
+            None => k::FILE_ONLY_FIELDS,
+            Some(FileKind::Signature) => &[k::REMOVES],
+            Some(_) => &[k::REMOVES, k::SIGNER_NAME, k::SIGNER_ROLE],
+        };
+        let signature_keys = if file_kind.is_none() {
+            k::SIGNATURE_ONLY_FIELDS
+        } else {
+            &[]
+        };
+        if let Some(key) = self
+            .doc
+            .keys(obj)
+            .find(|key| foreign.contains(&key.as_str()) || signature_keys.contains(&key.as_str()))
+        {
+            return Err(ModelError::unknown_field(
+                format!("{}/{id}", k::ATTACHMENTS),
+                &key,
+            ));
+        }
+        let event = match file_kind {
+            None if kind == REMOVAL_KIND => AttachmentEvent::Removal {
+                removes: self.id(obj, k::REMOVES, &p(k::REMOVES))?,
+            },
+            None => {
+                return Err(ModelError::invalid(
+                    p(k::KIND),
+                    format!(
+                        "unknown kind {:?} (expected photo, document, signature or removal)",
+                        kind.chars()
+                            .take(MAX_REPORTED_KEY_CHARS)
+                            .collect::<String>()
+                    ),
+                ));
+            }
+            Some(file_kind) => {
+                let receipt_id =
+                    match self.opt_string(obj, k::RECEIPT_ID, &p(k::RECEIPT_ID), Editable::No)? {
+                        None => None,
+                        Some(s) => Some(s.parse().map_err(|source| ModelError::BadId {
+                            path: p(k::RECEIPT_ID),
+                            source,
+                        })?),
+                    };
+                let file = FileRef {
+                    sha256: self.string(obj, k::SHA256, &p(k::SHA256), Editable::No)?,
+                    media_type: self.string(obj, k::MEDIA_TYPE, &p(k::MEDIA_TYPE), Editable::No)?,
+                    size: self.quantity(obj, k::SIZE, &p(k::SIZE), Editable::No)?,
+                    width: self.opt_quantity(obj, k::WIDTH, &p(k::WIDTH))?,
+                    height: self.opt_quantity(obj, k::HEIGHT, &p(k::HEIGHT))?,
+                };
+                let signer = match file_kind {
+                    FileKind::Signature => Some(Signer {
+                        name: self.string(obj, k::SIGNER_NAME, &p(k::SIGNER_NAME), Editable::No)?,
+                        role: self.string(obj, k::SIGNER_ROLE, &p(k::SIGNER_ROLE), Editable::No)?,
+                    }),
+                    _ => None,
+                };
+                AttachmentEvent::File {
+                    file_kind,
+                    receipt_id,
+                    file,
+                    signer,
+                }
+            }
+        };
+        Ok(Attachment {
+            event,
+            note: self.string(obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+            recorded_by: self.id(obj, k::RECORDED_BY, &p(k::RECORDED_BY))?,
+            device_id: self.id(obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
+            recorded_at: self.int(obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
+            id,
+        })
+    }
+
+    /// An optional non-negative integer (absent or null: `None`).
+    fn opt_quantity(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<u64>, ModelError> {
+        match self.value(obj, key, path, Editable::No)? {
+            None => Ok(None),
+            Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Null) => Ok(None),
+            Some(_) => self.quantity(obj, key, path, Editable::No).map(Some),
+        }
+    }
+
     /// [`Self::shipment`] for a document that read as `before` until
     /// changes that touched only `touched`, in the same order of reading
     /// and checking, so the first error found is the same.
@@ -703,11 +840,22 @@ impl<D: ReadDoc> Reader<'_, D> {
             review.check(&receipts)?;
             reviews.insert(id, review);
         }
+
+        // A shipment holds tens of attachments, not thousands: when any is
+        // touched (or a receipt one may name is gone) all are read again,
+        // exactly as the whole read does.
+        let attachments = if touched.attachments.is_empty() && !key_gone {
+            before.attachments.clone()
+        } else {
+            self.attachments(before.schema, &receipts)?
+        };
         Ok(Shipment {
+            schema: before.schema,
             header,
             lines,
             receipts,
             reviews,
+            attachments,
             conflicts,
         })
     }

@@ -9,10 +9,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeviceId, FacilityId, IdError, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
+use crate::ids::{
+    AttachmentId, DeviceId, FacilityId, IdError, LineId, ReceiptId, ReviewId, ShipmentId, UserId,
+};
 
-/// Version of the document layout this code reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Version of the document layout this code writes. Schema 2 added
+/// `attachments`; documents of schema 1 still read (with no attachments)
+/// until the server upgrades them ([`ShipmentDoc::upgrade`](super::ShipmentDoc::upgrade)).
+pub const SCHEMA_VERSION: u64 = 2;
+/// Oldest document layout this code reads.
+pub const OLDEST_SCHEMA_VERSION: u64 = 1;
 /// Largest quantity on one line or receipt: far above any real delivery, low
 /// enough that totals over a whole programme cannot overflow.
 pub const MAX_QUANTITY: u64 = 1_000_000;
@@ -31,6 +37,16 @@ pub const MAX_SERIALS: usize = 1_000;
 pub const MAX_LINES: usize = 1_000;
 /// Most serial numbers expected over all of a shipment's lines.
 pub const MAX_SHIPMENT_SERIALS: usize = 10_000;
+/// Largest file an attachment may reference. The server's per-file limit
+/// (a flag) is usually lower; this bounds what a document may claim.
+pub const MAX_ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
+/// Largest width or height an image attachment may claim, in pixels.
+pub const MAX_ATTACHMENT_PIXELS: u64 = 100_000;
+/// File types an attachment may have: photos and scans as JPEG, PNG or
+/// WebP, documents also as PDF. Anything else (HTML, SVG with scripts, an
+/// executable) has no business in a receiving record.
+pub const ATTACHMENT_MEDIA_TYPES: [&str; 4] =
+    ["image/jpeg", "image/png", "image/webp", "application/pdf"];
 /// Longest unknown key an error repeats, in characters: enough to recognise
 /// it, short enough that a refusal never echoes an attacker's payload.
 pub const MAX_REPORTED_KEY_CHARS: usize = 64;
@@ -166,6 +182,115 @@ pub struct Review {
     pub resolves: Vec<ReceiptId>,
 }
 
+/// What an attached file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A photo of the goods, a crate, a label, a serial plate.
+    Photo,
+    /// A scanned or photographed paper: waybill, packing list, delivery note.
+    Document,
+    /// A signature drawn on the phone's screen by a named person.
+    Signature,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 3] = [FileKind::Photo, FileKind::Document, FileKind::Signature];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Photo => "photo",
+            FileKind::Document => "document",
+            FileKind::Signature => "signature",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The `kind` of an attachment event that removes an earlier one.
+pub const REMOVAL_KIND: &str = "removal";
+
+/// The bytes an attachment refers to. They never enter the document: they
+/// upload separately, addressed by their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileRef {
+    /// SHA-256 of the bytes, 64 lowercase hex digits.
+    pub sha256: String,
+    pub media_type: String,
+    /// Bytes.
+    pub size: u64,
+    /// Pixel size of an image, when known.
+    #[serde(default)]
+    pub width: Option<u64>,
+    #[serde(default)]
+    pub height: Option<u64>,
+}
+
+/// The person who signed, for a signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signer {
+    pub name: String,
+    /// e.g. "receiving officer", "driver".
+    pub role: String,
+}
+
+/// What an attachment event does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttachmentEvent {
+    /// Attaches a file to a receipt, or to the shipment as a whole.
+    File {
+        file_kind: FileKind,
+        receipt_id: Option<ReceiptId>,
+        file: FileRef,
+        signer: Option<Signer>,
+    },
+    /// Removes an earlier file: nothing vanishes silently, the removal is
+    /// recorded with who, when and why (the note).
+    Removal { removes: AttachmentId },
+}
+
+/// One attachment event, immutable like a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    #[serde(flatten)]
+    pub event: AttachmentEvent,
+    /// A photo's caption, or why a file was removed.
+    pub note: String,
+    pub recorded_by: UserId,
+    pub device_id: DeviceId,
+    pub recorded_at: i64,
+}
+
+impl Attachment {
+    /// The file this event attaches, if it attaches one.
+    pub fn file(&self) -> Option<&FileRef> {
+        match &self.event {
+            AttachmentEvent::File { file, .. } => Some(file),
+            AttachmentEvent::Removal { .. } => None,
+        }
+    }
+}
+
+/// What a receiver supplies to attach a file; who and when come from the
+/// [`Recorder`] and the clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAttachment {
+    pub id: AttachmentId,
+    pub file_kind: FileKind,
+    #[serde(default)]
+    pub receipt_id: Option<ReceiptId>,
+    pub file: FileRef,
+    #[serde(default)]
+    pub signer: Option<Signer>,
+    #[serde(default)]
+    pub note: String,
+}
+
 /// A field that two people edited concurrently. `values` holds every value,
 /// the winner (the one the document shows) first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,10 +310,14 @@ pub struct ConflictValue {
 /// A whole shipment, read and validated from its document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
+    /// The document's layout version ([`SCHEMA_VERSION`]).
+    pub schema: u64,
     pub header: Header,
     pub lines: BTreeMap<LineId, Line>,
     pub receipts: BTreeMap<ReceiptId, Receipt>,
     pub reviews: BTreeMap<ReviewId, Review>,
+    /// Empty in a schema 1 document.
+    pub attachments: BTreeMap<AttachmentId, Attachment>,
     pub conflicts: Vec<Conflict>,
 }
 
@@ -234,7 +363,9 @@ pub struct Recorder {
 pub enum ModelError {
     #[error("the bytes are not an automerge document or change: {0}")]
     Corrupt(String),
-    #[error("document schema {found} is not supported (this build reads {SCHEMA_VERSION})")]
+    #[error(
+        "document schema {found} is not supported (this build reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})"
+    )]
     UnsupportedSchema { found: String },
     #[error("{path}: missing")]
     Missing { path: String },
@@ -268,6 +399,24 @@ pub enum ModelError {
         review: ReviewId,
         receipt: ReceiptId,
     },
+    #[error("attachment {attachment}: is on receipt {receipt}, which does not exist")]
+    AttachedToUnknownReceipt {
+        attachment: AttachmentId,
+        receipt: ReceiptId,
+    },
+    #[error(
+        "attachment {attachment}: removes attachment {removes}, which is not a file in this shipment"
+    )]
+    RemovesUnknownAttachment {
+        attachment: AttachmentId,
+        removes: AttachmentId,
+    },
+    #[error(
+        "this shipment's document predates attachments (schema {schema}); sync once so the server can upgrade it"
+    )]
+    NoAttachments { schema: u64 },
+    #[error("{path}: schema cannot go back from {from} to {to}")]
+    SchemaDowngrade { path: String, from: u64, to: u64 },
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
     #[error("{path}: recorded events are immutable; record a correction that voids it instead")]
@@ -526,7 +675,138 @@ impl Review {
     }
 }
 
+/// Whether `s` is a SHA-256 digest as attachments name it.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl FileRef {
+    pub(crate) fn check(&self, path: &str) -> Result<(), ModelError> {
+        if !is_sha256_hex(&self.sha256) {
+            return Err(ModelError::invalid(
+                format!("{path}/sha256"),
+                "expected a SHA-256 digest as 64 lowercase hex digits",
+            ));
+        }
+        if !ATTACHMENT_MEDIA_TYPES.contains(&self.media_type.as_str()) {
+            return Err(ModelError::invalid(
+                format!("{path}/media_type"),
+                format!(
+                    "{:?} is not an accepted file type (expected one of {})",
+                    self.media_type
+                        .chars()
+                        .take(MAX_REPORTED_KEY_CHARS)
+                        .collect::<String>(),
+                    ATTACHMENT_MEDIA_TYPES.join(", ")
+                ),
+            ));
+        }
+        if self.size == 0 || self.size > MAX_ATTACHMENT_BYTES {
+            return Err(ModelError::invalid(
+                format!("{path}/size"),
+                format!("must be between 1 and {MAX_ATTACHMENT_BYTES} bytes"),
+            ));
+        }
+        for (key, v) in [("width", self.width), ("height", self.height)] {
+            if v.is_some_and(|v| v == 0 || v > MAX_ATTACHMENT_PIXELS) {
+                return Err(ModelError::invalid(
+                    format!("{path}/{key}"),
+                    format!("must be between 1 and {MAX_ATTACHMENT_PIXELS} pixels"),
+                ));
+            }
+        }
+        if self.width.is_some() != self.height.is_some() {
+            return Err(ModelError::invalid(
+                format!("{path}/width"),
+                "width and height go together",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Attachment {
+    /// Checks this event on its own and against the shipment's receipts and
+    /// attachments.
+    pub(crate) fn check(
+        &self,
+        receipts: &BTreeMap<ReceiptId, Receipt>,
+        attachments: &BTreeMap<AttachmentId, Attachment>,
+    ) -> Result<(), ModelError> {
+        let p = format!("attachments/{}", self.id);
+        check_text(&format!("{p}/note"), &self.note, MAX_NOTE_CHARS)?;
+        check_time(&format!("{p}/recorded_at"), self.recorded_at)?;
+        match &self.event {
+            AttachmentEvent::File {
+                file_kind,
+                receipt_id,
+                file,
+                signer,
+            } => {
+                file.check(&p)?;
+                match (file_kind, signer) {
+                    (FileKind::Signature, Some(signer)) => {
+                        check_label(&format!("{p}/signer_name"), &signer.name, true)?;
+                        check_label(&format!("{p}/signer_role"), &signer.role, false)?;
+                        if !file.media_type.starts_with("image/") {
+                            return Err(ModelError::invalid(
+                                format!("{p}/media_type"),
+                                "a signature is an image",
+                            ));
+                        }
+                    }
+                    (FileKind::Signature, None) => {
+                        return Err(ModelError::Missing {
+                            path: format!("{p}/signer_name"),
+                        });
+                    }
+                    (_, Some(_)) => {
+                        return Err(ModelError::invalid(
+                            format!("{p}/signer_name"),
+                            "only a signature has a signer",
+                        ));
+                    }
+                    (_, None) => {}
+                }
+                if let Some(r) = receipt_id
+                    && !receipts.contains_key(r)
+                {
+                    return Err(ModelError::AttachedToUnknownReceipt {
+                        attachment: self.id.clone(),
+                        receipt: r.clone(),
+                    });
+                }
+            }
+            AttachmentEvent::Removal { removes } => {
+                let is_file = attachments.get(removes).is_some_and(|a| a.file().is_some());
+                if !is_file {
+                    return Err(ModelError::RemovesUnknownAttachment {
+                        attachment: self.id.clone(),
+                        removes: removes.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Shipment {
+    /// Files attached and not removed, in id order.
+    pub fn active_attachments(&self) -> impl Iterator<Item = &Attachment> {
+        let removed: std::collections::BTreeSet<&AttachmentId> = self
+            .attachments
+            .values()
+            .filter_map(|a| match &a.event {
+                AttachmentEvent::Removal { removes } => Some(removes),
+                AttachmentEvent::File { .. } => None,
+            })
+            .collect();
+        self.attachments
+            .values()
+            .filter(move |a| a.file().is_some() && !removed.contains(&a.id))
+    }
+
     /// Receipts that a later receipt voids. Voids are final: voiding a void
     /// does not bring the first receipt back (record it again instead), which
     /// keeps the rule simple enough to explain to a receiver.
@@ -569,36 +849,41 @@ impl Shipment {
                 });
             }
         }
-        for (id, old) in &before.receipts {
-            match self.receipts.get(id) {
-                None => {
-                    return Err(ModelError::Removed {
-                        path: format!("receipts/{id}"),
-                    });
-                }
-                Some(new) if new != old => {
-                    return Err(ModelError::Immutable {
-                        path: format!("receipts/{id}"),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        for (id, old) in &before.reviews {
-            match self.reviews.get(id) {
-                None => {
-                    return Err(ModelError::Removed {
-                        path: format!("reviews/{id}"),
-                    });
-                }
-                Some(new) if new != old => {
-                    return Err(ModelError::Immutable {
-                        path: format!("reviews/{id}"),
-                    });
-                }
-                Some(_) => {}
-            }
+        kept_unchanged("receipts", &before.receipts, &self.receipts)?;
+        kept_unchanged("reviews", &before.reviews, &self.reviews)?;
+        kept_unchanged("attachments", &before.attachments, &self.attachments)?;
+        if self.schema < before.schema {
+            return Err(ModelError::SchemaDowngrade {
+                path: "schema".into(),
+                from: before.schema,
+                to: self.schema,
+            });
         }
         Ok(())
     }
+}
+
+/// Events of `before` (receipts, reviews, attachments) are all still in
+/// `after`, unchanged: recorded events are never edited or removed.
+fn kept_unchanged<K: Ord + std::fmt::Display, V: PartialEq>(
+    part: &str,
+    before: &BTreeMap<K, V>,
+    after: &BTreeMap<K, V>,
+) -> Result<(), ModelError> {
+    for (id, old) in before {
+        match after.get(id) {
+            None => {
+                return Err(ModelError::Removed {
+                    path: format!("{part}/{id}"),
+                });
+            }
+            Some(new) if new != old => {
+                return Err(ModelError::Immutable {
+                    path: format!("{part}/{id}"),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }

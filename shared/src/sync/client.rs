@@ -22,8 +22,10 @@ use serde_bytes::ByteBuf;
 use super::protocol::{
     Changes, DocUpload, PROTOCOL_VERSION, SyncRequest, SyncResponse, UploadResult, heads_from_wire,
 };
-use crate::ids::{DeviceId, ShipmentId, UserId};
-use crate::model::{ModelError, NewReceipt, Receipt, Recorder, Shipment, ShipmentDoc};
+use crate::ids::{AttachmentId, DeviceId, ShipmentId, UserId};
+use crate::model::{
+    Attachment, ModelError, NewAttachment, NewReceipt, Receipt, Recorder, Shipment, ShipmentDoc,
+};
 use crate::roles::{Action, Forbidden, Role};
 
 /// Who this phone is, as issued by the server when the user logged in.
@@ -305,6 +307,46 @@ impl<S: ClientStore> ClientEngine<S> {
         new: NewReceipt,
         now_ms: i64,
     ) -> Result<Receipt, ClientError<S::Error>> {
+        self.edit_durably(shipment, |doc, who| doc.record_receipt(new, who, now_ms))
+            .await
+    }
+
+    /// Records an attached file (its reference: the bytes stay in the
+    /// app's own storage until they upload) and makes it durable before
+    /// returning.
+    pub async fn record_attachment(
+        &mut self,
+        shipment: &ShipmentId,
+        new: NewAttachment,
+        now_ms: i64,
+    ) -> Result<Attachment, ClientError<S::Error>> {
+        self.edit_durably(shipment, |doc, who| doc.record_attachment(new, who, now_ms))
+            .await
+    }
+
+    /// Records the removal of an attached file, with why.
+    pub async fn remove_attachment(
+        &mut self,
+        shipment: &ShipmentId,
+        id: AttachmentId,
+        removes: AttachmentId,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Attachment, ClientError<S::Error>> {
+        self.edit_durably(shipment, |doc, who| {
+            doc.remove_attachment(id, removes, note, who, now_ms)
+        })
+        .await
+    }
+
+    /// Applies a receiver's edit to the local document and stores it
+    /// before returning; if the store fails, the edit is undone (not
+    /// durable, so not recorded: the UI must not say "saved").
+    async fn edit_durably<T>(
+        &mut self,
+        shipment: &ShipmentId,
+        edit: impl FnOnce(&mut ShipmentDoc, &Recorder) -> Result<T, ModelError>,
+    ) -> Result<T, ClientError<S::Error>> {
         let identity = self
             .meta
             .identity
@@ -320,14 +362,13 @@ impl<S: ClientStore> ClientEngine<S> {
             .get_mut(shipment)
             .ok_or_else(|| ClientError::UnknownShipment(shipment.clone()))?;
         let before = local.doc.clone();
-        let receipt = local.doc.record_receipt(new, &who, now_ms)?;
+        let done = edit(&mut local.doc, &who)?;
         let record = local.record(shipment);
         if let Err(e) = self.store.put_doc(&record).await {
-            // Not durable, so not recorded: the UI must not say "saved".
             local.doc = before;
             return Err(ClientError::Store(e));
         }
-        Ok(receipt)
+        Ok(done)
     }
 
     /// Recovers a shipment whose upload the server refuses. A refused change

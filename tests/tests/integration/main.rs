@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod attachments;
 mod auth;
 mod backup;
 mod bad_input;
@@ -75,3 +76,5 @@ on_both_backends!(servers::phones_and_dashboards_span_two_servers => sqlite_phon
 on_both_backends!(servers::login_failures_count_across_servers => sqlite_login_failures_count_across_servers, postgres_login_failures_count_across_servers);
 on_both_backends!(group_commit::syncs_that_arrive_together_commit_together => sqlite_syncs_that_arrive_together_commit_together, postgres_syncs_that_arrive_together_commit_together);
 on_both_backends!(servers::two_servers_start_at_once => sqlite_two_servers_start_at_once, postgres_two_servers_start_at_once);
+on_both_backends!(attachments::photos_upload_resumably_once_and_only_in_scope => sqlite_photos_upload_resumably_once_and_only_in_scope, postgres_photos_upload_resumably_once_and_only_in_scope);
+on_both_backends!(attachments::wrong_bytes_and_limits_are_refused => sqlite_wrong_bytes_and_limits_are_refused, postgres_wrong_bytes_and_limits_are_refused);

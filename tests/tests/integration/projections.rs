@@ -77,6 +77,7 @@ async fn stored_rows(db: &Db) -> BTreeMap<String, Projection> {
                 .map(|d| d.row)
                 .collect(),
             conflicts: db.list_conflicts(&Scope::All, &filter).await.unwrap(),
+            attachments: db.list_attachments(&Scope::All, &filter).await.unwrap(),
             shipment,
         };
         out.insert(p.shipment.id.clone(), p);

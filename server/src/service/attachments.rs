@@ -1,0 +1,261 @@
+//! Attachment bytes: resumable uploads and scoped downloads.
+//!
+//! A phone syncs its records first; each record names its files by SHA-256.
+//! Then it uploads each file in chunks: it asks how many bytes the server
+//! holds ([`upload_status`]) and sends the rest from there
+//! ([`upload_chunk`]), so an upload cut by a power failure or a lost
+//! response resumes where it stopped instead of starting again. The last
+//! chunk is verified against the hash before the file is stored; a file
+//! stored once is never uploaded again, whoever attaches it next.
+//!
+//! Who may do what follows the shipments: a content may be uploaded or
+//! downloaded only by someone who may see a shipment whose records name
+//! its hash. Anything else, an unknown hash included, is a 404, so nobody
+//! learns which files exist elsewhere.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use aidsync_shared::model::is_sha256_hex;
+use aidsync_shared::projection::AttachmentRow;
+use aidsync_shared::roles::Action;
+
+use super::{DAY_MS, Limits};
+use crate::caller::Caller;
+use crate::error::AppError;
+use crate::storage::{Blob, Db};
+
+/// Where an upload stands, as the phone sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadStatus {
+    pub sha256: String,
+    /// Bytes the server holds: the next chunk starts here.
+    pub offset: u64,
+    /// The file's length, once known (from the first chunk, or the stored file).
+    pub size: Option<u64>,
+    /// Stored and verified: nothing left to send.
+    pub complete: bool,
+}
+
+/// One chunk as the phone sends it.
+pub struct Chunk<'a> {
+    /// Where the chunk starts in the file (`Upload-Offset`).
+    pub offset: u64,
+    /// The whole file's length (`Upload-Length`).
+    pub total: u64,
+    pub bytes: &'a [u8],
+}
+
+/// The files with this content the caller may see; 404 if none.
+async fn visible(db: &Db, caller: &Caller, sha256: &str) -> Result<Vec<AttachmentRow>, AppError> {
+    if !is_sha256_hex(sha256) {
+        return Err(AppError::BadRequest(format!(
+            "{:?} is not a SHA-256 digest (64 lowercase hex digits)",
+            sha256.chars().take(80).collect::<String>()
+        )));
+    }
+    let scope = caller.shipment_scope()?;
+    let rows = db.attachments_of_blob(&scope, sha256).await?;
+    if rows.is_empty() {
+        return Err(AppError::NotFound(format!(
+            "no attachment you can see has content {sha256}; sync the record that attaches it first"
+        )));
+    }
+    Ok(rows)
+}
+
+/// How far the upload of `sha256` has come.
+pub async fn upload_status(
+    db: &Db,
+    caller: &Caller,
+    sha256: &str,
+) -> Result<UploadStatus, AppError> {
+    visible(db, caller, sha256).await?;
+    if let Some(size) = db.blob_size(sha256).await? {
+        return Ok(complete(sha256, size));
+    }
+    let progress = db.upload_progress(sha256).await?;
+    Ok(UploadStatus {
+        sha256: sha256.to_owned(),
+        offset: to_u64(progress.received),
+        size: progress.total.map(to_u64),
+        complete: false,
+    })
+}
+
+fn complete(sha256: &str, size: i64) -> UploadStatus {
+    UploadStatus {
+        sha256: sha256.to_owned(),
+        offset: to_u64(size),
+        size: Some(to_u64(size)),
+        complete: true,
+    }
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Appends one chunk to the upload of `sha256`, and stores the file when
+/// the chunk completes it and the bytes match the hash. A chunk that does
+/// not start where the upload stands is a 409 (ask for the status and
+/// resume from its offset); a file over the size limit a 413; over the
+/// caller's daily allowance a 429; bytes that do not match their hash (or
+/// their file type) a 422, after which the upload starts again from zero.
+pub async fn upload_chunk(
+    db: &Db,
+    caller: &Caller,
+    sha256: &str,
+    chunk: Chunk<'_>,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<UploadStatus, AppError> {
+    caller.require(Action::RecordReceipts)?;
+    let rows = visible(db, caller, sha256).await?;
+    if chunk.total == 0 {
+        return Err(AppError::BadRequest(
+            "Upload-Length: a file has at least one byte".into(),
+        ));
+    }
+    if chunk.total > limits.max_attachment_bytes {
+        return Err(AppError::PayloadTooLarge(format!(
+            "the file has {} bytes; this server takes attachments of up to {} bytes",
+            chunk.total, limits.max_attachment_bytes
+        )));
+    }
+    let len = chunk.bytes.len() as u64;
+    if len == 0 {
+        return Err(AppError::BadRequest("the chunk is empty".into()));
+    }
+    if chunk.offset.saturating_add(len) > chunk.total {
+        return Err(AppError::BadRequest(format!(
+            "the chunk ({len} bytes at offset {}) goes past Upload-Length {}",
+            chunk.offset, chunk.total
+        )));
+    }
+    let mut tx = db.begin_write().await?;
+    if tx.blob_exists(sha256).await? {
+        tx.commit().await?;
+        return Ok(complete(sha256, to_i64(chunk.total)));
+    }
+    let progress = tx.upload_progress(sha256).await?;
+    if let Some(total) = progress.total
+        && to_u64(total) != chunk.total
+    {
+        return Err(AppError::Conflict(format!(
+            "an upload of this content with Upload-Length {total} is under way; \
+             its length cannot change"
+        )));
+    }
+    if to_u64(progress.received) != chunk.offset {
+        return Err(AppError::Conflict(format!(
+            "the server holds {} bytes of this file; resume from offset {}",
+            progress.received, progress.received
+        )));
+    }
+    let per_day = limits.attachment_bytes_per_user_per_day;
+    let used = tx
+        .add_uploaded(caller.user.as_str(), now_ms / DAY_MS, to_i64(len))
+        .await?;
+    if per_day > 0 && to_u64(used) > per_day {
+        return Err(AppError::TooManyRequests {
+            message: format!(
+                "you have uploaded {per_day} bytes of attachments today, this server's daily limit"
+            ),
+            retry_after_secs: ((DAY_MS - now_ms.rem_euclid(DAY_MS)) / 1000).max(1) as u64,
+        });
+    }
+    let start = to_i64(chunk.offset);
+    tx.append_chunk(
+        sha256,
+        start,
+        to_i64(chunk.total),
+        chunk.bytes,
+        caller.user.as_str(),
+        now_ms,
+    )
+    .await?;
+    let received = chunk.offset + len;
+    if received < chunk.total {
+        tx.commit().await?;
+        return Ok(UploadStatus {
+            sha256: sha256.to_owned(),
+            offset: received,
+            size: Some(chunk.total),
+            complete: false,
+        });
+    }
+    let bytes = tx.take_chunks(sha256).await?;
+    let refusal = check_content(sha256, &bytes, &rows);
+    if let Some(reason) = refusal {
+        // The chunks are gone: the next attempt starts from zero.
+        tx.commit().await?;
+        tracing::warn!(sha256, user = %caller.user, %reason, "attachment refused");
+        return Err(AppError::Unprocessable(reason));
+    }
+    let media_type = rows
+        .iter()
+        .find_map(|r| r.media_type.clone())
+        .unwrap_or_default();
+    tx.insert_blob(
+        sha256,
+        &Blob { media_type, bytes },
+        caller.user.as_str(),
+        now_ms,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(sha256, user = %caller.user, size = chunk.total, "attachment stored");
+    Ok(complete(sha256, to_i64(chunk.total)))
+}
+
+/// Why uploaded bytes cannot be the file the records name, if they cannot:
+/// another hash, or content of another type than the records say (an HTML
+/// page uploaded as a "photo" would be served as one).
+fn check_content(sha256: &str, bytes: &[u8], rows: &[AttachmentRow]) -> Option<String> {
+    let actual = aidsync_shared::ids::to_hex(&Sha256::digest(bytes));
+    if actual != sha256 {
+        return Some(format!(
+            "the uploaded bytes have SHA-256 {actual}, not {sha256}: the file changed or was \
+             damaged on the way; upload it again from the start"
+        ));
+    }
+    let declared = rows.iter().find_map(|r| r.media_type.as_deref())?;
+    if sniff(bytes) != Some(declared) {
+        return Some(format!(
+            "the uploaded bytes are not a {declared} file, as the record attaching them says"
+        ));
+    }
+    None
+}
+
+/// The media type the first bytes of a file show, among those attachments
+/// may have.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if bytes.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else {
+        None
+    }
+}
+
+/// A stored file the caller may see; 404 if they may not, or if it has not
+/// been uploaded yet.
+pub async fn download(db: &Db, caller: &Caller, sha256: &str) -> Result<Blob, AppError> {
+    visible(db, caller, sha256).await?;
+    db.blob(sha256).await?.ok_or_else(|| {
+        AppError::NotFound(format!(
+            "the file {sha256} has not reached the server yet; the phone that attached it uploads it when it can"
+        ))
+    })
+}

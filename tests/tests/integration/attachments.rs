@@ -1,0 +1,374 @@
+//! Attachments end to end: a phone records a photo's reference, syncs it,
+//! then uploads the bytes in chunks through a network that loses requests
+//! and responses, resuming from the server's offset each time; the server
+//! verifies the hash, stores each content once, scopes every upload and
+//! download to those who may see the shipment, and keeps the file across
+//! a restart.
+
+use aidsync_server::service::Limits;
+use aidsync_shared::ids::{AttachmentId, ReceiptId};
+use aidsync_shared::model::{Condition, FileKind, FileRef, NewAttachment};
+use aidsync_tests::harness::{TestDb, TestServer};
+use aidsync_tests::phone::{Api, Phone};
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, ETAG, IF_NONE_MATCH, RANGE};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+
+const CHUNK: usize = 64 * 1024;
+
+/// Bytes that look like a JPEG (its magic number) and are not all alike.
+fn photo_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    bytes.extend((4..len).map(|_| rng.random::<u8>()));
+    bytes
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    aidsync_shared::ids::to_hex(&Sha256::digest(bytes))
+}
+
+fn photo(id: &str, receipt: Option<&ReceiptId>, sha256: &str, size: usize) -> NewAttachment {
+    NewAttachment {
+        id: AttachmentId::parse(id).unwrap(),
+        file_kind: FileKind::Photo,
+        receipt_id: receipt.cloned(),
+        file: FileRef {
+            sha256: sha256.to_owned(),
+            media_type: "image/jpeg".into(),
+            size: size as u64,
+            width: Some(1600),
+            height: Some(1200),
+        },
+        signer: None,
+        note: "crate 2, crushed corner".into(),
+    }
+}
+
+/// `GET /api/v1/uploads/{sha}`: (status, body).
+async fn status(api: &Api, token: &str, sha: &str) -> (StatusCode, Value) {
+    api.get(Some(token), &format!("/api/v1/uploads/{sha}"))
+        .await
+        .unwrap()
+}
+
+/// One `PATCH` of `bytes[offset..offset + len]`.
+async fn patch(
+    api: &Api,
+    token: &str,
+    sha: &str,
+    bytes: &[u8],
+    offset: usize,
+    len: usize,
+) -> (StatusCode, Value) {
+    let end = (offset + len).min(bytes.len());
+    let response = api
+        .http
+        .patch(format!("{}/api/v1/uploads/{sha}", api.base))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header("Upload-Offset", offset.to_string())
+        .header("Upload-Length", bytes.len().to_string())
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(bytes[offset..end].to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Uploads `bytes` as a phone on a bad network would: asks where the
+/// server stands, sends chunks from there; a third of requests are lost
+/// before they arrive and a third of responses after. Returns the bytes
+/// sent in all (chunks that arrived or not).
+async fn upload_through_loss(api: &Api, token: &str, sha: &str, bytes: &[u8], seed: u64) -> usize {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut sent = 0;
+    for _ in 0..200 {
+        let (code, body) = status(api, token, sha).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        if body["complete"] == true {
+            return sent;
+        }
+        let mut offset = body["offset"].as_u64().unwrap() as usize;
+        loop {
+            let len = CHUNK.min(bytes.len() - offset);
+            let fate: f64 = rng.random();
+            if fate < 0.3 {
+                // Lost on the way: the server never saw it.
+                break;
+            }
+            sent += len;
+            let (code, body) = patch(api, token, sha, bytes, offset, len).await;
+            if fate < 0.6 {
+                // The server took it; its answer was lost.
+                break;
+            }
+            match code {
+                StatusCode::OK => {}
+                StatusCode::CONFLICT => break,
+                other => panic!("upload refused: {other} {body}"),
+            }
+            if body["complete"] == true {
+                return sent;
+            }
+            offset = body["offset"].as_u64().unwrap() as usize;
+        }
+    }
+    panic!("the upload did not complete in 200 attempts");
+}
+
+async fn download(api: &Api, token: &str, sha: &str) -> reqwest::Response {
+    api.http
+        .get(format!("{}/api/v1/blobs/{sha}", api.base))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A receipt recorded on `phone` and synced, with a photo attached to it.
+async fn receipt_with_photo(phone: &mut Phone, attachment: &str, bytes: &[u8]) -> ReceiptId {
+    let id = shipment_id(SHIPMENT);
+    let receipt = phone
+        .record(&id, receipt("line-1", 1, Condition::Damaged, &[]))
+        .await
+        .unwrap();
+    phone
+        .attach(
+            &id,
+            photo(attachment, Some(&receipt.id), &sha256(bytes), bytes.len()),
+        )
+        .await
+        .unwrap();
+    let report = phone.sync_settled().await.unwrap();
+    assert_eq!(report.accepted, 1, "{report:?}");
+    receipt.id
+}
+
+pub async fn photos_upload_resumably_once_and_only_in_scope(db: &TestDb) {
+    let world = World::new(db).await;
+    let api = &world.api;
+    let mut anna = world.receiver("anna", FACILITY).await;
+    anna.sync_settled().await.unwrap();
+    let bytes = photo_bytes(1, 300_000);
+    let sha = sha256(&bytes);
+
+    // Before the record reaches the server, nobody may upload the bytes.
+    let (code, _) = status(api, anna.token(), &sha).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let receipt_id = receipt_with_photo(&mut anna, "a-1", &bytes).await;
+    let (code, body) = status(api, anna.token(), &sha).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["offset"].as_u64(), body["complete"].as_bool()),
+        (Some(0), Some(false))
+    );
+
+    // A receiver of another facility, or an unknown hash: 404, as if absent.
+    let mut ivan = world.receiver("ivan", OTHER_FACILITY).await;
+    ivan.sync_settled().await.unwrap();
+    let (code, _) = status(api, ivan.token(), &sha).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = patch(api, ivan.token(), &sha, &bytes, 0, CHUNK).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = status(api, anna.token(), &"0".repeat(64)).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = status(api, anna.token(), "not-a-hash").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
+    // A chunk that does not start where the server stands: 409, nothing kept.
+    let (code, body) = patch(api, anna.token(), &sha, &bytes, CHUNK, CHUNK).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("resume from offset 0"),
+        "{body}"
+    );
+
+    // Through a network that loses a third of requests and of responses.
+    let sent = upload_through_loss(api, anna.token(), &sha, &bytes, 7).await;
+    assert!(sent >= bytes.len(), "{sent} bytes sent");
+    let response = download(api, anna.token(), &sha).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let etag = response.headers()[ETAG].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{sha}\""));
+    assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // The coordinator of the region sees the photo beside the receipt and
+    // downloads it; the other facility's receiver still cannot.
+    let detail = world.detail(SHIPMENT).await;
+    let attachments = detail["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 1, "{detail}");
+    assert_eq!(attachments[0]["sha256"], sha.as_str());
+    assert_eq!(attachments[0]["receipt_id"], receipt_id.as_str());
+    assert_eq!(attachments[0]["removed"], false);
+    let response = download(api, &world.coordinator.token, &sha).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        download(api, ivan.token(), &sha).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Ranges and revalidation.
+    let ranged = |range: &'static str| {
+        api.http
+            .get(format!("{}/api/v1/blobs/{sha}", api.base))
+            .header(AUTHORIZATION, format!("Bearer {}", anna.token()))
+            .header(RANGE, range)
+            .send()
+    };
+    let part = ranged("bytes=100-199").await.unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()[CONTENT_RANGE], "bytes 100-199/300000");
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[100..200]);
+    let tail = ranged("bytes=-10").await.unwrap();
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &bytes[bytes.len() - 10..]
+    );
+    let beyond = ranged("bytes=300000-").await.unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(beyond.headers()[CONTENT_RANGE], "bytes */300000");
+    let cached = api
+        .http
+        .get(format!("{}/api/v1/blobs/{sha}", api.base))
+        .header(AUTHORIZATION, format!("Bearer {}", anna.token()))
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+
+    // The same photo attached again, by a colleague: already on the
+    // server, nothing to upload, and an upload attempt changes nothing.
+    let mut bohdan = world.receiver("bohdan", FACILITY).await;
+    bohdan.sync_settled().await.unwrap();
+    receipt_with_photo(&mut bohdan, "b-1", &bytes).await;
+    let (code, body) = status(api, bohdan.token(), &sha).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["complete"], true);
+    assert_eq!(body["offset"].as_u64(), Some(bytes.len() as u64));
+    let (code, body) = patch(api, bohdan.token(), &sha, &bytes, 0, CHUNK).await;
+    assert_eq!(
+        (code, body["complete"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+
+    // A coordinator may download but not upload.
+    let (code, _) = patch(api, &world.coordinator.token, &sha, &bytes, 0, CHUNK).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+
+    // Acknowledged means stored: the file is there after a restart.
+    world.server.stop().await.unwrap();
+    let server = TestServer::start(db.url()).await.unwrap();
+    let api = Api::new(&server.base);
+    let response = download(&api, anna.token(), &sha).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    server.stop().await.unwrap();
+}
+
+pub async fn wrong_bytes_and_limits_are_refused(db: &TestDb) {
+    let limits = Limits {
+        max_attachment_bytes: 200_000,
+        attachment_bytes_per_user_per_day: 300_000,
+        ..Limits::default()
+    };
+    let world = World::with_limits(db, limits).await;
+    let api = &world.api;
+    let mut anna = world.receiver("anna", FACILITY).await;
+    anna.sync_settled().await.unwrap();
+
+    // Bytes that do not hash to what the record says: refused once all
+    // have arrived, and the upload starts again from zero.
+    let claimed = photo_bytes(2, 100_000);
+    let sha = sha256(&claimed);
+    receipt_with_photo(&mut anna, "a-1", &claimed).await;
+    let mut other = claimed.clone();
+    other[50_000] ^= 1;
+    let (code, _) = patch(api, anna.token(), &sha, &other, 0, CHUNK).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = patch(api, anna.token(), &sha, &other, CHUNK, CHUNK).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("upload it again"),
+        "{body}"
+    );
+    let (_, body) = status(api, anna.token(), &sha).await;
+    assert_eq!(
+        (body["offset"].as_u64(), body["complete"].as_bool()),
+        (Some(0), Some(false))
+    );
+    assert_eq!(
+        download(api, anna.token(), &sha).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Right hash, wrong kind of file: a page is not a JPEG.
+    let page = b"<html><script>alert(1)</script></html>".repeat(100);
+    let page_sha = sha256(&page);
+    let id = shipment_id(SHIPMENT);
+    anna.attach(&id, photo("a-2", None, &page_sha, page.len()))
+        .await
+        .unwrap();
+    anna.sync_settled().await.unwrap();
+    let (code, body) = patch(api, anna.token(), &page_sha, &page, 0, page.len()).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a image/jpeg file"),
+        "{body}"
+    );
+
+    // Over the size limit: 413 before a byte is kept.
+    let big = photo_bytes(3, 250_000);
+    let big_sha = sha256(&big);
+    anna.attach(&id, photo("a-3", None, &big_sha, big.len()))
+        .await
+        .unwrap();
+    anna.sync_settled().await.unwrap();
+    let (code, _) = patch(api, anna.token(), &big_sha, &big, 0, CHUNK).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Over the daily allowance (300,000 bytes; 100,000 + 3,800 used above).
+    let mut refused_at = None;
+    for n in 0..4u64 {
+        let bytes = photo_bytes(10 + n, 90_000);
+        let sha = sha256(&bytes);
+        anna.attach(&id, photo(&format!("q-{n}"), None, &sha, bytes.len()))
+            .await
+            .unwrap();
+        anna.sync_settled().await.unwrap();
+        let (code, body) = patch(api, anna.token(), &sha, &bytes, 0, bytes.len()).await;
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            refused_at = Some(n);
+            let (_, body) = status(api, anna.token(), &sha).await;
+            assert_eq!(body["offset"].as_u64(), Some(0), "nothing of it kept");
+            break;
+        }
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    assert_eq!(
+        refused_at,
+        Some(2),
+        "the third 90 kB photo passes the allowance"
+    );
+
+    // Someone else's allowance is their own.
+    let mut bohdan = world.receiver("bohdan", FACILITY).await;
+    bohdan.sync_settled().await.unwrap();
+    let (code, _) = patch(api, bohdan.token(), &sha, &claimed, 0, claimed.len()).await;
+    assert_eq!(code, StatusCode::OK);
+}
