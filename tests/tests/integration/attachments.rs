@@ -372,3 +372,94 @@ pub async fn wrong_bytes_and_limits_are_refused(db: &TestDb) {
     let (code, _) = patch(api, bohdan.token(), &sha, &claimed, 0, claimed.len()).await;
     assert_eq!(code, StatusCode::OK);
 }
+
+/// A shipment stored before attachments existed (schema 1) is upgraded
+/// once, by the server at start, as a change of its own that phones then
+/// receive; after that a phone attaches to it like to any other.
+pub async fn schema_1_shipments_are_upgraded_at_start(db: &TestDb) {
+    use aidsync_server::storage::ChangeAuthor;
+    use aidsync_shared::model::ShipmentDoc;
+    use automerge::ROOT;
+    use automerge::transaction::Transactable;
+
+    let world = World::new(db).await;
+    // Turn the stored shipment back into a schema 1 document, as an older
+    // server would have written it, and mark the rows as of older rules.
+    let server_db = world.server.db();
+    let mut tx = server_db.begin_write().await.unwrap();
+    let mut co = tx
+        .checkout(server_db.documents(), SHIPMENT, true)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
+    let before = doc.heads();
+    doc.automerge_mut().delete(ROOT, "attachments").unwrap();
+    doc.automerge_mut()
+        .put(ROOT, "schema", automerge::ScalarValue::Uint(1))
+        .unwrap();
+    doc.automerge_mut().commit();
+    let old = doc.read().unwrap();
+    assert_eq!(old.schema, 1);
+    let changes = doc.automerge_mut().get_changes(&before);
+    co.loaded.stored.doc = doc.into_automerge();
+    co.loaded.projection = None;
+    let version = tx.next_version().await.unwrap();
+    let author = ChangeAuthor {
+        device_id: None,
+        user_id: "older-server",
+        signers: None,
+    };
+    aidsync_server::service::store::store_changes(
+        &mut tx,
+        &mut co,
+        old,
+        &changes,
+        version,
+        &author,
+        aidsync_tests::now_ms(),
+    )
+    .await
+    .unwrap();
+    tx.set_projection_version(2).await.unwrap();
+    tx.commit().await.unwrap();
+    co.discard();
+
+    // A phone that syncs now holds the schema 1 document and cannot attach.
+    let mut anna = world.receiver("anna", FACILITY).await;
+    anna.sync_settled().await.unwrap();
+    let id = shipment_id(SHIPMENT);
+    assert_eq!(anna.engine.shipment(&id).unwrap().schema, 1);
+    let bytes = photo_bytes(5, 1_000);
+    let err = anna
+        .attach(&id, photo("a-1", None, &sha256(&bytes), bytes.len()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("predates attachments"), "{err}");
+
+    // The next start upgrades it; the phone receives the upgrade.
+    world.server.stop().await.unwrap();
+    let server = TestServer::start(db.url()).await.unwrap();
+    let api = Api::new(&server.base);
+    let mut anna = anna.moved_to(&api);
+    anna.sync_settled().await.unwrap();
+    assert_eq!(
+        anna.engine.shipment(&id).unwrap().schema,
+        aidsync_shared::model::SCHEMA_VERSION
+    );
+    anna.attach(&id, photo("a-1", None, &sha256(&bytes), bytes.len()))
+        .await
+        .unwrap();
+    let report = anna.sync_settled().await.unwrap();
+    assert_eq!(report.accepted, 1, "{report:?}");
+    let (code, _) = patch(&api, anna.token(), &sha256(&bytes), &bytes, 0, bytes.len()).await;
+    assert_eq!(code, StatusCode::OK);
+    // Starting again finds nothing left to upgrade or rebuild.
+    server.stop().await.unwrap();
+    let server = TestServer::start(db.url()).await.unwrap();
+    assert_eq!(
+        server.db().projection_version().await.unwrap(),
+        aidsync_server::storage::PROJECTION_VERSION
+    );
+    server.stop().await.unwrap();
+}

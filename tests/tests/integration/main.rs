@@ -78,3 +78,4 @@ on_both_backends!(group_commit::syncs_that_arrive_together_commit_together => sq
 on_both_backends!(servers::two_servers_start_at_once => sqlite_two_servers_start_at_once, postgres_two_servers_start_at_once);
 on_both_backends!(attachments::photos_upload_resumably_once_and_only_in_scope => sqlite_photos_upload_resumably_once_and_only_in_scope, postgres_photos_upload_resumably_once_and_only_in_scope);
 on_both_backends!(attachments::wrong_bytes_and_limits_are_refused => sqlite_wrong_bytes_and_limits_are_refused, postgres_wrong_bytes_and_limits_are_refused);
+on_both_backends!(attachments::schema_1_shipments_are_upgraded_at_start => sqlite_schema_1_shipments_are_upgraded_at_start, postgres_schema_1_shipments_are_upgraded_at_start);
