@@ -56,3 +56,10 @@ CREATE TABLE upload_quota (
     bytes   BIGINT NOT NULL,
     PRIMARY KEY (user_id, day)
 );
+
+-- Small JPEG previews of stored images for the dashboard, made on first
+-- request and kept: a content never changes under its hash.
+CREATE TABLE thumbnails (
+    sha256 TEXT PRIMARY KEY,
+    bytes  BYTEA NOT NULL
+);

@@ -179,6 +179,46 @@ fn parse_range(header: &str, size: u64) -> Range {
     Range::Part { start, end }
 }
 
+/// `GET /api/v1/blobs/{sha256}/thumbnail`: a small JPEG of a stored image.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sha256): Path<String>,
+) -> Result<Response, AppError> {
+    let bytes = attachments::thumbnail(&state.db, &caller, &sha256).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/shipments/{id}/attachments.zip`: every attached file with
+/// an `index.csv`.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let shipment = aidsync_shared::ids::ShipmentId::parse(&id)
+        .map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
+    let zip = attachments::export_zip(&state.db, &caller, &shipment).await?;
+    let disposition = format!("attachment; filename=\"{shipment}-attachments.zip\"");
+    let mut response = ([(header::CONTENT_TYPE, "application/zip")], zip).into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Range, parse_range};

@@ -69,6 +69,14 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
             get(attachments::status).patch(attachments::upload),
         )
         .route("/api/v1/blobs/{sha256}", get(attachments::download))
+        .route(
+            "/api/v1/blobs/{sha256}/thumbnail",
+            get(attachments::thumbnail),
+        )
+        .route(
+            "/api/v1/shipments/{id}/attachments.zip",
+            get(attachments::export),
+        )
         .route("/api/{*rest}", axum::routing::any(not_found));
     let router = if serve_metrics {
         router.route("/metrics", get(observe::metrics))

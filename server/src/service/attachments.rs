@@ -259,3 +259,200 @@ pub async fn download(db: &Db, caller: &Caller, sha256: &str) -> Result<Blob, Ap
         ))
     })
 }
+
+/// Longest side of a thumbnail, in pixels: a dashboard row's preview.
+pub const THUMBNAIL_PIXELS: u32 = 320;
+
+/// Images decoded at once: decoding a phone photo takes a core for tens of
+/// milliseconds, and a dashboard opening a shipment asks for all of its
+/// thumbnails together.
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// A JPEG at most [`THUMBNAIL_PIXELS`] on its longer side, of a stored
+/// image the caller may see: made on first request, then kept. A PDF has
+/// none (404: the dashboard shows a document icon).
+pub async fn thumbnail(db: &Db, caller: &Caller, sha256: &str) -> Result<Vec<u8>, AppError> {
+    visible(db, caller, sha256).await?;
+    if let Some(bytes) = db.thumbnail(sha256).await? {
+        return Ok(bytes);
+    }
+    let blob = download(db, caller, sha256).await?;
+    if !blob.media_type.starts_with("image/") {
+        return Err(AppError::NotFound(format!(
+            "a {} has no thumbnail; download the file",
+            blob.media_type
+        )));
+    }
+    let made = {
+        let _permit = DECODING
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("thumbnail semaphore: {e}")))?;
+        tokio::task::spawn_blocking(move || make_thumbnail(&blob.bytes))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("thumbnail task: {e}")))?
+    };
+    let bytes = made
+        .map_err(|e| AppError::Unprocessable(format!("the stored image cannot be decoded: {e}")))?;
+    db.put_thumbnail(sha256, &bytes).await?;
+    Ok(bytes)
+}
+
+/// Decodes an image within limits (a hostile file may claim any size),
+/// turns it upright as its EXIF orientation says, shrinks it and encodes
+/// it as JPEG.
+pub fn make_thumbnail(bytes: &[u8]) -> Result<Vec<u8>, image::ImageError> {
+    use image::{DynamicImage, ImageDecoder, ImageReader};
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut image = DynamicImage::from_decoder(decoder)?;
+    image.apply_orientation(orientation);
+    let small = image
+        .thumbnail(THUMBNAIL_PIXELS, THUMBNAIL_PIXELS)
+        .to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&small)?;
+    Ok(out)
+}
+
+/// One file in an export's `index.csv`: what a donor needs to match it to
+/// a receipt.
+#[derive(Debug, Clone, Default, Serialize)]
+struct IndexRow {
+    /// The file's name inside the ZIP; empty if it is not on the server.
+    file: String,
+    shipment_id: String,
+    reference: String,
+    attachment_id: String,
+    kind: String,
+    receipt_id: Option<String>,
+    line_id: Option<String>,
+    item: Option<String>,
+    condition: Option<String>,
+    quantity: Option<u64>,
+    serials: Vec<String>,
+    caption: String,
+    signer_name: Option<String>,
+    signer_role: Option<String>,
+    recorded_by: String,
+    recorded_at: i64,
+    media_type: Option<String>,
+    size: Option<i64>,
+    sha256: Option<String>,
+    removed: bool,
+    on_server: bool,
+}
+
+/// A shipment's attached files as a ZIP, with `index.csv` naming each file's
+/// receipt, line, item and who recorded it. Files are stored under
+/// `<receipt or "shipment">/<attachment id>-<kind>.<ext>`; removed files are
+/// listed (and included) with `removed = yes`; files not yet uploaded are
+/// listed with `on_server = no`. Scoped like the shipment (404 otherwise).
+pub async fn export_zip(
+    db: &Db,
+    caller: &Caller,
+    id: &aidsync_shared::ids::ShipmentId,
+) -> Result<Vec<u8>, AppError> {
+    let detail = super::shipments::detail(db, caller, id).await?;
+    let receipts: std::collections::HashMap<&str, &aidsync_shared::model::Receipt> = detail
+        .receipts
+        .iter()
+        .map(|r| (r.receipt.id.as_str(), &r.receipt))
+        .collect();
+    let items: std::collections::HashMap<&str, &str> = detail
+        .lines
+        .iter()
+        .map(|l| (l.id.as_str(), l.item.as_str()))
+        .collect();
+    let mut files = Vec::new();
+    let mut index = Vec::new();
+    for a in detail.attachments.iter().filter(|a| a.sha256.is_some()) {
+        let receipt = a.receipt_id.as_deref().and_then(|r| receipts.get(r));
+        let sha256 = a.sha256.clone().unwrap_or_default();
+        let blob = db.blob(&sha256).await?;
+        let file = match &blob {
+            Some(b) => format!(
+                "{}/{}-{}.{}",
+                a.receipt_id.as_deref().unwrap_or("shipment"),
+                a.attachment_id,
+                a.kind,
+                extension(&b.media_type)
+            ),
+            None => String::new(),
+        };
+        if let Some(b) = blob {
+            files.push((file.clone(), b.bytes));
+        }
+        index.push(IndexRow {
+            shipment_id: a.shipment_id.clone(),
+            reference: detail.header.reference.clone(),
+            attachment_id: a.attachment_id.clone(),
+            kind: a.kind.clone(),
+            receipt_id: a.receipt_id.clone(),
+            line_id: receipt.map(|r| r.line_id.to_string()),
+            item: receipt.and_then(|r| items.get(r.line_id.as_str()).map(|i| (*i).to_owned())),
+            condition: receipt.map(|r| r.condition.as_str().to_owned()),
+            quantity: receipt.map(|r| r.quantity),
+            serials: receipt.map(|r| r.serials.clone()).unwrap_or_default(),
+            caption: a.note.clone(),
+            signer_name: a.signer_name.clone(),
+            signer_role: a.signer_role.clone(),
+            recorded_by: a.recorded_by.clone(),
+            recorded_at: a.recorded_at,
+            media_type: a.media_type.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+            removed: a.removed,
+            on_server: !file.is_empty(),
+            file,
+        });
+    }
+    let (columns, rows) = if index.is_empty() {
+        // No files still means a header, so the index says what it would hold.
+        let (columns, _) = super::export::rows_table(&[IndexRow::default()])?;
+        (columns, Vec::new())
+    } else {
+        super::export::rows_table(&index)?
+    };
+    let csv = super::export::csv_table(&columns, rows)?;
+    tokio::task::spawn_blocking(move || write_zip(csv, files))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("export task: {e}")))?
+}
+
+fn extension(media_type: &str) -> &'static str {
+    match media_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "application/pdf" => "pdf",
+        _ => "bin",
+    }
+}
+
+fn write_zip(index_csv: Vec<u8>, files: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>, AppError> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let failed =
+        |e: &dyn std::fmt::Display| AppError::Internal(anyhow::anyhow!("writing ZIP: {e}"));
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    // Photos and PDFs are compressed already: stored as they are.
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated =
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("index.csv", deflated)
+        .map_err(|e| failed(&e))?;
+    zip.write_all(&index_csv).map_err(|e| failed(&e))?;
+    for (name, bytes) in files {
+        zip.start_file(name, stored).map_err(|e| failed(&e))?;
+        zip.write_all(&bytes).map_err(|e| failed(&e))?;
+    }
+    let cursor = zip.finish().map_err(|e| failed(&e))?;
+    Ok(cursor.into_inner())
+}

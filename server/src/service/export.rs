@@ -63,19 +63,23 @@ pub fn table(report: &Report) -> Result<(Vec<String>, Vec<Vec<Cell>>), AppError>
         let (columns, _) = table(&report.blank())?;
         return Ok((columns, Vec::new()));
     }
-    let Value::Array(rows) = serde_json::to_value(report)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("report to JSON: {e}")))?
+    rows_table(report)
+}
+
+/// Any list of flat rows as a table: the first row's JSON field names are
+/// the columns (empty for no rows).
+pub fn rows_table(rows: &impl serde::Serialize) -> Result<(Vec<String>, Vec<Vec<Cell>>), AppError> {
+    let Value::Array(rows) = serde_json::to_value(rows)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("rows to JSON: {e}")))?
     else {
-        return Err(AppError::Internal(anyhow::anyhow!(
-            "a report is not a list"
-        )));
+        return Err(AppError::Internal(anyhow::anyhow!("rows are not a list")));
     };
     let mut columns: Vec<String> = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let Value::Object(fields) = row else {
             return Err(AppError::Internal(anyhow::anyhow!(
-                "a report row is not an object"
+                "a row is not an object"
             )));
         };
         if columns.is_empty() {
@@ -135,13 +139,18 @@ fn defuse(text: &str) -> std::borrow::Cow<'_, str> {
 /// as mojibake) and CRLF line ends.
 pub fn csv(report: &Report) -> Result<Vec<u8>, AppError> {
     let (columns, rows) = table(report)?;
+    csv_table(&columns, rows)
+}
+
+/// [`csv`] of any table.
+pub fn csv_table(columns: &[String], rows: Vec<Vec<Cell>>) -> Result<Vec<u8>, AppError> {
     let mut out = "\u{feff}".as_bytes().to_vec();
     {
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .from_writer(&mut out);
         let failed = |e: csv::Error| AppError::Internal(anyhow::anyhow!("writing CSV: {e}"));
-        writer.write_record(&columns).map_err(failed)?;
+        writer.write_record(columns).map_err(failed)?;
         for row in rows {
             let fields: Vec<std::borrow::Cow<'_, str>> = row
                 .iter()

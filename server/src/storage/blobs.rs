@@ -51,6 +51,27 @@ impl Db {
             .transpose()?)
     }
 
+    /// A stored thumbnail of a content.
+    pub async fn thumbnail(&self, sha256: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let row = sqlx::query("SELECT bytes FROM thumbnails WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("bytes")).transpose()?)
+    }
+
+    /// Keeps a thumbnail (the first one made, if two requests raced).
+    pub async fn put_thumbnail(&self, sha256: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO thumbnails (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(bytes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// How far the upload of `sha256` has come.
     pub async fn upload_progress(&self, sha256: &str) -> Result<Progress, StorageError> {
         progress(

@@ -463,3 +463,141 @@ pub async fn schema_1_shipments_are_upgraded_at_start(db: &TestDb) {
     );
     server.stop().await.unwrap();
 }
+
+/// A real PNG of `width` × `height`.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Thumbnails for the dashboard, and the ZIP a coordinator sends a donor:
+/// every file named after its receipt, with an index matching files to
+/// receipts, lines and items.
+pub async fn thumbnails_and_the_donor_export(db: &TestDb) {
+    let world = World::new(db).await;
+    let api = &world.api;
+    let id = shipment_id(SHIPMENT);
+    let mut anna = world.receiver("anna", FACILITY).await;
+    anna.sync_settled().await.unwrap();
+    let picture = png(800, 600);
+    let receipt_id = {
+        let receipt = anna
+            .record(&id, receipt("line-1", 1, Condition::Damaged, &[]))
+            .await
+            .unwrap();
+        let mut new = photo(
+            "a-photo",
+            Some(&receipt.id),
+            &sha256(&picture),
+            picture.len(),
+        );
+        new.file.media_type = "image/png".into();
+        new.file.width = Some(800);
+        new.file.height = Some(600);
+        anna.attach(&id, new).await.unwrap();
+        receipt.id
+    };
+    let waybill = b"%PDF-1.4\n% waybill KH-2291\n".repeat(20);
+    let mut scan = photo("a-waybill", None, &sha256(&waybill), waybill.len());
+    scan.file_kind = FileKind::Document;
+    scan.file.media_type = "application/pdf".into();
+    scan.file.width = None;
+    scan.file.height = None;
+    anna.attach(&id, scan).await.unwrap();
+    let later = photo_bytes(9, 5_000);
+    anna.attach(&id, photo("a-later", None, &sha256(&later), later.len()))
+        .await
+        .unwrap();
+    anna.sync_settled().await.unwrap();
+    for bytes in [&picture, &waybill] {
+        let (code, body) = patch(api, anna.token(), &sha256(bytes), bytes, 0, bytes.len()).await;
+        assert_eq!(
+            (code, body["complete"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{body}"
+        );
+    }
+
+    let thumbnail = |sha: String, token: String| async move {
+        api.http
+            .get(format!("{}/api/v1/blobs/{sha}/thumbnail", api.base))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap()
+    };
+    let response = thumbnail(sha256(&picture), world.coordinator.token.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let small = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!((small.width(), small.height()), (320, 240));
+    let response = thumbnail(sha256(&waybill), world.coordinator.token.clone()).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "a PDF has no thumbnail"
+    );
+    let mut ivan = world.receiver("ivan", OTHER_FACILITY).await;
+    ivan.sync_settled().await.unwrap();
+    let response = thumbnail(sha256(&picture), ivan.token().to_owned()).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let export = |token: String| async move {
+        api.http
+            .get(format!(
+                "{}/api/v1/shipments/{SHIPMENT}/attachments.zip",
+                api.base
+            ))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        export(ivan.token().to_owned()).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let response = export(world.coordinator.token.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let bytes = response.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let photo_name = format!("{receipt_id}/a-photo-photo.png");
+    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            photo_name.clone(),
+            "index.csv".to_owned(),
+            "shipment/a-waybill-document.pdf".to_owned()
+        ]
+    );
+    let read = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut out).unwrap();
+        out
+    };
+    assert_eq!(read(&mut zip, &photo_name), picture);
+    let index = String::from_utf8(read(&mut zip, "index.csv")).unwrap();
+    let rows: Vec<&str> = index.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(rows.len(), 4, "{index}");
+    assert!(
+        rows[0]
+            .starts_with("file,shipment_id,reference,attachment_id,kind,receipt_id,line_id,item"),
+        "{index}"
+    );
+    let later_row = rows.iter().find(|r| r.contains("a-later")).unwrap();
+    assert!(
+        later_row.starts_with(','),
+        "not on the server, so no file: {later_row}"
+    );
+    assert!(later_row.ends_with(",no,no"), "{later_row}");
+    let photo_row = rows.iter().find(|r| r.contains("a-photo")).unwrap();
+    assert!(photo_row.contains(",damaged,"), "{photo_row}");
+    assert!(photo_row.ends_with(",no,yes"), "{photo_row}");
+}
