@@ -70,6 +70,9 @@ export class Phone {
     /** The last sync's report or error, for the status bar. */
     this.lastReport = null;
     this.lastError = null;
+    /** Bytes the server holds of each file uploading now, by SHA-256. */
+    this.uploadOffsets = new Map();
+    this.uploading = null;
   }
 
   #run(op) {
@@ -197,6 +200,153 @@ export class Phone {
     return recovery;
   }
 
+  /** Attaches a file (a photo already shrunk by `preparePhoto`, a PDF or
+   *  image document, a drawn signature) to a receipt or to the shipment.
+   *  The bytes are stored on the phone first, then the record that names
+   *  them: resolves once both are durable. The bytes upload after the
+   *  records sync (`uploadFiles`). `kind`: photo, document or signature. */
+  async attach(shipmentId, { blob, kind, receiptId = null, note = "", signer = null, width = null, height = null }) {
+    const sha256 = await digest(blob);
+    const existing = await this.store.getFile(sha256);
+    if (!existing) {
+      await this.store.putFile({
+        sha256, bytes: blob, media_type: blob.type, size: blob.size,
+        state: "waiting", reason: null, attempts: 0, next_attempt_at: 0,
+      });
+    }
+    const attachment = {
+      id: newId(),
+      file_kind: kind,
+      receipt_id: receiptId,
+      file: { sha256, media_type: blob.type, size: blob.size, width, height },
+      signer,
+      note,
+    };
+    const saved = JSON.parse(
+      await this.#run(() =>
+        this.engine.recordAttachment(shipmentId, JSON.stringify(attachment), Date.now()),
+      ),
+    );
+    this.#changed();
+    this.#askBackgroundSync();
+    return saved;
+  }
+
+  /** Removes an attached file, recording who, when and why. */
+  async removeAttachment(shipmentId, attachmentId, note = "") {
+    const saved = JSON.parse(
+      await this.#run(() =>
+        this.engine.removeAttachment(shipmentId, newId(), attachmentId, note, Date.now()),
+      ),
+    );
+    this.#changed();
+    return saved;
+  }
+
+  /** Where each file on this phone stands: `{sha256, size, media_type,
+   *  state: "waiting" | "uploading" | "done" | "refused", offset, reason}`. */
+  async files() {
+    const files = await this.store.files();
+    return files.map(({ bytes, ...file }) => {
+      const offset = this.uploadOffsets.get(file.sha256);
+      const uploading = file.state === "waiting" && offset !== undefined;
+      return { ...file, state: uploading ? "uploading" : file.state, offset: offset ?? (file.state === "done" ? file.size : 0) };
+    });
+  }
+
+  /** An URL showing a file: its bytes on this phone, or else the server's
+   *  thumbnail (or the whole file). Revoke it when done. */
+  async fileUrl(sha256, { thumbnail = true } = {}) {
+    const local = await this.store.getFile(sha256);
+    if (local?.bytes) return URL.createObjectURL(local.bytes);
+    const token = this.session?.token;
+    if (!token) return null;
+    const path = `${this.server}/api/v1/blobs/${sha256}${thumbnail ? "/thumbnail" : ""}`;
+    const response = await fetch(path, { headers: { authorization: `Bearer ${token}` } }).catch(() => null);
+    if (!response?.ok) return null;
+    return URL.createObjectURL(await response.blob());
+  }
+
+  /** Uploads every waiting file whose time has come, each resuming from
+   *  the bytes the server holds. One failing file waits (with backoff) and
+   *  never holds up the others. Concurrent calls share one pass. */
+  uploadFiles() {
+    if (!this.uploading) {
+      this.uploading = this.#uploadAll().finally(() => {
+        this.uploading = null;
+        this.#changed();
+      });
+    }
+    return this.uploading;
+  }
+
+  async #uploadAll() {
+    for (const file of await this.store.files()) {
+      if (file.state !== "waiting" || (file.next_attempt_at ?? 0) > Date.now()) continue;
+      if (!this.session?.token) return;
+      try {
+        await this.#upload(file);
+      } catch (e) {
+        if (e instanceof AuthError) return;
+        // Back off: 30 s, 1 min, 2 min… up to an hour, then keep trying hourly.
+        const attempts = (file.attempts ?? 0) + 1;
+        const wait = e.retryAfter ? e.retryAfter * 1000 : Math.min(3_600_000, 30_000 * 2 ** (attempts - 1));
+        await this.store.putFile({ ...file, attempts, reason: e.message, next_attempt_at: Date.now() + wait });
+      } finally {
+        this.uploadOffsets.delete(file.sha256);
+      }
+    }
+  }
+
+  async #upload(file) {
+    const url = `${this.server}/api/v1/uploads/${file.sha256}`;
+    const auth = () => ({ authorization: `Bearer ${this.session?.token}` });
+    const status = async () => {
+      const response = await fetch(url, { headers: auth() });
+      if (response.status === 401) throw new AuthError(await errorText(response));
+      // The record naming it has not reached the server yet: next sync.
+      if (response.status === 404) return null;
+      if (!response.ok) throw new ServerError(response.status, await errorText(response), retryAfter(response));
+      return response.json();
+    };
+    let state = await status();
+    if (!state) return;
+    let offset = state.offset;
+    while (!state.complete) {
+      this.uploadOffsets.set(file.sha256, offset);
+      this.#changed();
+      const chunk = file.bytes.slice(offset, offset + UPLOAD_CHUNK_BYTES);
+      const response = await fetch(url, {
+        method: "PATCH",
+        headers: {
+          ...auth(),
+          "content-type": "application/offset+octet-stream",
+          "upload-offset": String(offset),
+          "upload-length": String(file.size),
+        },
+        body: chunk,
+      });
+      if (response.status === 409) {
+        // A lost answer: the server holds more (or less) than we thought.
+        state = await status();
+        if (!state) return;
+        offset = state.offset;
+        continue;
+      }
+      if (response.status === 413 || response.status === 422) {
+        await this.store.putFile({ ...file, state: "refused", reason: await errorText(response) });
+        return;
+      }
+      if (response.status === 401) throw new AuthError(await errorText(response));
+      if (!response.ok) throw new ServerError(response.status, await errorText(response), retryAfter(response));
+      state = await response.json();
+      offset = state.offset;
+    }
+    // On the server: the phone's copy is no longer the only one. The bytes
+    // stay for showing; a later version may free them.
+    await this.store.putFile({ ...file, state: "done", reason: null });
+  }
+
   /** Records waiting for the server. */
   pending() {
     return this.#run(() => this.engine.pending());
@@ -254,6 +404,8 @@ export class Phone {
       }
       this.lastReport = report;
       this.lastError = null;
+      // Records first, always; the bytes follow, never holding them up.
+      this.uploadFiles();
       return report;
     } catch (e) {
       this.lastError = e;
@@ -316,6 +468,41 @@ export class Phone {
       .then((registration) => registration.sync?.register("aidsync-outbox"))
       .catch(() => {});
   }
+}
+
+/** Chunk size of uploads: small enough that a 2G link finishes one in
+ *  seconds (and a cut costs at most that), large enough that the headers
+ *  are a small share. */
+export const UPLOAD_CHUNK_BYTES = 128 * 1024;
+
+/** Longest side of a photo as the phone keeps it, in pixels. */
+const PHOTO_PIXELS = 1600;
+
+/** A photo as the phone keeps and sends it: turned upright as its EXIF
+ *  orientation says, at most 1600 px on its longer side, re-encoded as
+ *  JPEG at quality 0.7. Drawing it on a canvas drops every metadata field,
+ *  the location included. Resolves to `{blob, width, height}`. */
+export async function preparePhoto(file) {
+  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  const scale = Math.min(1, PHOTO_PIXELS / Math.max(bitmap.width, bitmap.height));
+  const width = Math.max(1, Math.round(bitmap.width * scale));
+  const height = Math.max(1, Math.round(bitmap.height * scale));
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, width, height);
+  bitmap.close?.();
+  const blob = await new Promise((resolve, reject) =>
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("the photo could not be encoded"))), "image/jpeg", 0.7));
+  return { blob, width, height };
+}
+
+/** SHA-256 of a Blob, as 64 lowercase hex digits. */
+async function digest(blob) {
+  // Browsers offer SHA-256 only to pages over https (or on localhost).
+  if (!globalThis.crypto?.subtle) throw new Error("attaching files needs the app over https");
+  const hash = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** A fresh random id (UUID v4). `crypto.randomUUID` exists only in secure

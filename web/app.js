@@ -2,7 +2,7 @@
 // cancel receipts, see who recorded what, and always see what waits to
 // sync. All strings come from i18n/*.json; all data from aidsync.js.
 
-import { AuthError, Phone, ServerError } from "./aidsync.js";
+import { AuthError, Phone, ServerError, preparePhoto } from "./aidsync.js";
 import { LANGUAGES, formatDay, formatTime, language, preferredLanguage, setLanguage, t, translate } from "./i18n.js";
 
 const main = document.getElementById("main");
@@ -74,6 +74,12 @@ async function renderStatus() {
     ? t("status.syncing")
     : last ? t("status.last_sync", { time: formatTime(last) }) : t("status.never_synced");
   document.getElementById("sync").disabled = Boolean(phone.inFlight);
+  const waiting = (await phone.files()).filter((f) => f.state === "waiting" || f.state === "uploading");
+  const bytes = waiting.reduce((sum, f) => sum + f.size - f.offset, 0);
+  const files = document.getElementById("files-waiting");
+  files.hidden = waiting.length === 0;
+  files.textContent = waiting.length ? t("files.waiting", { count: waiting.length, size: formatBytes(bytes) }) : "";
+  files.dataset.waiting = String(waiting.length);
   if (notice) {
     message(notice, { ok: true });
   } else if (!navigator.onLine) {
@@ -196,8 +202,9 @@ async function renderShipment(id) {
       lineProblems(figures),
       h("button", { type: "button", class: "record", onclick: () => renderReceiptForm(s, line) }, t("line.record")));
   });
+  const files = new Map((await phone.files()).map((f) => [f.sha256, f]));
   const history = s.receipts.length
-    ? h("ul", { class: "history" }, ...s.receipts.map((r) => receiptEntry(s, r)))
+    ? h("ul", { class: "history" }, ...s.receipts.map((r) => receiptEntry(s, r, files)))
     : h("p", {}, t("history.empty"));
   show(
     h("button", { type: "button", class: "link", onclick: () => { route = { view: "list" }; render(); } }, t("shipment.back")),
@@ -206,8 +213,161 @@ async function renderShipment(id) {
     s.refused ? refusalBox(s) : null,
     reviewsSection(s),
     ...lines,
+    filesSection(s, files),
     h("h2", {}, t("history.heading")),
     history);
+  showPictures();
+}
+
+/** Object URLs of the pictures on screen, freed at the next render. */
+let pictureUrls = [];
+
+/** Fills every picture on screen from the phone's copy of the file, or
+ *  the server's thumbnail (a colleague's photo). */
+async function showPictures() {
+  for (const url of pictureUrls) URL.revokeObjectURL(url);
+  pictureUrls = [];
+  for (const img of main.querySelectorAll("img[data-sha]")) {
+    const url = await phone.fileUrl(img.dataset.sha);
+    if (!url) continue;
+    pictureUrls.push(url);
+    img.src = url;
+  }
+}
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Files attached to a receipt (`receiptId`) or to the shipment (`null`),
+ *  not removed, each with a picture and where its upload stands. */
+function attachmentList(s, receiptId, files) {
+  const shown = s.attachments.filter((a) => a.kind !== "removal" && !a.removed && (a.receipt_id ?? null) === receiptId);
+  if (!shown.length) return null;
+  return h("ul", { class: "attachments" }, ...shown.map((a) => {
+    const file = files.get(a.sha256);
+    const state = file
+      ? file.state === "uploading"
+        ? t("files.uploading", { percent: Math.floor((100 * file.offset) / Math.max(1, file.size)) })
+        : file.state === "refused" ? t("files.refused", { reason: file.reason ?? "" }) : t(file.state === "done" ? "files.done" : "files.waiting_state")
+      : t("files.elsewhere");
+    const picture = a.media_type === "application/pdf"
+      ? h("span", { class: "document-icon", "aria-hidden": "true" }, "PDF")
+      : h("img", { alt: a.note || t(`files.kind_${a.kind}`), dataset: { sha: a.sha256 }, width: "96", height: "72" });
+    return h("li", { class: "attachment", dataset: { attachment: a.attachment_id, sha: a.sha256, state: file?.state ?? "elsewhere" } },
+      picture,
+      h("div", {},
+        h("small", {}, a.kind === "signature" ? `${t("files.kind_signature")}: ${a.signer_name} (${a.signer_role})` : (a.note || t(`files.kind_${a.kind}`))),
+        h("div", {}, h("small", { class: "file-state" }, state)),
+        h("button", {
+          type: "button", class: "link remove-attachment",
+          onclick: async () => {
+            const why = prompt(t("files.remove_why"));
+            if (why === null) return;
+            await phone.removeAttachment(s.id, a.attachment_id, why);
+            render();
+          },
+        }, t("files.remove"))));
+  }));
+}
+
+/** Lets the person pick or take a file and attaches it. `accept`: what the
+ *  chooser offers; photos are shrunk first, PDFs kept as they are. */
+function pickAndAttach(s, { receiptId = null, kind, accept, capture = null }) {
+  const input = h("input", { type: "file", accept, capture, hidden: true });
+  input.addEventListener("change", async () => {
+    const [chosen] = input.files;
+    input.remove();
+    if (!chosen) return;
+    try {
+      if (chosen.type === "application/pdf") {
+        await phone.attach(s.id, { blob: chosen, kind: "document", receiptId });
+      } else {
+        const { blob, width, height } = await preparePhoto(chosen);
+        await phone.attach(s.id, { blob, kind, receiptId, width, height });
+      }
+      notify(t("files.saved"));
+      phone.sync().catch(() => {});
+    } catch (e) {
+      message(t("files.failed", { reason: e.message }));
+    }
+    render();
+  });
+  document.body.append(input);
+  input.click();
+}
+
+/** The shipment's own papers and signatures, and the buttons to add them. */
+function filesSection(s, files) {
+  if (!s.can_attach) {
+    return h("section", { id: "files", class: "files" }, h("h2", {}, t("files.heading")), h("p", {}, t("files.not_yet")));
+  }
+  return h("section", { id: "files", class: "files" },
+    h("h2", {}, t("files.heading")),
+    attachmentList(s, null, files),
+    h("div", { class: "actions" },
+      h("button", {
+        type: "button", id: "add-document", class: "secondary",
+        onclick: () => pickAndAttach(s, { kind: "document", accept: "image/*,application/pdf" }),
+      }, t("files.add_document")),
+      h("button", { type: "button", id: "sign-delivery", class: "secondary", onclick: () => renderSignature(s) }, t("files.sign"))));
+}
+
+/** A signature drawn with a finger, with the signer's name and role. */
+function renderSignature(s) {
+  const canvas = h("canvas", { id: "signature-pad", class: "signature", width: "320", height: "160" });
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.lineWidth = 3;
+  ctx.lineCap = "round";
+  let drawing = false;
+  let drawn = false;
+  const at = (e) => {
+    const box = canvas.getBoundingClientRect();
+    return [(e.clientX - box.left) * (canvas.width / box.width), (e.clientY - box.top) * (canvas.height / box.height)];
+  };
+  canvas.addEventListener("pointerdown", (e) => { drawing = true; canvas.setPointerCapture(e.pointerId); ctx.beginPath(); ctx.moveTo(...at(e)); });
+  canvas.addEventListener("pointermove", (e) => { if (!drawing) return; ctx.lineTo(...at(e)); ctx.stroke(); drawn = true; });
+  canvas.addEventListener("pointerup", () => { drawing = false; });
+  const name = h("input", { id: "signer-name", required: true, autocomplete: "name" });
+  const role = h("select", { id: "signer-role" },
+    h("option", { value: "receiving_officer" }, t("files.role_receiving_officer")),
+    h("option", { value: "delivery_person" }, t("files.role_delivery_person")));
+  const problem = h("p", { class: "message", role: "alert", hidden: true });
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      if (!drawn) {
+        problem.hidden = false;
+        problem.textContent = t("files.sign_first");
+        return;
+      }
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+      try {
+        await phone.attach(s.id, {
+          blob, kind: "signature", width: canvas.width, height: canvas.height,
+          signer: { name: name.value.trim(), role: role.selectedOptions[0].textContent },
+        });
+        notify(t("files.saved"));
+        phone.sync().catch(() => {});
+        route = { view: "shipment", id: s.id };
+        render();
+      } catch (e) {
+        problem.hidden = false;
+        problem.textContent = e.message;
+      }
+    },
+  },
+  h("label", { for: "signer-name" }, t("files.signer_name")), name,
+  h("label", { for: "signer-role" }, t("files.signer_role")), role,
+  h("p", {}, t("files.sign_here")), canvas, problem,
+  h("div", { class: "actions" },
+    h("button", { type: "submit", id: "signature-save" }, t("files.save_signature")),
+    h("button", { type: "button", class: "secondary", onclick: () => render() }, t("receipt.cancel"))));
+  show(h("h2", {}, t("files.sign")), form);
 }
 
 /** What is wrong on a line, in words: the discrepancies the coordinator
@@ -267,7 +427,7 @@ function refusalBox(s) {
   );
 }
 
-function receiptEntry(s, r) {
+function receiptEntry(s, r, files) {
   const line = s.lines.find((l) => l.id === r.line_id);
   // A cancellation counts nothing: say what it does, not "0 × Good".
   const text = r.voids && r.quantity === 0
@@ -284,6 +444,13 @@ function receiptEntry(s, r) {
     // One serial never breaks across lines; the list wraps between them.
     r.serials.length ? h("div", { class: "serials" }, ...r.serials.map((x) => h("span", { class: "serial" }, x))) : null,
     r.note ? h("div", {}, h("small", {}, r.note)) : null,
+    attachmentList(s, r.id, files),
+    s.can_attach && !r.voids
+      ? h("button", {
+        type: "button", class: "link add-photo",
+        onclick: () => pickAndAttach(s, { receiptId: r.id, kind: "photo", accept: "image/*", capture: "environment" }),
+      }, t("files.add_photo"))
+      : null,
     !r.voided && !r.voids
       ? h("button", {
         type: "button", class: "link void",

@@ -6,7 +6,7 @@
 // The bytes are opaque CBOR made by the engine; nothing here parses them.
 
 const DB_NAME = "aidsync";
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 function promised(request) {
   return new Promise((resolve, reject) => {
@@ -31,6 +31,8 @@ export async function openStore(name = DB_NAME) {
     if (!db.objectStoreNames.contains("docs")) db.createObjectStore("docs");
     if (!db.objectStoreNames.contains("meta")) db.createObjectStore("meta");
     if (!db.objectStoreNames.contains("session")) db.createObjectStore("session");
+    // Attached files' bytes, by SHA-256, until the server holds them (v2).
+    if (!db.objectStoreNames.contains("files")) db.createObjectStore("files");
   };
   const db = await promised(request);
   return new IdbStore(db);
@@ -71,6 +73,22 @@ export class IdbStore {
     const tx = this.db.transaction("session", "readwrite", { durability: "strict" });
     tx.objectStore("session").delete("session");
     await completed(tx);
+  }
+
+  /** An attached file: `{sha256, bytes: Blob, media_type, size, state:
+   *  "waiting" | "done" | "refused", reason, attempts, next_attempt_at}`. */
+  putFile(file) {
+    return this.#put("files", file.sha256, file);
+  }
+
+  async getFile(sha256) {
+    const tx = this.db.transaction("files", "readonly");
+    return (await promised(tx.objectStore("files").get(sha256))) ?? null;
+  }
+
+  async files() {
+    const tx = this.db.transaction("files", "readonly");
+    return promised(tx.objectStore("files").getAll());
   }
 
   async #put(store, key, value) {

@@ -6,8 +6,8 @@
 
 use wasm_bindgen::prelude::*;
 
-use aidsync_shared::ids::ShipmentId;
-use aidsync_shared::model::NewReceipt;
+use aidsync_shared::ids::{AttachmentId, ShipmentId};
+use aidsync_shared::model::{NewAttachment, NewReceipt};
 use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity};
 use aidsync_shared::sync::protocol::{SyncResponse, decode, encode};
 
@@ -129,6 +129,57 @@ impl Engine {
         let saved = self
             .inner
             .record_receipt(&id, new, millis(now_ms)?)
+            .await
+            .map_err(client_error)?;
+        json(&saved)
+    }
+
+    /// Records an attached file's reference (JSON `{id, file_kind:
+    /// "photo" | "document" | "signature", receipt_id?, file: {sha256,
+    /// media_type, size, width?, height?}, signer?: {name, role}, note}`).
+    /// The page keeps the bytes durably first; this resolves once the
+    /// reference is durable too, or rejects with `Refused` and the reason.
+    #[wasm_bindgen(js_name = recordAttachment)]
+    pub async fn record_attachment(
+        &mut self,
+        shipment: String,
+        attachment: String,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let id = shipment_id(&shipment)?;
+        let new: NewAttachment = parse("attachment", &attachment)?;
+        let saved = self
+            .inner
+            .record_attachment(&id, new, millis(now_ms)?)
+            .await
+            .map_err(client_error)?;
+        json(&saved)
+    }
+
+    /// Records that an attached file is removed, and why: the removal is
+    /// itself a record, so nothing vanishes silently.
+    #[wasm_bindgen(js_name = removeAttachment)]
+    pub async fn remove_attachment(
+        &mut self,
+        shipment: String,
+        id: String,
+        removes: String,
+        note: String,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let shipment = shipment_id(&shipment)?;
+        let attachment_id = |what: &str, s: &str| {
+            AttachmentId::parse(s).map_err(|e| error("BadInput", format!("{what}: {e}")))
+        };
+        let saved = self
+            .inner
+            .remove_attachment(
+                &shipment,
+                attachment_id("id", &id)?,
+                attachment_id("removes", &removes)?,
+                &note,
+                millis(now_ms)?,
+            )
             .await
             .map_err(client_error)?;
         json(&saved)

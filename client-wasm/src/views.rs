@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use aidsync_shared::derive::{Summary, summarize};
 use aidsync_shared::model::{Line, Receipt, Review, Shipment};
+use aidsync_shared::projection::{AttachmentRow, attachment_rows};
 
 /// One row of "my shipments".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,6 +91,12 @@ pub struct ShipmentDetail {
     /// Newest first.
     pub receipts: Vec<ReceiptRow>,
     pub reviews: Vec<Review>,
+    /// Attachment events (files with `removed`, and removals), flat, as
+    /// the server's detail lists them.
+    pub attachments: Vec<AttachmentRow>,
+    /// Whether files may be attached (schema 2; a shipment from before
+    /// attachments waits for the server's upgrade).
+    pub can_attach: bool,
     pub summary: Summary,
 }
 
@@ -112,6 +119,8 @@ pub fn detail(shipment: &Shipment, refused: Option<&str>) -> ShipmentDetail {
         lines: shipment.lines.values().cloned().collect(),
         receipts,
         reviews: shipment.reviews.values().cloned().collect(),
+        attachments: attachment_rows(shipment, shipment.header.id.as_str()),
+        can_attach: shipment.schema >= 2,
         summary: summarize(shipment),
     }
 }
@@ -194,5 +203,7 @@ mod tests {
         assert_eq!(json["received"], 2);
         assert_eq!(json["receipts"][1]["voided"], true);
         assert_eq!(json["lines"][0]["item"], "Ultrasound");
+        assert_eq!(json["can_attach"], true);
+        assert_eq!(json["attachments"], serde_json::json!([]));
     }
 }

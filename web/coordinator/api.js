@@ -145,6 +145,14 @@ export class Api {
     return response.json();
   }
 
+  /** Any API file (a photo, a thumbnail, an export) as `{blob, filename}`. */
+  async file(path, fallbackName) {
+    const response = await this.request(path);
+    const disposition = response.headers.get("content-disposition") ?? "";
+    const filename = disposition.match(/filename="([^"]+)"/)?.[1] ?? fallbackName;
+    return { blob: await response.blob(), filename };
+  }
+
   /** A report as a file: `{blob, filename}`. */
   async download(name, format, filter) {
     const query = filterQuery(filter);

@@ -1145,6 +1145,7 @@ function renderDetail() {
     { key: "receipt.recorded_at", cell: (r) => whenExact(r.recorded_at) },
     { key: "receipt.received_at", cell: (r) => whenExact(r.received_at) },
     { key: "receipt.flags", cell: (r) => receiptFlags(r, duplicates, byId) },
+    { key: "receipt.files", cell: (r) => attachmentList(s, r.id) ?? "—" },
   ], receipts, {
     empty: "detail.no_receipts",
     rowAttrs: (r) => ({ class: r.voided ? "voided" : null, dataset: { receipt: r.id, voided: String(r.voided) } }),
@@ -1167,7 +1168,20 @@ function renderDetail() {
         : t("review.whole"))))))
     : h("p", { class: "empty" }, t("detail.no_reviews")));
 
-  put(ui.detailBody, header, linesTable, receiptsTable, conflicts, reviews);
+  const files = section("detail-files", "detail.files",
+    attachmentList(s, null) ?? h("p", { class: "empty" }, t("detail.no_files")),
+    s.attachments.some((a) => a.kind !== "removal")
+      ? h("button", {
+        type: "button", class: "secondary", id: "export-files",
+        onclick: async () => {
+          const { blob, filename } = await api.file(`/api/v1/shipments/${encodeURIComponent(s.id)}/attachments.zip`, `${s.id}-attachments.zip`);
+          saveBlob(blob, filename);
+        },
+      }, t("detail.export_files"))
+      : null);
+
+  put(ui.detailBody, header, linesTable, receiptsTable, files, conflicts, reviews);
+  showThumbnails(ui.detailBody);
   if (may("review")) {
     if (ui.review?.shipment !== s.id) {
       ui.review = reviewForm(s.id);
@@ -1175,6 +1189,48 @@ function renderDetail() {
     }
     ui.review.update(s, lines);
   }
+}
+
+/** Files attached to a receipt (`receiptId`) or to the shipment (`null`):
+ *  a thumbnail (filled in by `showThumbnails`) that opens the whole file. */
+function attachmentList(s, receiptId) {
+  const shown = s.attachments.filter((a) => a.kind !== "removal" && (a.receipt_id ?? null) === receiptId);
+  if (!shown.length) return null;
+  return h("ul", { class: "attachments plain" }, shown.map((a) => {
+    const label = a.kind === "signature" ? `${a.signer_name} (${a.signer_role})` : (a.note || t(`file.${a.kind}`));
+    const picture = a.media_type === "application/pdf"
+      ? h("span", { class: "document-icon" }, "PDF")
+      : h("img", { alt: label, dataset: { sha: a.sha256 }, width: "96", height: "72" });
+    return h("li", { dataset: { attachment: a.attachment_id, removed: String(a.removed) }, class: a.removed ? "voided" : null },
+      h("button", {
+        type: "button", class: "link open-file", title: t("detail.open_file"),
+        onclick: async () => {
+          const { blob } = await api.file(`/api/v1/blobs/${a.sha256}`, a.attachment_id);
+          window.open(URL.createObjectURL(blob), "_blank", "noopener");
+        },
+      }, picture),
+      h("small", {}, label, a.removed ? ` · ${t("detail.file_removed")}` : ""));
+  }));
+}
+
+/** Object URLs of the thumbnails on screen, freed at the next render. */
+let thumbnailUrls = [];
+
+async function showThumbnails(host) {
+  const old = thumbnailUrls;
+  thumbnailUrls = [];
+  for (const img of host.querySelectorAll("img[data-sha]")) {
+    try {
+      const { blob } = await api.file(`/api/v1/blobs/${img.dataset.sha}/thumbnail`, `${img.dataset.sha}.jpg`);
+      const url = URL.createObjectURL(blob);
+      thumbnailUrls.push(url);
+      img.src = url;
+    } catch {
+      // Not uploaded yet: the alt text says what it is.
+      img.classList.add("missing");
+    }
+  }
+  for (const url of old) URL.revokeObjectURL(url);
 }
 
 function lineIssues(totals) {
