@@ -840,8 +840,18 @@ impl Db {
             // Numbers the server checked, not text from the client.
             sql.push_str(&format!(" LIMIT {} OFFSET {}", page.limit, page.offset));
         }
-        let mut query = sqlx::query(&sql);
-        for value in &values {
+        self.fetch_rows(&sql, &values, decode).await
+    }
+
+    /// Runs `sql` with `values` bound in order and decodes every row.
+    async fn fetch_rows<T>(
+        &self,
+        sql: &str,
+        values: &[String],
+        decode: fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StorageError> {
+        let mut query = sqlx::query(sql);
+        for value in values {
             query = query.bind(value.as_str());
         }
         let rows = query.fetch_all(&self.pool).await?;
@@ -977,7 +987,7 @@ impl Db {
         if *scope == Scope::Nothing {
             return Ok(Vec::new());
         }
-        let (condition, values) =
+        let (condition, mut values) =
             where_clause(&ReportFilter::default(), scope, CategoryOn::Shipment);
         let sql = format!(
             "SELECT d.* FROM shipment_attachments d JOIN shipments s ON s.id = d.shipment_id
@@ -985,15 +995,8 @@ impl Db {
              ORDER BY d.shipment_id, d.attachment_id",
             values.len() + 1
         );
-        let mut query = sqlx::query(&sql);
-        for value in &values {
-            query = query.bind(value.as_str());
-        }
-        let rows = query.bind(sha256).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(attachment_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        values.push(sha256.to_owned());
+        self.fetch_rows(&sql, &values, attachment_row).await
     }
 
     /// Totals per destination facility.
