@@ -601,3 +601,81 @@ pub async fn thumbnails_and_the_donor_export(db: &TestDb) {
     assert!(photo_row.contains(",damaged,"), "{photo_row}");
     assert!(photo_row.ends_with(",no,yes"), "{photo_row}");
 }
+
+/// `aidsync serve` as its own process on `database_url`, and its address.
+fn spawn_server(
+    database_url: &str,
+    web_root: &std::path::Path,
+) -> Option<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let binary = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("debug/aidsync");
+    if !binary.exists() {
+        eprintln!(
+            "SKIPPED the kill test: {} is not built (cargo test --workspace builds it)",
+            binary.display()
+        );
+        return None;
+    }
+    let mut child = std::process::Command::new(binary)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ])
+        .args(["--web-root", web_root.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server exited before serving"
+        );
+        if let Some(addr) = line.trim().strip_prefix("aidsync: serving ") {
+            return Some((child, addr.to_owned()));
+        }
+    }
+}
+
+/// The last chunk acknowledged means the file is stored: a server killed
+/// (SIGKILL, no shutdown) right after answering still has it.
+pub async fn a_file_survives_a_kill_after_its_last_chunk(db: &TestDb) {
+    let world = World::new(db).await;
+    let mut anna = world.receiver("anna", FACILITY).await;
+    world.server.stop().await.unwrap();
+    let web_root = tempfile::tempdir().unwrap();
+    let Some((mut child, base)) = spawn_server(db.url(), web_root.path()) else {
+        return;
+    };
+    let api = Api::new(&base);
+    anna = anna.moved_to(&api);
+    anna.sync_settled().await.unwrap();
+    let bytes = photo_bytes(21, 150_000);
+    let sha = sha256(&bytes);
+    receipt_with_photo(&mut anna, "a-kill", &bytes).await;
+    let (code, _) = patch(&api, anna.token(), &sha, &bytes, 0, CHUNK).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = patch(&api, anna.token(), &sha, &bytes, CHUNK, bytes.len() - CHUNK).await;
+    assert_eq!(
+        (code, body["complete"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let server = TestServer::start(db.url()).await.unwrap();
+    let api = Api::new(&server.base);
+    let response = download(&api, anna.token(), &sha).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    server.stop().await.unwrap();
+}
