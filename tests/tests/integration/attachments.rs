@@ -602,11 +602,18 @@ pub async fn thumbnails_and_the_donor_export(db: &TestDb) {
     assert!(photo_row.ends_with(",no,yes"), "{photo_row}");
 }
 
+/// A server process, killed (SIGKILL) and reaped when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `aidsync serve` as its own process on `database_url`, and its address.
-fn spawn_server(
-    database_url: &str,
-    web_root: &std::path::Path,
-) -> Option<(std::process::Child, String)> {
+fn spawn_server(database_url: &str, web_root: &std::path::Path) -> Option<(Process, String)> {
     use std::io::BufRead;
     let binary = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -619,20 +626,22 @@ fn spawn_server(
         );
         return None;
     }
-    let mut child = std::process::Command::new(binary)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
-        .args(["--web-root", web_root.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = Process(
+        std::process::Command::new(binary)
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
+            .args(["--web-root", web_root.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
     loop {
         let mut line = String::new();
         assert!(
@@ -652,7 +661,7 @@ pub async fn a_file_survives_a_kill_after_its_last_chunk(db: &TestDb) {
     let mut anna = world.receiver("anna", FACILITY).await;
     world.server.stop().await.unwrap();
     let web_root = tempfile::tempdir().unwrap();
-    let Some((mut child, base)) = spawn_server(db.url(), web_root.path()) else {
+    let Some((child, base)) = spawn_server(db.url(), web_root.path()) else {
         return;
     };
     let api = Api::new(&base);
@@ -669,8 +678,7 @@ pub async fn a_file_survives_a_kill_after_its_last_chunk(db: &TestDb) {
         (StatusCode::OK, Some(true)),
         "{body}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child); // SIGKILL: no shutdown, no flush beyond what was committed
 
     let server = TestServer::start(db.url()).await.unwrap();
     let api = Api::new(&server.base);
