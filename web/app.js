@@ -330,7 +330,13 @@ function renderSignature(s) {
     return [(e.clientX - box.left) * (canvas.width / box.width), (e.clientY - box.top) * (canvas.height / box.height)];
   };
   canvas.addEventListener("pointerdown", (e) => { drawing = true; canvas.setPointerCapture(e.pointerId); ctx.beginPath(); ctx.moveTo(...at(e)); });
-  canvas.addEventListener("pointermove", (e) => { if (!drawing) return; ctx.lineTo(...at(e)); ctx.stroke(); drawn = true; });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    ctx.lineTo(...at(e));
+    ctx.stroke();
+    drawn = true;
+    problem.hidden = true;
+  });
   canvas.addEventListener("pointerup", () => { drawing = false; });
   const name = h("input", { id: "signer-name", required: true, autocomplete: "name" });
   const role = h("select", { id: "signer-role" },

@@ -715,3 +715,38 @@ async function uploadStatus(sha) {
   assert.equal(response.status, 200);
   return response.json();
 }
+
+test("a delivery is signed with a finger, with the signer's name and role, and reaches the server", async () => {
+  const phone = await launch(join(temp, "signature"));
+  try {
+    await login(phone.page, "anna");
+    await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
+    await phone.page.click("#sign-delivery");
+    await phone.page.fill("#signer-name", "Ivan Petrenko");
+    await phone.page.selectOption("#signer-role", "delivery_person");
+    await phone.page.click("#signature-save");
+    await phone.page.locator("text=Draw the signature first.").waitFor();
+    assert.deepEqual(await accessibilityProblems(phone.page), [], "signature screen");
+    const box = await phone.page.locator("#signature-pad").boundingBox();
+    await phone.page.mouse.move(box.x + 20, box.y + box.height / 2);
+    await phone.page.mouse.down();
+    for (let i = 1; i <= 10; i++) {
+      await phone.page.mouse.move(box.x + 20 + i * 25, box.y + box.height / 2 + (i % 2 ? -20 : 20));
+    }
+    await phone.page.mouse.up();
+    await shot(phone.page, "16-signature");
+    await phone.page.click("#signature-save");
+    const signed = phone.page.locator("#files li.attachment", { hasText: "Ivan Petrenko" });
+    await signed.waitFor();
+    await phone.page.click("#sync");
+    await phone.page.locator("#files li.attachment[data-state=done]", { hasText: "Ivan Petrenko" }).waitFor({ timeout: 30_000 });
+  } finally {
+    await kill(phone);
+  }
+  const detail = await serverShipment();
+  const signature = detail.attachments.find((a) => a.kind === "signature" && a.signer_name === "Ivan Petrenko");
+  assert.ok(signature, "the signature is on the server's record");
+  assert.equal(signature.signer_role, "Delivery person");
+  assert.equal(signature.media_type, "image/png");
+  assert.equal((await uploadStatus(signature.sha256)).complete, true);
+});
