@@ -261,6 +261,10 @@ test("the filter lives in the URL and exports download its rows as CSV and XLSX"
     const zip = readFileSync(await xlsx.path());
     assert.equal(zip.subarray(0, 2).toString("latin1"), "PK", "an XLSX (zip) file");
     assert.equal(await page.getAttribute("#export-status", "data-bytes"), String(zip.length));
+    // The filtered shipments' attached files, as one ZIP with its index.
+    const [files] = await Promise.all([page.waitForEvent("download"), page.click("#export-attachments-zip")]);
+    assert.match(files.suggestedFilename(), /^aidsync-attachments-\d{4}-\d\d-\d\d\.zip$/);
+    assert.equal(readFileSync(await files.path()).subarray(0, 2).toString("latin1"), "PK");
 
     // A colleague opening the link sees the same filter.
     const link = page.url();

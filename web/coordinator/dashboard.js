@@ -669,7 +669,16 @@ function buildTools() {
         id: `export-${name}-${format}`,
         "aria-label": t("export.label", { report: t(`export.${name}`), format: format.toUpperCase() }),
         onclick: (event) => exportReport(name, format, event.currentTarget, exportStatus),
-      }, format.toUpperCase())))));
+      }, format.toUpperCase())))),
+    h("div", { class: "export" },
+      h("span", {}, t("export.attachments")),
+      h("button", {
+        type: "button",
+        class: "secondary",
+        id: "export-attachments-zip",
+        "aria-label": t("export.label", { report: t("export.attachments"), format: "ZIP" }),
+        onclick: (event) => exportAttachments(event.currentTarget, exportStatus),
+      }, "ZIP")));
   const create = h("section", { id: "create", class: "panel", hidden: true });
   const importer = h("section", { id: "import", class: "panel", hidden: true });
   const toggle = (panel, build) => () => {
@@ -697,6 +706,23 @@ function buildTools() {
       exports, exportStatus),
     buttons, create, importer);
   return { element, create, importer };
+}
+
+/** Every attached file of the shipments the filter selects, with an index. */
+async function exportAttachments(button, status) {
+  button.disabled = true;
+  message(status, t("export.working"), { ok: true });
+  try {
+    const query = filterQuery(state.filter);
+    const { blob, filename } = await api.file(`/api/v1/attachments.zip${query ? `?${query}` : ""}`, "aidsync-attachments.zip");
+    saveBlob(blob, filename);
+    status.dataset.file = filename;
+    message(status, t("export.done", { file: filename, size: bytes(blob.size) }), { ok: true });
+  } catch (error) {
+    message(status, t("export.failed", { reason: problemText(error) }));
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function exportReport(name, format, button, status) {

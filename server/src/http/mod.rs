@@ -53,6 +53,7 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
             get(reports::shipments).post(shipments::create),
         )
         .route("/api/v1/reports/{name}", get(reports::report))
+        .route("/api/v1/attachments.zip", get(reports::attachments))
         .route("/api/v1/shipments/import", post(shipments::import))
         .route("/api/v1/shipments/{id}", get(shipments::detail))
         .route("/api/v1/shipments/{id}/reviews", post(shipments::review))

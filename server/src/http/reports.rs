@@ -63,3 +63,26 @@ pub async fn report(
     )
         .into_response())
 }
+
+/// `GET /api/v1/attachments.zip?filter`: the attached files of every
+/// shipment the filter selects, with an `index.csv`.
+pub async fn attachments(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FilterQuery>,
+) -> Result<Response, AppError> {
+    let filter = q.parse()?;
+    let zip = crate::service::attachments::export_filtered(&state.db, &caller, &filter).await?;
+    let day = &format_utc(state.clock.now_ms())[..10];
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"aidsync-attachments-{day}.zip\""),
+            ),
+        ],
+        zip,
+    )
+        .into_response())
+}

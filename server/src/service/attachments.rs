@@ -349,16 +349,61 @@ struct IndexRow {
     on_server: bool,
 }
 
-/// A shipment's attached files as a ZIP, with `index.csv` naming each file's
-/// receipt, line, item and who recorded it. Files are stored under
-/// `<receipt or "shipment">/<attachment id>-<kind>.<ext>`; removed files are
-/// listed (and included) with `removed = yes`; files not yet uploaded are
-/// listed with `on_server = no`. Scoped like the shipment (404 otherwise).
+/// Most bytes of files one export may hold: the ZIP is built in memory.
+/// A coordinator who needs more narrows the filter (413 says so).
+pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What an export collects: the files (name in the ZIP, bytes) and the
+/// index, and the bytes so far.
+#[derive(Default)]
+struct Export {
+    files: Vec<(String, Vec<u8>)>,
+    index: Vec<IndexRow>,
+    bytes: u64,
+}
+
+/// A shipment's attached files as a ZIP ([`export_filtered`] for one).
+/// Scoped like the shipment (404 otherwise).
 pub async fn export_zip(
     db: &Db,
     caller: &Caller,
     id: &aidsync_shared::ids::ShipmentId,
 ) -> Result<Vec<u8>, AppError> {
+    let mut export = Export::default();
+    add_shipment(db, caller, id, &mut export).await?;
+    finish(export).await
+}
+
+/// The attached files of every shipment a report filter selects, as one
+/// ZIP with `index.csv` naming each file's shipment, receipt, line, item
+/// and who recorded it. Files are stored under `<shipment>/<receipt or
+/// "shipment">/<attachment id>-<kind>.<ext>`; removed files are listed
+/// (and included) with `removed = yes`; files not yet uploaded are listed
+/// with `on_server = no` and no file.
+pub async fn export_filtered(
+    db: &Db,
+    caller: &Caller,
+    filter: &crate::storage::ReportFilter,
+) -> Result<Vec<u8>, AppError> {
+    let mut export = Export::default();
+    for shipment in super::reports::shipments(db, caller, filter).await? {
+        let id = shipment
+            .id
+            .parse()
+            .map_err(|e: aidsync_shared::ids::IdError| {
+                AppError::Internal(anyhow::anyhow!("stored shipment id {}: {e}", shipment.id))
+            })?;
+        add_shipment(db, caller, &id, &mut export).await?;
+    }
+    finish(export).await
+}
+
+async fn add_shipment(
+    db: &Db,
+    caller: &Caller,
+    id: &aidsync_shared::ids::ShipmentId,
+    export: &mut Export,
+) -> Result<(), AppError> {
     let detail = super::shipments::detail(db, caller, id).await?;
     let receipts: std::collections::HashMap<&str, &aidsync_shared::model::Receipt> = detail
         .receipts
@@ -370,15 +415,14 @@ pub async fn export_zip(
         .iter()
         .map(|l| (l.id.as_str(), l.item.as_str()))
         .collect();
-    let mut files = Vec::new();
-    let mut index = Vec::new();
     for a in detail.attachments.iter().filter(|a| a.sha256.is_some()) {
         let receipt = a.receipt_id.as_deref().and_then(|r| receipts.get(r));
         let sha256 = a.sha256.clone().unwrap_or_default();
         let blob = db.blob(&sha256).await?;
         let file = match &blob {
             Some(b) => format!(
-                "{}/{}-{}.{}",
+                "{}/{}/{}-{}.{}",
+                a.shipment_id,
                 a.receipt_id.as_deref().unwrap_or("shipment"),
                 a.attachment_id,
                 a.kind,
@@ -387,9 +431,15 @@ pub async fn export_zip(
             None => String::new(),
         };
         if let Some(b) = blob {
-            files.push((file.clone(), b.bytes));
+            export.bytes += b.bytes.len() as u64;
+            if export.bytes > MAX_EXPORT_BYTES {
+                return Err(AppError::PayloadTooLarge(format!(
+                    "the files come to more than {MAX_EXPORT_BYTES} bytes; narrow the filter"
+                )));
+            }
+            export.files.push((file.clone(), b.bytes));
         }
-        index.push(IndexRow {
+        export.index.push(IndexRow {
             shipment_id: a.shipment_id.clone(),
             reference: detail.header.reference.clone(),
             attachment_id: a.attachment_id.clone(),
@@ -413,14 +463,19 @@ pub async fn export_zip(
             file,
         });
     }
-    let (columns, rows) = if index.is_empty() {
+    Ok(())
+}
+
+async fn finish(export: Export) -> Result<Vec<u8>, AppError> {
+    let (columns, rows) = if export.index.is_empty() {
         // No files still means a header, so the index says what it would hold.
         let (columns, _) = super::export::rows_table(&[IndexRow::default()])?;
         (columns, Vec::new())
     } else {
-        super::export::rows_table(&index)?
+        super::export::rows_table(&export.index)?
     };
     let csv = super::export::csv_table(&columns, rows)?;
+    let files = export.files;
     tokio::task::spawn_blocking(move || write_zip(csv, files))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("export task: {e}")))?

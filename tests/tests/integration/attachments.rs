@@ -566,15 +566,15 @@ pub async fn thumbnails_and_the_donor_export(db: &TestDb) {
     assert_eq!(response.headers()["content-type"], "application/zip");
     let bytes = response.bytes().await.unwrap();
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let photo_name = format!("{receipt_id}/a-photo-photo.png");
+    let photo_name = format!("{SHIPMENT}/{receipt_id}/a-photo-photo.png");
     let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
     assert_eq!(
         names,
         vec![
-            photo_name.clone(),
             "index.csv".to_owned(),
-            "shipment/a-waybill-document.pdf".to_owned()
+            photo_name.clone(),
+            format!("{SHIPMENT}/shipment/a-waybill-document.pdf")
         ]
     );
     let read = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| {
@@ -600,6 +600,36 @@ pub async fn thumbnails_and_the_donor_export(db: &TestDb) {
     let photo_row = rows.iter().find(|r| r.contains("a-photo")).unwrap();
     assert!(photo_row.contains(",damaged,"), "{photo_row}");
     assert!(photo_row.ends_with(",no,yes"), "{photo_row}");
+
+    // The same for every shipment a report filter selects: this facility's
+    // files in one archive; another facility's filter has none of them.
+    let filtered = |query: &'static str| {
+        api.http
+            .get(format!("{}/api/v1/attachments.zip?{query}", api.base))
+            .header(AUTHORIZATION, format!("Bearer {}", world.coordinator.token))
+            .send()
+    };
+    let response = filtered("facility=kharkiv-regional").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(
+        response.bytes().await.unwrap().to_vec(),
+    ))
+    .unwrap();
+    assert_eq!(read(&mut zip, &photo_name), picture);
+    let response = filtered("facility=izium-central").await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(
+        response.bytes().await.unwrap().to_vec(),
+    ))
+    .unwrap();
+    assert_eq!(zip.len(), 1, "only the index");
+    let index = String::from_utf8(read(&mut zip, "index.csv")).unwrap();
+    assert_eq!(
+        index.trim_start_matches('\u{feff}').lines().count(),
+        1,
+        "{index}"
+    );
+    let response = filtered("colour=red").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 /// A server process, killed (SIGKILL) and reaped when dropped.
