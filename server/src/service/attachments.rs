@@ -170,15 +170,30 @@ pub async fn upload_chunk(
         });
     }
     let start = to_i64(chunk.offset);
-    tx.append_chunk(
-        sha256,
-        start,
-        to_i64(chunk.total),
-        chunk.bytes,
-        caller.user.as_str(),
-        now_ms,
-    )
-    .await?;
+    let appended = tx
+        .append_chunk(
+            sha256,
+            start,
+            to_i64(chunk.total),
+            chunk.bytes,
+            caller.user.as_str(),
+            now_ms,
+        )
+        .await;
+    match appended {
+        Ok(()) => {}
+        // A retry racing its own first attempt (its answer was slow, not
+        // lost) on PostgreSQL: the other one stored this chunk.
+        Err(crate::storage::StorageError::Sqlx(sqlx::Error::Database(e)))
+            if e.is_unique_violation() =>
+        {
+            return Err(AppError::Conflict(
+                "another request stored this chunk just now; ask where the upload stands and resume"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let received = chunk.offset + len;
     if received < chunk.total {
         tx.commit().await?;
