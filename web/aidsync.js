@@ -206,9 +206,15 @@ export class Phone {
    *  them: resolves once both are durable. The bytes upload after the
    *  records sync (`uploadFiles`). `kind`: photo, document or signature. */
   async attach(shipmentId, { blob, kind, receiptId = null, note = "", signer = null, width = null, height = null }) {
+    if (blob.size > MAX_ATTACHMENT_BYTES) {
+      const error = new Error(`the file has ${blob.size} bytes; attachments take up to ${MAX_ATTACHMENT_BYTES}`);
+      error.name = "TooLarge";
+      throw error;
+    }
     const sha256 = await digest(blob);
     const existing = await this.store.getFile(sha256);
-    if (!existing) {
+    if (!existing || existing.state === "refused") {
+      // New, or refused before (attaching it again is the way to retry).
       await this.store.putFile({
         sha256, bytes: blob, media_type: blob.type, size: blob.size,
         state: "waiting", reason: null, attempts: 0, next_attempt_at: 0,
@@ -222,11 +228,18 @@ export class Phone {
       signer,
       note,
     };
-    const saved = JSON.parse(
-      await this.#run(() =>
-        this.engine.recordAttachment(shipmentId, JSON.stringify(attachment), Date.now()),
-      ),
-    );
+    let saved;
+    try {
+      saved = JSON.parse(
+        await this.#run(() =>
+          this.engine.recordAttachment(shipmentId, JSON.stringify(attachment), Date.now()),
+        ),
+      );
+    } catch (e) {
+      // No record names the bytes: do not keep (or try to upload) them.
+      if (!existing) await this.store.deleteFile(sha256).catch(() => {});
+      throw e;
+    }
     this.#changed();
     this.#askBackgroundSync();
     return saved;
@@ -328,8 +341,12 @@ export class Phone {
       });
       if (response.status === 409) {
         // A lost answer: the server holds more (or less) than we thought.
+        // The same offset again means something else is wrong: back off.
         state = await status();
         if (!state) return;
+        if (state.offset === offset && !state.complete) {
+          throw new ServerError(409, await errorText(response), null);
+        }
         offset = state.offset;
         continue;
       }
@@ -474,6 +491,10 @@ export class Phone {
  *  seconds (and a cut costs at most that), large enough that the headers
  *  are a small share. */
 export const UPLOAD_CHUNK_BYTES = 128 * 1024;
+
+/** Largest file the server takes by default (`--max-attachment-bytes`):
+ *  refused on the phone before anything is recorded. */
+export const MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024;
 
 /** Longest side of a photo as the phone keeps it, in pixels. */
 const PHOTO_PIXELS = 1600;

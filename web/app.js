@@ -291,7 +291,7 @@ function pickAndAttach(s, { receiptId = null, kind, accept, capture = null }) {
       notify(t("files.saved"));
       phone.sync().catch(() => {});
     } catch (e) {
-      message(t("files.failed", { reason: e.message }));
+      message(e.name === "TooLarge" ? t("files.too_large") : t("files.failed", { reason: e.message }));
     }
     render();
   });

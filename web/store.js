@@ -81,6 +81,12 @@ export class IdbStore {
     return this.#put("files", file.sha256, file);
   }
 
+  async deleteFile(sha256) {
+    const tx = this.db.transaction("files", "readwrite", { durability: "strict" });
+    tx.objectStore("files").delete(sha256);
+    await completed(tx);
+  }
+
   async getFile(sha256) {
     const tx = this.db.transaction("files", "readonly");
     return (await promised(tx.objectStore("files").get(sha256))) ?? null;

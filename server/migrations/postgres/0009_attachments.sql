@@ -35,17 +35,31 @@ CREATE TABLE blobs (
     uploaded_by TEXT NOT NULL
 );
 
--- An upload in progress: its chunks in order, each at the offset it
--- starts at. Complete and verified, they become one `blobs` row.
+-- An upload in progress, one per content and uploader (so nobody can
+-- block or spoil another's upload): its chunks in order, each at the
+-- offset it starts at. Complete and verified, they become one `blobs` row
+-- (or, for content stored already, proof the uploader has it).
 CREATE TABLE upload_chunks (
     sha256      TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
     start       BIGINT NOT NULL,
     -- The whole content's length, as the upload declared it.
     total       BIGINT NOT NULL,
     bytes       BYTEA NOT NULL,
-    user_id     TEXT NOT NULL,
     received_at BIGINT NOT NULL,
-    PRIMARY KEY (sha256, start)
+    PRIMARY KEY (sha256, user_id, start)
+);
+
+-- Which facilities' records may show a stored content: those where
+-- someone uploaded its bytes. Knowing a hash is not enough to read a file
+-- (hashes travel in documents and exports): a record at another facility
+-- naming the same hash gets the file only once someone there uploads it
+-- too (verified, not stored again).
+CREATE TABLE blob_access (
+    sha256      TEXT NOT NULL,
+    facility_id TEXT NOT NULL,
+    granted_at  BIGINT NOT NULL,
+    PRIMARY KEY (sha256, facility_id)
 );
 
 -- Bytes each user uploaded per day (days since the epoch, UTC), for the

@@ -8,10 +8,15 @@
 //! chunk is verified against the hash before the file is stored; a file
 //! stored once is never uploaded again, whoever attaches it next.
 //!
-//! Who may do what follows the shipments: a content may be uploaded or
-//! downloaded only by someone who may see a shipment whose records name
-//! its hash. Anything else, an unknown hash included, is a 404, so nobody
-//! learns which files exist elsewhere.
+//! Who may do what follows the shipments: a content may be uploaded only by
+//! a receiver who may see a shipment whose records name its hash, and read
+//! only by someone who may see such a shipment at a facility where someone
+//! uploaded the bytes. Knowing a hash is not enough (hashes travel in every
+//! document and export): a record at another facility naming the same
+//! content gets the file once a receiver there uploads it too — verified,
+//! not stored twice. Anything else, an unknown hash included, is a 404, so
+//! nobody learns which files exist elsewhere. Each uploader has an upload
+//! of their own, so nobody can block or spoil someone else's.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -64,17 +69,28 @@ async fn visible(db: &Db, caller: &Caller, sha256: &str) -> Result<Vec<Attachmen
     Ok(rows)
 }
 
-/// How far the upload of `sha256` has come.
+/// Whether the caller's side already has the file: for a receiver, their
+/// facility uploaded it; for a coordinator, it is readable in their scope.
+async fn has_file(db: &Db, caller: &Caller, sha256: &str) -> Result<bool, AppError> {
+    Ok(match &caller.facility {
+        Some(facility) => db.blob_granted(sha256, facility.as_str()).await?,
+        None => db.blob_readable(&caller.shipment_scope()?, sha256).await?,
+    })
+}
+
+/// How far the caller's upload of `sha256` has come.
 pub async fn upload_status(
     db: &Db,
     caller: &Caller,
     sha256: &str,
 ) -> Result<UploadStatus, AppError> {
     visible(db, caller, sha256).await?;
-    if let Some(size) = db.blob_size(sha256).await? {
+    if has_file(db, caller, sha256).await?
+        && let Some(size) = db.blob_size(sha256).await?
+    {
         return Ok(complete(sha256, size));
     }
-    let progress = db.upload_progress(sha256).await?;
+    let progress = db.upload_progress(sha256, caller.user.as_str()).await?;
     Ok(UploadStatus {
         sha256: sha256.to_owned(),
         offset: to_u64(progress.received),
@@ -100,12 +116,14 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Appends one chunk to the upload of `sha256`, and stores the file when
-/// the chunk completes it and the bytes match the hash. A chunk that does
+/// Appends one chunk to the caller's upload of `sha256`, and when the chunk
+/// completes it and the bytes match the hash, stores the file (or, if it is
+/// stored already, lets the caller's facility show it). A chunk that does
 /// not start where the upload stands is a 409 (ask for the status and
-/// resume from its offset); a file over the size limit a 413; over the
-/// caller's daily allowance a 429; bytes that do not match their hash (or
-/// their file type) a 422, after which the upload starts again from zero.
+/// resume from its offset); a length the records do not declare a 400; a
+/// file over the size limit a 413; over the caller's daily allowance a
+/// 429; bytes that do not match their hash (or their file type) a 422,
+/// after which the upload starts again from zero.
 pub async fn upload_chunk(
     db: &Db,
     caller: &Caller,
@@ -116,15 +134,21 @@ pub async fn upload_chunk(
 ) -> Result<UploadStatus, AppError> {
     caller.require(Action::RecordReceipts)?;
     let rows = visible(db, caller, sha256).await?;
-    if chunk.total == 0 {
-        return Err(AppError::BadRequest(
-            "Upload-Length: a file has at least one byte".into(),
+    let Some(facility) = caller.facility.as_ref().map(|f| f.as_str().to_owned()) else {
+        return Err(AppError::Forbidden(
+            "only a receiver of a facility uploads attachments".into(),
         ));
-    }
+    };
     if chunk.total > limits.max_attachment_bytes {
         return Err(AppError::PayloadTooLarge(format!(
             "the file has {} bytes; this server takes attachments of up to {} bytes",
             chunk.total, limits.max_attachment_bytes
+        )));
+    }
+    if !rows.iter().any(|r| r.size == Some(to_i64(chunk.total))) {
+        return Err(AppError::BadRequest(format!(
+            "Upload-Length {} is not the size the record attaching this file declares",
+            chunk.total
         )));
     }
     let len = chunk.bytes.len() as u64;
@@ -137,18 +161,23 @@ pub async fn upload_chunk(
             chunk.offset, chunk.total
         )));
     }
+    let user = caller.user.as_str();
     let mut tx = db.begin_write().await?;
-    if tx.blob_exists(sha256).await? {
+    if db.blob_granted(sha256, &facility).await? {
         tx.commit().await?;
         return Ok(complete(sha256, to_i64(chunk.total)));
     }
-    let progress = tx.upload_progress(sha256).await?;
+    tx.drop_stale_uploads(now_ms).await?;
+    let progress = tx.upload_progress(sha256, user).await?;
     if let Some(total) = progress.total
         && to_u64(total) != chunk.total
     {
+        // Only the caller's own earlier upload can differ: start afresh.
+        tx.take_chunks(sha256, user).await?;
+        tx.commit().await?;
         return Err(AppError::Conflict(format!(
-            "an upload of this content with Upload-Length {total} is under way; \
-             its length cannot change"
+            "your earlier upload of this content declared Upload-Length {total}; \
+             it is discarded: resume from offset 0"
         )));
     }
     if to_u64(progress.received) != chunk.offset {
@@ -158,9 +187,7 @@ pub async fn upload_chunk(
         )));
     }
     let per_day = limits.attachment_bytes_per_user_per_day;
-    let used = tx
-        .add_uploaded(caller.user.as_str(), now_ms / DAY_MS, to_i64(len))
-        .await?;
+    let used = tx.add_uploaded(user, now_ms / DAY_MS, to_i64(len)).await?;
     if per_day > 0 && to_u64(used) > per_day {
         return Err(AppError::TooManyRequests {
             message: format!(
@@ -169,14 +196,13 @@ pub async fn upload_chunk(
             retry_after_secs: ((DAY_MS - now_ms.rem_euclid(DAY_MS)) / 1000).max(1) as u64,
         });
     }
-    let start = to_i64(chunk.offset);
     let appended = tx
         .append_chunk(
             sha256,
-            start,
+            to_i64(chunk.offset),
             to_i64(chunk.total),
             chunk.bytes,
-            caller.user.as_str(),
+            user,
             now_ms,
         )
         .await;
@@ -204,27 +230,37 @@ pub async fn upload_chunk(
             complete: false,
         });
     }
-    let bytes = tx.take_chunks(sha256).await?;
-    let refusal = check_content(sha256, &bytes, &rows);
+    let bytes = tx.take_chunks(sha256, user).await?;
+    if bytes.len() as u64 != chunk.total {
+        // Two of the caller's own requests interleaved: start afresh.
+        tx.commit().await?;
+        return Err(AppError::Conflict(
+            "the chunks do not add up to the file; resume from offset 0".into(),
+        ));
+    }
+    let (bytes, refusal) = tokio::task::spawn_blocking({
+        let sha256 = sha256.to_owned();
+        move || {
+            let refusal = check_content(&sha256, &bytes, &rows);
+            (bytes, refusal)
+        }
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing task: {e}")))?;
     if let Some(reason) = refusal {
         // The chunks are gone: the next attempt starts from zero.
         tx.commit().await?;
-        tracing::warn!(sha256, user = %caller.user, %reason, "attachment refused");
+        tracing::warn!(sha256, user, %reason, "attachment refused");
         return Err(AppError::Unprocessable(reason));
     }
-    let media_type = rows
-        .iter()
-        .find_map(|r| r.media_type.clone())
-        .unwrap_or_default();
-    tx.insert_blob(
-        sha256,
-        &Blob { media_type, bytes },
-        caller.user.as_str(),
-        now_ms,
-    )
-    .await?;
+    if !tx.blob_exists(sha256).await? {
+        let media_type = sniff(&bytes).unwrap_or_default().to_owned();
+        tx.insert_blob(sha256, &Blob { media_type, bytes }, user, now_ms)
+            .await?;
+    }
+    tx.grant_blob(sha256, &facility, now_ms).await?;
     tx.commit().await?;
-    tracing::info!(sha256, user = %caller.user, size = chunk.total, "attachment stored");
+    tracing::info!(sha256, user, size = chunk.total, "attachment stored");
     Ok(complete(sha256, to_i64(chunk.total)))
 }
 
@@ -257,7 +293,11 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         Some("image/png")
     } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         Some("image/webp")
-    } else if bytes.starts_with(b"%PDF-") {
+    } else if bytes[..bytes.len().min(1024)]
+        .windows(5)
+        .any(|w| w == b"%PDF-")
+    {
+        // PDF readers accept the marker anywhere in the first kilobyte.
         Some("application/pdf")
     } else {
         None
@@ -268,7 +308,13 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
 /// been uploaded yet.
 pub async fn download(db: &Db, caller: &Caller, sha256: &str) -> Result<Blob, AppError> {
     visible(db, caller, sha256).await?;
-    db.blob(sha256).await?.ok_or_else(|| {
+    let readable = db.blob_readable(&caller.shipment_scope()?, sha256).await?;
+    let blob = if readable {
+        db.blob(sha256).await?
+    } else {
+        None
+    };
+    blob.ok_or_else(|| {
         AppError::NotFound(format!(
             "the file {sha256} has not reached the server yet; the phone that attached it uploads it when it can"
         ))
@@ -372,10 +418,15 @@ pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
 /// index, and the bytes so far.
 #[derive(Default)]
 struct Export {
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, std::sync::Arc<Vec<u8>>)>,
+    /// Each content read once, however many records attach it.
+    loaded: std::collections::HashMap<String, std::sync::Arc<Vec<u8>>>,
     index: Vec<IndexRow>,
     bytes: u64,
 }
+
+/// Exports built at once: each holds its files in memory.
+static EXPORTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// A shipment's attached files as a ZIP ([`export_filtered`] for one).
 /// Scoped like the shipment (404 otherwise).
@@ -384,6 +435,10 @@ pub async fn export_zip(
     caller: &Caller,
     id: &aidsync_shared::ids::ShipmentId,
 ) -> Result<Vec<u8>, AppError> {
+    let _permit = EXPORTING
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("export semaphore: {e}")))?;
     let mut export = Export::default();
     add_shipment(db, caller, id, &mut export).await?;
     finish(export).await
@@ -400,6 +455,10 @@ pub async fn export_filtered(
     caller: &Caller,
     filter: &crate::storage::ReportFilter,
 ) -> Result<Vec<u8>, AppError> {
+    let _permit = EXPORTING
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("export semaphore: {e}")))?;
     let mut export = Export::default();
     for shipment in super::reports::shipments(db, caller, filter).await? {
         let id = shipment
@@ -433,26 +492,41 @@ async fn add_shipment(
     for a in detail.attachments.iter().filter(|a| a.sha256.is_some()) {
         let receipt = a.receipt_id.as_deref().and_then(|r| receipts.get(r));
         let sha256 = a.sha256.clone().unwrap_or_default();
-        let blob = db.blob(&sha256).await?;
-        let file = match &blob {
-            Some(b) => format!(
+        // Only what this shipment's facility uploaded (see the module doc).
+        let granted = db
+            .blob_granted(&sha256, detail.header.destination_facility.as_str())
+            .await?;
+        let bytes = match export.loaded.get(&sha256) {
+            Some(bytes) => Some(bytes.clone()),
+            None if granted => match db.blob(&sha256).await? {
+                Some(blob) => {
+                    export.bytes += blob.bytes.len() as u64;
+                    if export.bytes > MAX_EXPORT_BYTES {
+                        return Err(AppError::PayloadTooLarge(format!(
+                            "the files come to more than {MAX_EXPORT_BYTES} bytes; narrow the filter"
+                        )));
+                    }
+                    let bytes = std::sync::Arc::new(blob.bytes);
+                    export.loaded.insert(sha256.clone(), bytes.clone());
+                    Some(bytes)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let file = match (&bytes, &a.media_type) {
+            (Some(_), Some(media_type)) => format!(
                 "{}/{}/{}-{}.{}",
                 a.shipment_id,
                 a.receipt_id.as_deref().unwrap_or("shipment"),
                 a.attachment_id,
                 a.kind,
-                extension(&b.media_type)
+                extension(media_type)
             ),
-            None => String::new(),
+            _ => String::new(),
         };
-        if let Some(b) = blob {
-            export.bytes += b.bytes.len() as u64;
-            if export.bytes > MAX_EXPORT_BYTES {
-                return Err(AppError::PayloadTooLarge(format!(
-                    "the files come to more than {MAX_EXPORT_BYTES} bytes; narrow the filter"
-                )));
-            }
-            export.files.push((file.clone(), b.bytes));
+        if let (Some(bytes), false) = (bytes, file.is_empty()) {
+            export.files.push((file.clone(), bytes));
         }
         export.index.push(IndexRow {
             shipment_id: a.shipment_id.clone(),
@@ -506,7 +580,10 @@ fn extension(media_type: &str) -> &'static str {
     }
 }
 
-fn write_zip(index_csv: Vec<u8>, files: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>, AppError> {
+fn write_zip(
+    index_csv: Vec<u8>,
+    files: Vec<(String, std::sync::Arc<Vec<u8>>)>,
+) -> Result<Vec<u8>, AppError> {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
     let failed =
@@ -521,7 +598,7 @@ fn write_zip(index_csv: Vec<u8>, files: Vec<(String, Vec<u8>)>) -> Result<Vec<u8
     zip.write_all(&index_csv).map_err(|e| failed(&e))?;
     for (name, bytes) in files {
         zip.start_file(name, stored).map_err(|e| failed(&e))?;
-        zip.write_all(&bytes).map_err(|e| failed(&e))?;
+        zip.write_all(bytes.as_slice()).map_err(|e| failed(&e))?;
     }
     let cursor = zip.finish().map_err(|e| failed(&e))?;
     Ok(cursor.into_inner())

@@ -72,21 +72,71 @@ impl Db {
         Ok(())
     }
 
-    /// How far the upload of `sha256` has come.
-    pub async fn upload_progress(&self, sha256: &str) -> Result<Progress, StorageError> {
+    /// How far `user_id`'s upload of `sha256` has come.
+    pub async fn upload_progress(
+        &self,
+        sha256: &str,
+        user_id: &str,
+    ) -> Result<Progress, StorageError> {
         progress(
             sqlx::query(PROGRESS_SQL)
                 .bind(sha256)
+                .bind(user_id)
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// Whether someone at `facility_id` has uploaded this content.
+    pub async fn blob_granted(
+        &self,
+        sha256: &str,
+        facility_id: &str,
+    ) -> Result<bool, StorageError> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM blob_access WHERE sha256 = $1 AND facility_id = $2")
+                .bind(sha256)
+                .bind(facility_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Whether `scope` sees a shipment whose records name this content at
+    /// a facility that has uploaded it: who may read a stored file.
+    pub async fn blob_readable(
+        &self,
+        scope: &super::Scope,
+        sha256: &str,
+    ) -> Result<bool, StorageError> {
+        if *scope == super::Scope::Nothing {
+            return Ok(false);
+        }
+        let (facility, region) = scope.binds();
+        let condition = super::scope_sql(2, 3).replace("facility_id", "s.facility_id");
+        let row = sqlx::query(&format!(
+            "SELECT 1 AS one FROM shipment_attachments d
+             JOIN shipments s ON s.id = d.shipment_id
+             JOIN blob_access g ON g.sha256 = d.sha256 AND g.facility_id = s.facility_id
+             WHERE d.sha256 = $1 AND {condition} LIMIT 1"
+        ))
+        .bind(sha256)
+        .bind(facility)
+        .bind(region)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 }
 
 /// The chunk that ends last says how far an upload has come: chunks are
 /// only ever appended at the end.
 const PROGRESS_SQL: &str = "SELECT start + CAST(length(bytes) AS BIGINT) AS received, total
-     FROM upload_chunks WHERE sha256 = $1 ORDER BY start DESC LIMIT 1";
+     FROM upload_chunks WHERE sha256 = $1 AND user_id = $2 ORDER BY start DESC LIMIT 1";
+
+/// Uploads left unfinished this long are forgotten (their chunks deleted).
+pub const STALE_UPLOAD_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 fn progress(row: Option<sqlx::any::AnyRow>) -> Result<Progress, StorageError> {
     Ok(match row {
@@ -103,12 +153,49 @@ fn progress(row: Option<sqlx::any::AnyRow>) -> Result<Progress, StorageError> {
 
 impl Tx {
     /// [`Db::upload_progress`], as this transaction sees it.
-    pub async fn upload_progress(&mut self, sha256: &str) -> Result<Progress, StorageError> {
+    pub async fn upload_progress(
+        &mut self,
+        sha256: &str,
+        user_id: &str,
+    ) -> Result<Progress, StorageError> {
         let row = sqlx::query(PROGRESS_SQL)
             .bind(sha256)
+            .bind(user_id)
             .fetch_optional(self.conn())
             .await?;
         progress(row)
+    }
+
+    /// Lets records at `facility_id` show this (stored) content.
+    pub async fn grant_blob(
+        &mut self,
+        sha256: &str,
+        facility_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO blob_access (sha256, facility_id, granted_at) VALUES ($1, $2, $3)
+             ON CONFLICT (sha256, facility_id) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(facility_id)
+        .bind(now_ms)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets every upload nobody continued for [`STALE_UPLOAD_MS`].
+    pub async fn drop_stale_uploads(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        sqlx::query(
+            "DELETE FROM upload_chunks WHERE (sha256, user_id) IN (
+                 SELECT sha256, user_id FROM upload_chunks
+                 GROUP BY sha256, user_id HAVING MAX(received_at) < $1)",
+        )
+        .bind(now_ms - STALE_UPLOAD_MS)
+        .execute(self.conn())
+        .await?;
+        Ok(())
     }
 
     /// Whether the content is stored already.
@@ -147,19 +234,27 @@ impl Tx {
         Ok(())
     }
 
-    /// Every chunk of an upload, in order, joined; and forgets them.
-    pub async fn take_chunks(&mut self, sha256: &str) -> Result<Vec<u8>, StorageError> {
-        let rows = sqlx::query("SELECT bytes FROM upload_chunks WHERE sha256 = $1 ORDER BY start")
-            .bind(sha256)
-            .fetch_all(self.conn())
-            .await?;
+    /// Every chunk of `user_id`'s upload, in order, joined; and forgets them.
+    pub async fn take_chunks(
+        &mut self,
+        sha256: &str,
+        user_id: &str,
+    ) -> Result<Vec<u8>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT bytes FROM upload_chunks WHERE sha256 = $1 AND user_id = $2 ORDER BY start",
+        )
+        .bind(sha256)
+        .bind(user_id)
+        .fetch_all(self.conn())
+        .await?;
         let mut out = Vec::new();
         for row in rows {
             let chunk: Vec<u8> = row.try_get("bytes")?;
             out.extend_from_slice(&chunk);
         }
-        sqlx::query("DELETE FROM upload_chunks WHERE sha256 = $1")
+        sqlx::query("DELETE FROM upload_chunks WHERE sha256 = $1 AND user_id = $2")
             .bind(sha256)
+            .bind(user_id)
             .execute(self.conn())
             .await?;
         Ok(out)

@@ -275,6 +275,42 @@ pub async fn photos_upload_resumably_once_and_only_in_scope(db: &TestDb) {
         (StatusCode::OK, Some(true))
     );
 
+    // Knowing a hash is not enough: a receiver elsewhere who attaches the
+    // same content to a record of their own gets nothing until they upload
+    // the bytes themselves (verified, not stored again).
+    world.create_shipment("other-001", OTHER_FACILITY).await;
+    ivan.sync_settled().await.unwrap();
+    let other = shipment_id("other-001");
+    let theirs = ivan
+        .record(&other, receipt("line-1", 1, Condition::Good, &[]))
+        .await
+        .unwrap();
+    ivan.attach(&other, photo("i-1", Some(&theirs.id), &sha, bytes.len()))
+        .await
+        .unwrap();
+    ivan.sync_settled().await.unwrap();
+    assert_eq!(
+        download(api, ivan.token(), &sha).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (code, body) = status(api, ivan.token(), &sha).await;
+    assert_eq!(
+        (code, body["complete"].as_bool(), body["offset"].as_u64()),
+        (StatusCode::OK, Some(false), Some(0))
+    );
+    // Nor can they block Anna's colleagues: their upload is their own, and
+    // it must have the length the record declares.
+    let (code, _) = patch(api, ivan.token(), &sha, &bytes[..1000], 0, 1000).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "a length no record declares");
+    let (code, body) = patch(api, ivan.token(), &sha, &bytes, 0, bytes.len()).await;
+    assert_eq!(
+        (code, body["complete"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let response = download(api, ivan.token(), &sha).await;
+    assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
     // A coordinator may download but not upload.
     let (code, _) = patch(api, &world.coordinator.token, &sha, &bytes, 0, CHUNK).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
