@@ -4,6 +4,9 @@
 export type Role = "receiver" | "coordinator" | "admin";
 export type Condition = "good" | "damaged" | "missing_parts" | "wrong_item";
 export type Status = "awaiting" | "partial" | "complete" | "discrepancy";
+export type Stage = "provisional" | "accepted" | "rejected";
+export type Reason = "short" | "over" | "damaged_in_transit" | "missing_parts" | "wrong_item" | "expired" | "other";
+export type Seal = "intact" | "broken" | "none";
 
 export interface Account {
   id: string;
@@ -57,8 +60,34 @@ export interface Receipt {
   /** When the phone recorded it, ms since the epoch. */
   recorded_at: number;
   voids: string | null;
+  /** Null on receipts recorded before stages (read as provisional). */
+  stage: Stage | null;
+  reason: Reason | null;
+  delivery_id: string | null;
   /** A later receipt cancels this one. */
   voided: boolean;
+}
+
+/** A truck's arrival with its papers. */
+export interface Delivery {
+  id: string;
+  waybill: string;
+  transporter: string;
+  vehicle: string;
+  seal: Seal;
+  seal_number: string;
+  packages_expected: number | null;
+  packages_received: number | null;
+  /** ms since the epoch. */
+  arrived_at: number;
+  note: string;
+  recorded_by: string;
+  device_id: string;
+  recorded_at: number;
+  /** An earlier delivery this one corrects. */
+  replaces: string | null;
+  /** A later delivery corrects this one. */
+  replaced: boolean;
 }
 
 export interface LineTotals {
@@ -83,6 +112,10 @@ export interface ShipmentDetail extends ShipmentRow {
   /** Newest first. */
   receipts: Receipt[];
   reviews: { id: string; by: string; at: number; note: string; verdict: string | null; resolves: string[] }[];
+  /** Newest first. */
+  deliveries: Delivery[];
+  /** Whether deliveries, stages and reasons may be recorded (schema 3). */
+  can_record_delivery: boolean;
   summary: { status: Status; lines: LineTotals[]; expected: number; received: number; damaged: number; outstanding: number; surplus: number; wrong_item: number };
 }
 
@@ -109,6 +142,25 @@ export interface NewReceipt {
   note?: string;
   /** The id of an earlier receipt this one cancels. */
   voids?: string | null;
+  /** Provisional when not given. */
+  stage?: Stage | null;
+  /** Required when short, over, not in good order or rejected. */
+  reason?: Reason | null;
+  deliveryId?: string | null;
+}
+
+export interface NewDelivery {
+  waybill?: string;
+  transporter?: string;
+  vehicle?: string;
+  seal: Seal;
+  sealNumber?: string;
+  packagesExpected?: number | null;
+  packagesReceived?: number | null;
+  /** ms since the epoch. */
+  arrivedAt: number;
+  note?: string;
+  replaces?: string | null;
 }
 
 /** The token is gone (expired, revoked, logged out): log in again. */
@@ -141,6 +193,10 @@ export class Phone {
   /** What is probably wrong with a receipt before it is recorded. */
   receiptWarnings(shipmentId: string, receipt: NewReceipt): Promise<ReceiptWarning[]>;
   voidReceipt(shipmentId: string, receipt: Receipt, note?: string): Promise<Receipt>;
+  /** Why a draft receipt needs a reason it does not have (`why`, null if
+   *  it needs none) and the reason that fits, if one does. */
+  reasonNeeded(shipmentId: string, receipt: NewReceipt): Promise<{ why: string | null; suggested: Reason | null }>;
+  recordDelivery(shipmentId: string, delivery: NewDelivery): Promise<Delivery>;
   /** Rebuilds a refused shipment from the server's copy plus this user's
    *  unsynced receipts that are still valid; rejects with `NothingRefused`
    *  if the server refused nothing there. */

@@ -149,16 +149,8 @@ export class Phone {
 
   /** Records a receipt; resolves once it is durable on the phone. Rejects
    *  with an Error named `Refused` (and the reason) if the model refuses it. */
-  async recordReceipt(shipmentId, { lineId, quantity, condition, serials = [], note = "", voids = null }) {
-    const receipt = {
-      id: newId(),
-      line_id: lineId,
-      quantity,
-      condition,
-      serials,
-      note,
-      voids,
-    };
+  async recordReceipt(shipmentId, draft) {
+    const receipt = { id: newId(), ...receiptJson(draft) };
     const saved = JSON.parse(
       await this.#run(() =>
         this.engine.recordReceipt(shipmentId, JSON.stringify(receipt), Date.now()),
@@ -172,9 +164,45 @@ export class Phone {
   /** What is probably wrong with a receipt before it is recorded: more
    *  than is outstanding, serials not on the manifest or already received,
    *  a serial count that differs from the quantity. Empty when nothing is. */
-  async receiptWarnings(shipmentId, { lineId, quantity, condition, serials = [], note = "", voids = null }) {
-    const draft = { id: "draft", line_id: lineId, quantity, condition, serials, note, voids };
-    return JSON.parse(await this.#run(() => this.engine.receiptWarnings(shipmentId, JSON.stringify(draft))));
+  async receiptWarnings(shipmentId, draft) {
+    const receipt = JSON.stringify({ id: "draft", ...receiptJson(draft) });
+    return JSON.parse(await this.#run(() => this.engine.receiptWarnings(shipmentId, receipt)));
+  }
+
+  /** Whether a draft receipt needs a reason it does not have (short,
+   *  over, not in good order, rejected): `{why, suggested}`, `why` null if
+   *  not, `suggested` the reason that fits if one does. */
+  async reasonNeeded(shipmentId, draft) {
+    const receipt = JSON.stringify({ id: "draft", ...receiptJson(draft) });
+    return JSON.parse(await this.#run(() => this.engine.reasonNeeded(shipmentId, receipt)));
+  }
+
+  /** Records a delivery (a truck's arrival: waybill, transporter,
+   *  vehicle, seal, packages, arrival time, remarks); resolves once it is
+   *  durable on the phone. */
+  async recordDelivery(shipmentId, { waybill = "", transporter = "", vehicle = "", seal, sealNumber = "",
+    packagesExpected = null, packagesReceived = null, arrivedAt, note = "", replaces = null }) {
+    const delivery = {
+      id: newId(),
+      waybill,
+      transporter,
+      vehicle,
+      seal,
+      seal_number: sealNumber,
+      packages_expected: packagesExpected,
+      packages_received: packagesReceived,
+      arrived_at: arrivedAt,
+      note,
+      replaces,
+    };
+    const saved = JSON.parse(
+      await this.#run(() =>
+        this.engine.recordDelivery(shipmentId, JSON.stringify(delivery), Date.now()),
+      ),
+    );
+    this.#changed();
+    this.#askBackgroundSync();
+    return saved;
   }
 
   /** Cancels an earlier receipt with a receipt that voids it. */
@@ -528,6 +556,22 @@ async function digest(blob) {
 
 /** A fresh random id (UUID v4). `crypto.randomUUID` exists only in secure
  *  contexts (https, localhost); `getRandomValues` everywhere. */
+/** A draft receipt as the page holds it, as the model's JSON. */
+function receiptJson({ lineId, quantity, condition, serials = [], note = "", voids = null,
+  stage = null, reason = null, deliveryId = null }) {
+  return {
+    line_id: lineId,
+    quantity,
+    condition,
+    serials,
+    note,
+    voids,
+    stage,
+    reason,
+    delivery_id: deliveryId,
+  };
+}
+
 function newId() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));

@@ -212,6 +212,7 @@ async function renderShipment(id) {
     h("p", {}, h("span", { class: `badge ${s.status}` }, t(`status.${s.status}`))),
     s.refused ? refusalBox(s) : null,
     reviewsSection(s),
+    deliveriesSection(s),
     ...lines,
     filesSection(s, files),
     h("h2", {}, t("history.heading")),
@@ -449,8 +450,24 @@ function receiptEntry(s, r, files) {
       r.voids && r.quantity > 0 ? ` · ${t("history.voids")}` : ""),
     // One serial never breaks across lines; the list wraps between them.
     r.serials.length ? h("div", { class: "serials" }, ...r.serials.map((x) => h("span", { class: "serial" }, x))) : null,
+    r.stage || r.reason
+      ? h("div", { class: "stage" },
+        r.stage ? h("span", { class: `badge stage-${r.stage}` }, t(`stage.${r.stage}`)) : null,
+        r.reason ? h("small", {}, " ", t(`reason.${r.reason}`)) : null)
+      : null,
     r.note ? h("div", {}, h("small", {}, r.note)) : null,
     attachmentList(s, r.id, files),
+    // Inspection after the count at the truck: a new receipt (accepted or
+    // rejected) that voids the provisional one, so the count stays on record.
+    line && s.can_record_delivery && !r.voided && !r.voids && r.quantity > 0 && (r.stage ?? "provisional") === "provisional"
+      ? h("button", {
+        type: "button", class: "link inspect",
+        onclick: () => renderReceiptForm(s, line, {
+          voids: r.id, quantity: r.quantity, condition: r.condition, serials: r.serials,
+          stage: "accepted", deliveryId: r.delivery_id,
+        }),
+      }, t("history.inspect"))
+      : null,
     s.can_attach && !r.voids
       ? h("button", {
         type: "button", class: "link add-photo",
@@ -469,12 +486,56 @@ function receiptEntry(s, r, files) {
       : null);
 }
 
-function renderReceiptForm(s, line) {
+/** Reasons a receipt may differ from the manifest, as the model names them. */
+const REASONS = ["short", "over", "damaged_in_transit", "missing_parts", "wrong_item", "expired", "other"];
+
+/** `preset` fills the form for an inspection: the receipt it replaces
+ *  (`voids`), its quantity, condition, serials, delivery and a stage. */
+function renderReceiptForm(s, line, preset = {}) {
   // No `min` here: the model decides what a valid quantity is and says why.
-  const quantity = h("input", { id: "receipt-quantity", type: "number", inputmode: "numeric", value: "1", required: true });
+  const quantity = h("input", {
+    id: "receipt-quantity", type: "number", inputmode: "numeric", value: String(preset.quantity ?? 1), required: true,
+  });
   const condition = h("select", { id: "receipt-condition" },
     ...["good", "damaged", "missing_parts", "wrong_item"].map((c) => h("option", { value: c }, t(`condition.${c}`))));
+  if (preset.condition) condition.value = preset.condition;
+  const staged = s.can_record_delivery;
+  const stage = h("select", { id: "receipt-stage" },
+    ...["provisional", "accepted", "rejected"].map((v) => h("option", { value: v }, t(`stage.${v}`))));
+  if (preset.stage) stage.value = preset.stage;
+  const reasonSelect = h("select", { id: "receipt-reason" },
+    h("option", { value: "" }, t("reason.none")),
+    ...REASONS.map((v) => h("option", { value: v }, t(`reason.${v}`))));
+  const reasonHint = h("p", { id: "receipt-reason-hint", class: "hint", hidden: true });
+  // The reason that fits is offered as the person fills the form (short
+  // when fewer than outstanding, damaged in transit when damaged…), shown
+  // with why, until they choose one themselves.
+  let reasonChosen = false;
+  // Before the form's own input handler, which offers a reason.
+  reasonSelect.addEventListener("input", () => { reasonChosen = true; });
+  // The latest offer: Save waits for it, so what is saved is what is shown.
+  let offered = Promise.resolve();
+  const offerReason = () => {
+    offered = offered.then(async () => {
+      if (reasonChosen) return;
+      const { why, suggested } = await phone.reasonNeeded(s.id, { ...draft(), reason: null }).catch(() => ({}));
+      if (reasonChosen) return;
+      reasonSelect.value = suggested ?? "";
+      reasonHint.hidden = !why;
+      reasonHint.textContent = why ? t("reason.offered") : "";
+    });
+  };
+  // Receipts go with the truck that brought them: the newest delivery by
+  // default, since that is the one at the gate.
+  const deliveries = (s.deliveries ?? []).filter((d) => !d.replaced);
+  const delivery = deliveries.length
+    ? h("select", { id: "receipt-delivery" },
+      h("option", { value: "" }, t("delivery.none")),
+      ...deliveries.map((d) => h("option", { value: d.id }, deliveryLabel(d))))
+    : null;
+  if (delivery) delivery.value = preset.deliveryId ?? deliveries[0].id;
   const serials = h("textarea", { id: "receipt-serials", autocapitalize: "characters" });
+  if (preset.serials?.length) serials.value = preset.serials.join("\n");
   const note = h("textarea", { id: "receipt-note" });
   const error = h("p", { class: "message", role: "alert", hidden: true });
   const warningBox = h("section", { id: "receipt-warnings", class: "warnings", role: "status", hidden: true });
@@ -490,9 +551,14 @@ function renderReceiptForm(s, line) {
     condition: condition.value,
     serials: serials.value.split("\n").map((x) => x.trim()).filter(Boolean),
     note: note.value.trim(),
+    voids: preset.voids ?? null,
+    stage: staged ? stage.value : null,
+    reason: reasonSelect.value || null,
+    deliveryId: delivery?.value || null,
   });
   const form = h("form", {
     oninput: () => {
+      offerReason();
       confirmed = null;
       warningBox.hidden = true;
       save.textContent = t("receipt.save");
@@ -500,7 +566,17 @@ function renderReceiptForm(s, line) {
     onsubmit: async (event) => {
       event.preventDefault();
       try {
+        await offered;
         const receipt = draft();
+        // A reason first: the model refuses a short, over, damaged or
+        // rejected count without one, so ask here, in the person's words.
+        if ((await phone.reasonNeeded(s.id, receipt)).why) {
+          reasonHint.textContent = t("reason.required");
+          reasonHint.hidden = false;
+          reasonSelect.focus();
+          return;
+        }
+        reasonHint.hidden = true;
         const key = JSON.stringify(receipt);
         // Warned first, standing at the crate, where a fix takes seconds;
         // saved anyway once confirmed (reality wins), with what was seen.
@@ -536,6 +612,9 @@ function renderReceiptForm(s, line) {
   h("h2", {}, t("receipt.heading", { item: line.item })),
   h("label", { for: "receipt-quantity" }, t("receipt.quantity")), quantity,
   h("label", { for: "receipt-condition" }, t("receipt.condition")), condition,
+  staged ? h("label", { for: "receipt-stage" }, t("receipt.stage")) : null, staged ? stage : null,
+  h("label", { for: "receipt-reason" }, t("receipt.reason")), reasonSelect, reasonHint,
+  delivery ? h("label", { for: "receipt-delivery" }, t("receipt.delivery")) : null, delivery,
   checklist,
   h("label", { for: "receipt-serials" }, t("receipt.serials")), serials,
   scan?.element,
@@ -546,7 +625,91 @@ function renderReceiptForm(s, line) {
     h("button", { type: "button", id: "receipt-cancel", class: "secondary", onclick: () => { scan?.stop(); render(); } }, t("receipt.cancel")),
     save));
   show(form);
+  offerReason();
   quantity.focus();
+}
+
+/** A delivery in a few words: waybill, vehicle, when it arrived. */
+function deliveryLabel(d) {
+  return [d.waybill || t("delivery.no_waybill"), d.vehicle, formatTime(d.arrived_at)].filter(Boolean).join(" · ");
+}
+
+/** The shipment's deliveries (trucks) and the button to record one. */
+function deliveriesSection(s) {
+  if (!s.can_record_delivery) return null;
+  const items = (s.deliveries ?? []).map((d) => h("li", { dataset: { delivery: d.id }, class: d.replaced ? "voided" : null },
+    h("div", {}, deliveryLabel(d)),
+    h("small", {},
+      [d.transporter, t(`seal.${d.seal}`) + (d.seal_number ? ` ${d.seal_number}` : ""),
+        d.packages_received != null || d.packages_expected != null
+          ? t("delivery.packages_of", { received: d.packages_received ?? "?", expected: d.packages_expected ?? "?" })
+          : null,
+        d.replaced ? t("delivery.replaced") : null].filter(Boolean).join(" · ")),
+    d.note ? h("div", {}, h("small", {}, d.note)) : null));
+  return h("section", { id: "deliveries" },
+    h("h2", {}, t("delivery.heading")),
+    items.length ? h("ul", { class: "history" }, ...items) : h("p", {}, t("delivery.empty")),
+    h("button", { type: "button", id: "delivery-record", class: "secondary", onclick: () => renderDeliveryForm(s) }, t("delivery.record")));
+}
+
+/** The delivery header: what the truck's papers and seal say, at the gate. */
+function renderDeliveryForm(s) {
+  const field = (id, attrs = {}) => h("input", { id, ...attrs });
+  const waybill = field("delivery-waybill", { autocapitalize: "characters" });
+  const transporter = field("delivery-transporter");
+  const vehicle = field("delivery-vehicle", { autocapitalize: "characters" });
+  const seal = h("select", { id: "delivery-seal" }, ...["intact", "broken", "none"].map((v) => h("option", { value: v }, t(`seal.${v}`))));
+  const sealNumber = field("delivery-seal-number", { autocapitalize: "characters" });
+  const expected = field("delivery-packages-expected", { type: "number", inputmode: "numeric" });
+  const received = field("delivery-packages-received", { type: "number", inputmode: "numeric" });
+  // The local time now, as datetime-local wants it.
+  const now = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const arrived = field("delivery-arrived", { type: "datetime-local", value: now, required: true });
+  const note = h("textarea", { id: "delivery-note" });
+  const error = h("p", { class: "message", role: "alert", hidden: true });
+  const count = (input) => (input.value === "" ? null : Number(input.value));
+  const label = (input, key) => h("label", { for: input.id }, t(key));
+  show(h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await phone.recordDelivery(s.id, {
+          waybill: waybill.value.trim(),
+          transporter: transporter.value.trim(),
+          vehicle: vehicle.value.trim(),
+          seal: seal.value,
+          sealNumber: sealNumber.value.trim(),
+          packagesExpected: count(expected),
+          packagesReceived: count(received),
+          arrivedAt: new Date(arrived.value).getTime(),
+          note: note.value.trim(),
+        });
+        route = { view: "shipment", id: s.id };
+        await render();
+        notify(t("delivery.saved"));
+      } catch (e) {
+        error.hidden = false;
+        error.textContent = e?.name === "StoreFailed"
+          ? t("error.storage", { reason: e.message })
+          : t("receipt.refused", { reason: reason(e) });
+      }
+    },
+  },
+  h("h2", {}, t("delivery.form_heading")),
+  label(waybill, "delivery.waybill"), waybill,
+  label(transporter, "delivery.transporter"), transporter,
+  label(vehicle, "delivery.vehicle"), vehicle,
+  label(seal, "delivery.seal"), seal,
+  label(sealNumber, "delivery.seal_number"), sealNumber,
+  label(expected, "delivery.packages_expected"), expected,
+  label(received, "delivery.packages_received"), received,
+  label(arrived, "delivery.arrived_at"), arrived,
+  label(note, "delivery.note"), note,
+  error,
+  h("div", { class: "actions" },
+    h("button", { type: "button", id: "delivery-cancel", class: "secondary", onclick: () => render() }, t("receipt.cancel")),
+    h("button", { type: "submit", id: "delivery-save" }, t("receipt.save")))));
+  waybill.focus();
 }
 
 /** The line's expected serial numbers not received yet, as a checklist:
@@ -597,7 +760,7 @@ function warningText(w) {
 /** The model's reason without the document path it starts with
  *  ("receipts/<id>/quantity: …"), which means nothing to a person. */
 function reason(e) {
-  return (e?.message ?? String(e)).replace(/^receipts\/[^/]+\/\w+: /, "");
+  return (e?.message ?? String(e)).replace(/^(receipts|deliveries)\/[^/]+\/\w+: /, "");
 }
 
 /** zxing-wasm's version, as pinned in web/vendor/package.json: part of its

@@ -7,7 +7,7 @@
 use wasm_bindgen::prelude::*;
 
 use aidsync_shared::ids::{AttachmentId, ShipmentId};
-use aidsync_shared::model::{NewAttachment, NewReceipt};
+use aidsync_shared::model::{NewAttachment, NewDelivery, NewReceipt};
 use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity};
 use aidsync_shared::sync::protocol::{SyncResponse, decode, encode};
 
@@ -114,7 +114,7 @@ impl Engine {
     }
 
     /// Records a receipt (JSON `{id, line_id, quantity, condition, serials,
-    /// note, voids}`; `id` fresh, e.g. from `crypto.randomUUID()`). Resolves
+    /// note, voids, stage, reason, delivery_id}`; `id` fresh, e.g. from `crypto.randomUUID()`). Resolves
     /// only once it is durable; rejects with `Refused` and the reason if the
     /// model or the role does not allow it, saving nothing.
     #[wasm_bindgen(js_name = recordReceipt)]
@@ -129,6 +129,27 @@ impl Engine {
         let saved = self
             .inner
             .record_receipt(&id, new, millis(now_ms)?)
+            .await
+            .map_err(client_error)?;
+        json(&saved)
+    }
+
+    /// Records a delivery (JSON `{id, waybill, transporter, vehicle, seal:
+    /// "intact" | "broken" | "none", seal_number, packages_expected?,
+    /// packages_received?, arrived_at, note, replaces?}`). Resolves once it
+    /// is durable; rejects with `Refused` and the reason otherwise.
+    #[wasm_bindgen(js_name = recordDelivery)]
+    pub async fn record_delivery(
+        &mut self,
+        shipment: String,
+        delivery: String,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let id = shipment_id(&shipment)?;
+        let new: NewDelivery = parse("delivery", &delivery)?;
+        let saved = self
+            .inner
+            .record_delivery(&id, new, millis(now_ms)?)
             .await
             .map_err(client_error)?;
         json(&saved)
@@ -197,10 +218,28 @@ impl Engine {
         json(&aidsync_shared::warnings::receipt_warnings(&shipment, &new))
     }
 
+    /// Whether a receipt (same JSON as [`Engine::record_receipt`]) needs a
+    /// reason it does not have: JSON `{why, suggested}`, `why` null if it
+    /// needs none (else in English; the page says it in the person's
+    /// language; recording it would be refused for that reason), and
+    /// `suggested` the reason that fits, if one does (short, over, damaged
+    /// in transit…).
+    #[wasm_bindgen(js_name = reasonNeeded)]
+    pub fn reason_needed(&self, shipment: &str, receipt: String) -> Result<String, JsValue> {
+        let id = shipment_id(shipment)?;
+        let new: NewReceipt = parse("receipt", &receipt)?;
+        let shipment = self.inner.shipment(&id).map_err(client_error)?;
+        json(&serde_json::json!({
+            "why": shipment.reason_needed(&new),
+            "suggested": shipment.suggested_reason(&new),
+        }))
+    }
+
     /// Recovers a shipment the server refuses: rebuilds it from the server's
-    /// copy and records this user's unsynced receipts again. Returns JSON
-    /// `{kept: [receipt], discarded: [{receipt, reason}]}`; discarded
-    /// receipts are gone from the phone, so show them to the person.
+    /// copy and records this user's unsynced receipts and deliveries again.
+    /// Returns JSON `{kept: [receipt], discarded: [{receipt, reason}],
+    /// discarded_deliveries: [{delivery, reason}]}`; discarded records are
+    /// gone from the phone, so show them to the person.
     #[wasm_bindgen(js_name = discardRefused)]
     pub async fn discard_refused(&mut self, shipment: String) -> Result<String, JsValue> {
         let id = shipment_id(&shipment)?;
@@ -213,6 +252,9 @@ impl Engine {
             "kept": recovery.kept,
             "discarded": recovery.discarded.iter()
                 .map(|(receipt, reason)| serde_json::json!({ "receipt": receipt, "reason": reason }))
+                .collect::<Vec<_>>(),
+            "discarded_deliveries": recovery.discarded_deliveries.iter()
+                .map(|(delivery, reason)| serde_json::json!({ "delivery": delivery, "reason": reason }))
                 .collect::<Vec<_>>(),
         }))
     }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use aidsync_shared::derive::{Summary, summarize};
-use aidsync_shared::model::{Line, Receipt, Review, Shipment};
+use aidsync_shared::model::{Delivery, Line, Receipt, Review, Shipment};
 use aidsync_shared::projection::{AttachmentRow, attachment_rows};
 
 /// One row of "my shipments".
@@ -97,7 +97,21 @@ pub struct ShipmentDetail {
     /// Whether files may be attached (schema 2; a shipment from before
     /// attachments waits for the server's upgrade).
     pub can_attach: bool,
+    /// Deliveries (trucks) recorded, newest first, with whether a later
+    /// one replaces each.
+    pub deliveries: Vec<DeliveryRow>,
+    /// Whether deliveries, stages and reasons may be recorded (schema 3; a
+    /// shipment from before waits for the server's upgrade).
+    pub can_record_delivery: bool,
     pub summary: Summary,
+}
+
+/// A delivery as the shipment screen lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRow {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    pub replaced: bool,
 }
 
 pub fn detail(shipment: &Shipment, refused: Option<&str>) -> ShipmentDetail {
@@ -121,8 +135,27 @@ pub fn detail(shipment: &Shipment, refused: Option<&str>) -> ShipmentDetail {
         reviews: shipment.reviews.values().cloned().collect(),
         attachments: attachment_rows(shipment, shipment.header.id.as_str()),
         can_attach: shipment.schema >= 2,
+        deliveries: delivery_rows(shipment),
+        can_record_delivery: shipment.schema >= 3,
         summary: summarize(shipment),
     }
+}
+
+fn delivery_rows(shipment: &Shipment) -> Vec<DeliveryRow> {
+    let active: std::collections::BTreeSet<_> =
+        shipment.active_deliveries().map(|d| &d.id).collect();
+    let mut rows: Vec<DeliveryRow> = shipment
+        .deliveries
+        .values()
+        .map(|d| DeliveryRow {
+            replaced: !active.contains(&d.id),
+            delivery: d.clone(),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.delivery.arrived_at, &b.delivery.id).cmp(&(a.delivery.arrived_at, &a.delivery.id))
+    });
+    rows
 }
 
 #[cfg(test)]
@@ -131,7 +164,9 @@ mod tests {
 
     use super::*;
     use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
-    use aidsync_shared::model::{Condition, NewReceipt, NewShipment, Recorder, ShipmentDoc};
+    use aidsync_shared::model::{
+        Condition, NewReceipt, NewShipment, Reason, Recorder, ShipmentDoc,
+    };
 
     #[test]
     fn rows_and_details_carry_the_derived_figures() {
@@ -171,6 +206,10 @@ mod tests {
             serials: Vec::new(),
             note: String::new(),
             voids: voids.map(|v| ReceiptId::parse(v).unwrap()),
+            stage: None,
+            // Two of three, then one more: short counts, with their reason.
+            reason: Some(Reason::Short),
+            delivery_id: None,
         };
         doc.record_receipt(receipt("r1", 2, None), &who, 10)
             .unwrap();

@@ -627,6 +627,17 @@ async fn record_receipts(db: &Db, receivers: &[Caller]) -> Result<(), AppError> 
                     serials: r.serials.iter().map(|s| s.to_string()).collect(),
                     note: r.note.to_owned(),
                     voids: r.voids.map(id::<ReceiptId>).transpose()?,
+                    stage: None,
+                    reason: None,
+                    delivery_id: None,
+                };
+                // The reason the phone offers for a short, over or damaged count.
+                let current = doc.read().map_err(|e| {
+                    AppError::Internal(anyhow::anyhow!("demo shipment {shipment}: {e}"))
+                })?;
+                let new = NewReceipt {
+                    reason: current.suggested_reason(&new),
+                    ..new
                 };
                 doc.record_receipt(new, &who, now - r.hours_ago * 3_600_000)
                     .map_err(|e| {

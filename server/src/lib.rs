@@ -20,6 +20,8 @@
 //!   permission rules from `aidsync_shared`.
 //! - [`storage`]: the database: migrations, the append-only change log,
 //!   document snapshots and the shipments projection.
+//! - [`pdf`]: PDFs the server writes (the goods-received note): a small
+//!   page layout over krilla, with a Cyrillic font embedded.
 //! - [`demo`]: the demo data set behind `aidsync serve --demo`.
 //! - [`error`]: the one error type at the HTTP boundary.
 
@@ -32,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod pdf;
 pub mod rate_limit;
 pub mod service;
 pub mod storage;

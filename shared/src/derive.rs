@@ -405,6 +405,9 @@ mod tests {
             // Around the window's edge, in minutes.
             recorded_at: 1_790_000_000_000 + hours * 6 * 60_000,
             voids: None,
+            stage: None,
+            reason: None,
+            delivery_id: None,
         }
     }
 

@@ -107,6 +107,11 @@ id_type!(
     AttachmentId
 );
 id_type!(
+    /// One delivery (a truck's arrival with its papers), recorded as an
+    /// event like a receipt.
+    DeliveryId
+);
+id_type!(
     /// A hospital or warehouse that receives shipments.
     FacilityId
 );

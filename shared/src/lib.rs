@@ -11,6 +11,9 @@
 //!   receipts, reading it back into typed values, and validating it.
 //! - [`derive`]: figures derived from a shipment, never stored: per-line totals,
 //!   serial mismatches, shipment status, possible duplicates.
+//! - [`grn`]: the goods-received note's content for a delivery or a
+//!   shipment: per line received, accepted, rejected, reasons, serials,
+//!   signatures and photos.
 //! - [`projection`]: flat rows (shipments, lines, receipts, discrepancies,
 //!   duplicates, conflicts) derived from a shipment for coordinators' queries.
 //! - [`roles`]: who may do what (receiver, coordinator, admin).
@@ -23,6 +26,7 @@
 //! ids are passed in, so the crate behaves the same on wasm and in tests.
 
 pub mod derive;
+pub mod grn;
 pub mod ids;
 pub mod model;
 pub mod projection;

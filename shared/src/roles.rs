@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AttachmentId, DeviceId, ReceiptId, ReviewId, UserId};
+use crate::ids::{AttachmentId, DeliveryId, DeviceId, ReceiptId, ReviewId, UserId};
 use crate::model::Shipment;
 
 /// A person's role.
@@ -136,6 +136,18 @@ pub enum Forbidden {
         device: DeviceId,
         user: UserId,
     },
+    #[error("delivery {delivery} claims to be recorded by {claimed}, but the sender is {user}")]
+    DeliveryOfAnotherUser {
+        delivery: DeliveryId,
+        claimed: UserId,
+        user: UserId,
+    },
+    #[error("delivery {delivery} names device {device}, which is not one of {user}'s devices")]
+    DeliveryOfAnotherDevice {
+        delivery: DeliveryId,
+        device: DeviceId,
+        user: UserId,
+    },
     #[error("only the server upgrades a document's schema (from {from} to {to})")]
     SchemaChange { from: u64, to: u64 },
     #[error("review {review} claims to be by {claimed}, but the sender is {user}")]
@@ -207,6 +219,26 @@ pub fn check_edit(before: &Shipment, after: &Shipment, editor: &Editor) -> Resul
             return Err(Forbidden::AttachmentOfAnotherDevice {
                 attachment: id.clone(),
                 device: attachment.device_id.clone(),
+                user: editor.user.clone(),
+            });
+        }
+    }
+    for (id, delivery) in &after.deliveries {
+        if before.deliveries.contains_key(id) {
+            continue;
+        }
+        editor.role.require(Action::RecordReceipts)?;
+        if delivery.recorded_by != editor.user {
+            return Err(Forbidden::DeliveryOfAnotherUser {
+                delivery: id.clone(),
+                claimed: delivery.recorded_by.clone(),
+                user: editor.user.clone(),
+            });
+        }
+        if !editor.devices.contains(&delivery.device_id) {
+            return Err(Forbidden::DeliveryOfAnotherDevice {
+                delivery: id.clone(),
+                device: delivery.device_id.clone(),
                 user: editor.user.clone(),
             });
         }

@@ -14,7 +14,7 @@ use aidsync_shared::ids::{
 };
 use aidsync_shared::model::{
     AttachmentEvent, Condition, FileKind, FileRef, Line, ModelError, NewAttachment, NewReceipt,
-    NewShipment, Recorder, SCHEMA_VERSION, ShipmentDoc, Signer,
+    NewShipment, Reason, Recorder, SCHEMA_VERSION, ShipmentDoc, Signer,
 };
 use aidsync_shared::roles::{Forbidden, Role};
 use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload};
@@ -30,6 +30,12 @@ fn who(user: &str) -> Recorder {
 }
 
 fn shipment() -> ShipmentDoc {
+    let mut doc = empty_shipment();
+    record_r1(&mut doc);
+    doc
+}
+
+fn empty_shipment() -> ShipmentDoc {
     let new = NewShipment {
         id: ShipmentId::parse("jica-att-1").unwrap(),
         donor: "JICA".into(),
@@ -47,13 +53,17 @@ fn shipment() -> ShipmentDoc {
             serials_expected: Vec::new(),
         }],
     };
-    let mut doc = ShipmentDoc::create(
+    ShipmentDoc::create(
         &new,
         &UserId::parse("olena").unwrap(),
         ActorId::random(),
         T0,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A receipt of four damaged ultrasound units on `doc`.
+fn record_r1(doc: &mut ShipmentDoc) {
     doc.record_receipt(
         NewReceipt {
             id: ReceiptId::parse("r1").unwrap(),
@@ -63,12 +73,14 @@ fn shipment() -> ShipmentDoc {
             serials: Vec::new(),
             note: String::new(),
             voids: None,
+            stage: None,
+            reason: Some(Reason::DamagedInTransit),
+            delivery_id: None,
         },
         &who("anna"),
         T0 + 1,
     )
     .unwrap();
-    doc
 }
 
 fn photo(id: &str, receipt: Option<&str>) -> NewAttachment {
@@ -215,11 +227,13 @@ fn keys_of_another_kind_are_refused() {
 /// phone cannot attach to it, nor upgrade it: only the server does, once.
 #[test]
 fn schema_1_documents_read_and_only_the_server_upgrades_them() {
-    let mut server = shipment();
+    let mut server = empty_shipment();
     let am = server.automerge_mut();
     am.delete(ROOT, "attachments").unwrap();
+    am.delete(ROOT, "deliveries").unwrap();
     am.put(ROOT, "schema", ScalarValue::Uint(1)).unwrap();
     am.commit();
+    record_r1(&mut server);
     let s = server.read().unwrap();
     assert_eq!((s.schema, s.attachments.len()), (1, 0));
 
@@ -240,7 +254,10 @@ fn schema_1_documents_read_and_only_the_server_upgrades_them() {
     let err = merge_upload(&server, changes, &uploader).unwrap_err();
     assert_eq!(
         err,
-        Refusal::Forbidden(Forbidden::SchemaChange { from: 1, to: 2 })
+        Refusal::Forbidden(Forbidden::SchemaChange {
+            from: 1,
+            to: SCHEMA_VERSION
+        })
     );
 
     // The server's upgrade: one change, then the phone attaches.

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use aidsync_shared::derive::summarize;
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
 use aidsync_shared::model::{
-    Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc,
+    Condition, Line, NewReceipt, NewReview, NewShipment, Reason, Recorder, ShipmentDoc,
 };
 use aidsync_shared::roles::Role;
 use aidsync_shared::sync::protocol::Changes;
@@ -202,6 +202,11 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
                     serials: serial.map(|s| format!("S-{s}")).into_iter().collect(),
                     note: String::new(),
                     voids: None,
+                    stage: None,
+                    // Any reason meets the model\'s rule on short, over or damaged
+                    // counts; these receipts are about something else.
+                    reason: Some(Reason::Short),
+                    delivery_id: None,
                 };
                 p.doc.record_receipt(new, &p.who, now).unwrap();
                 recorded.insert(id);
@@ -226,6 +231,9 @@ fn run(phones: usize, ops: &[Op]) -> Result<aidsync_shared::model::Shipment, Tes
                     serials: Vec::new(),
                     note: "counted twice".into(),
                     voids: Some(target.id.clone()),
+                    stage: None,
+                    reason: Some(Reason::Short),
+                    delivery_id: None,
                 };
                 p.doc.record_receipt(new, &p.who, now).unwrap();
                 recorded.insert(id);

@@ -97,6 +97,9 @@ fn build(expected: &[u64], receipts: &[Spec]) -> Shipment {
                 device_id: DeviceId::parse("phone-1").unwrap(),
                 recorded_at: 1_790_000_000_000 + i as i64 * 60_000,
                 voids: voids.filter(|&v| v < i).map(receipt_id),
+                stage: None,
+                reason: None,
+                delivery_id: None,
             };
             (r.id.clone(), r)
         })
@@ -104,6 +107,7 @@ fn build(expected: &[u64], receipts: &[Spec]) -> Shipment {
     Shipment {
         schema: aidsync_shared::model::SCHEMA_VERSION,
         attachments: BTreeMap::new(),
+        deliveries: BTreeMap::new(),
         header: Header {
             id: ShipmentId::parse("jica-2026-001").unwrap(),
             donor: "JICA".into(),
@@ -187,6 +191,9 @@ proptest! {
             serials: serials.iter().map(|&n| serial(line, n)).collect(),
             note: String::new(),
             voids: None,
+            stage: None,
+            reason: None,
+            delivery_id: None,
         };
         let warnings = receipt_warnings(&before, &receipt);
         let mut after = before.clone();
@@ -201,6 +208,9 @@ proptest! {
             device_id: DeviceId::parse("phone-9").unwrap(),
             recorded_at: 1_790_100_000_000,
             voids: None,
+            stage: None,
+            reason: None,
+            delivery_id: None,
         });
         let (was, now) = (summarize(&before), summarize(&after));
         let counted = quantity > 0 && condition != Condition::WrongItem;
@@ -258,6 +268,9 @@ fn a_receipt_at_the_crate_hears_what_is_wrong_before_it_is_saved() {
         serials: serials.iter().map(|&n| serial(0, n)).collect(),
         note: String::new(),
         voids: None,
+        stage: None,
+        reason: None,
+        delivery_id: None,
     };
     assert_eq!(receipt_warnings(&shipment, &receipt(1, &[1])), []);
     let warnings = receipt_warnings(&shipment, &receipt(5, &[0, 9]));

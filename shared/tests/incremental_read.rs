@@ -1,8 +1,8 @@
 //! The server checks an upload by reading only what its changes touched
 //! (`read_shipment_after`); the whole-document read is the oracle. Random
-//! histories of receipts, voids, reviews, attachments and their removals,
-//! header and line edits, documents of the older schema, concurrent
-//! edits on several replicas, and forged changes that break the model or a
+//! histories of receipts (with stages and reasons), voids, reviews,
+//! deliveries, attachments and their removals, header and line edits,
+//! documents of the older schemas, concurrent edits on several replicas, and forged changes that break the model or a
 //! role's limits go through both, and every upload must get the same
 //! verdict: the same document model when accepted, the same reason when
 //! refused.
@@ -15,11 +15,12 @@ use automerge::{
 use proptest::prelude::*;
 
 use aidsync_shared::ids::{
-    AttachmentId, DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId,
+    AttachmentId, DeliveryId, DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId,
 };
 use aidsync_shared::model::{
-    Condition, FileKind, FileRef, Line, NewAttachment, NewReceipt, NewReview, NewShipment,
-    Recorder, Shipment, ShipmentDoc, Signer, Verdict, read_shipment,
+    Condition, FileKind, FileRef, Line, NewAttachment, NewDelivery, NewReceipt, NewReview,
+    NewShipment, Reason, Recorder, Seal, Shipment, ShipmentDoc, Signer, Stage, Verdict,
+    read_shipment,
 };
 use aidsync_shared::roles::{Role, check_edit};
 use aidsync_shared::sync::lineage::{LineageIndex, check_lineage};
@@ -37,6 +38,16 @@ enum Step {
         condition: u8,
         serial: Option<u8>,
         void: Option<u8>,
+        /// None, provisional, accepted, rejected.
+        stage: u8,
+        /// One of the reasons, or (past the last) none.
+        reason: u8,
+        delivery: Option<u8>,
+    },
+    /// A delivery through the model, perhaps correcting an earlier one.
+    Delivery {
+        seal: u8,
+        replaces: Option<u8>,
     },
     Review {
         verdict: u8,
@@ -90,6 +101,18 @@ enum Raw {
     RemovalTarget(u8),
     DeleteAttachment(u8),
     ReplaceAttachmentsMap,
+    /// A receipt rewritten to name a delivery that does not exist.
+    ReceiptDelivery(u8),
+    /// A receipt rewritten to another stage, or one that does not exist.
+    ReceiptStage(u8),
+    /// A receipt's reason taken away.
+    DeleteReason(u8),
+    /// A new receipt, staged, of damaged units, without a reason: what a
+    /// phone that skipped the model's rules would send.
+    StagedReceiptWithoutReason(u8),
+    DeleteDelivery(u8),
+    /// A delivery's seal rewritten to a state that does not exist.
+    DeliverySeal(u8),
     /// A phone upgrading (or downgrading) the document's schema itself.
     Schema(u8),
 }
@@ -116,14 +139,27 @@ fn raw() -> impl Strategy<Value = Raw> {
         any::<u8>().prop_map(Raw::RemovalTarget),
         any::<u8>().prop_map(Raw::DeleteAttachment),
         Just(Raw::ReplaceAttachmentsMap),
-        (0..4u8).prop_map(Raw::Schema),
+        any::<u8>().prop_map(Raw::ReceiptDelivery),
+        any::<u8>().prop_map(Raw::ReceiptStage),
+        any::<u8>().prop_map(Raw::DeleteReason),
+        any::<u8>().prop_map(Raw::StagedReceiptWithoutReason),
+        any::<u8>().prop_map(Raw::DeleteDelivery),
+        any::<u8>().prop_map(Raw::DeliverySeal),
+        (0..5u8).prop_map(Raw::Schema),
     ]
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (any::<u8>(), 0..6u8, 0..5u8, proptest::option::of(any::<u8>()), proptest::option::weighted(0.2, any::<u8>()))
-            .prop_map(|(line, quantity, condition, serial, void)| Step::Receipt { line, quantity, condition, serial, void }),
+        6 => (
+            (any::<u8>(), 0..6u8, 0..5u8, proptest::option::of(any::<u8>()), proptest::option::weighted(0.2, any::<u8>())),
+            (0..4u8, 0..10u8, proptest::option::weighted(0.3, any::<u8>())),
+        )
+            .prop_map(|((line, quantity, condition, serial, void), (stage, reason, delivery))| Step::Receipt {
+                line, quantity, condition, serial, void, stage, reason, delivery,
+            }),
+        1 => (0..3u8, proptest::option::weighted(0.3, any::<u8>()))
+            .prop_map(|(seal, replaces)| Step::Delivery { seal, replaces }),
         2 => (0..4u8, proptest::collection::vec(any::<u8>(), 0..3))
             .prop_map(|(verdict, resolves)| Step::Review { verdict, resolves }),
         2 => (proptest::option::of(any::<u8>()), 0..4u8)
@@ -169,13 +205,19 @@ fn line(i: u8, quantity: u64) -> Line {
     }
 }
 
-/// The shipment as schema 1 had it: no `attachments` map.
-fn as_schema_1(mut doc: ShipmentDoc) -> ShipmentDoc {
+/// The shipment as an older schema had it: schema 2 without the
+/// `deliveries` map, schema 1 without `attachments` either.
+fn as_schema(mut doc: ShipmentDoc, schema: u64) -> ShipmentDoc {
     let am = doc.automerge_mut();
-    am.delete(ROOT, "attachments").unwrap();
-    am.put(ROOT, "schema", ScalarValue::Uint(1)).unwrap();
+    if schema < 3 {
+        am.delete(ROOT, "deliveries").unwrap();
+    }
+    if schema < 2 {
+        am.delete(ROOT, "attachments").unwrap();
+    }
+    am.put(ROOT, "schema", ScalarValue::Uint(schema)).unwrap();
     am.commit();
-    assert_eq!(doc.read().unwrap().schema, 1);
+    assert_eq!(doc.read().unwrap().schema, schema);
     doc
 }
 
@@ -300,9 +342,50 @@ fn apply_raw(am: &mut AutoCommit, raw: &Raw) {
             Raw::ReplaceAttachmentsMap => {
                 am.put_object(ROOT, "attachments", ObjType::Map).ok()?;
             }
+            Raw::ReceiptDelivery(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                am.put(&obj, "delivery_id", "no-such-delivery").ok()?
+            }
+            Raw::ReceiptStage(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                let stage = ["rejected", "accepted", "inspected"][usize::from(*n) % 3];
+                am.put(&obj, "stage", stage).ok()?
+            }
+            Raw::DeleteReason(n) => {
+                let (_, obj) = nth_entry(am, "receipts", *n)?;
+                am.delete(&obj, "reason").ok()?
+            }
+            Raw::StagedReceiptWithoutReason(n) => {
+                let (line, _) = nth_entry(am, "lines", *n)?;
+                let map = map_of(am, "receipts")?;
+                let obj = am
+                    .put_object(&map, format!("forged-staged-{n}").as_str(), ObjType::Map)
+                    .ok()?;
+                am.put(&obj, "line_id", line).ok()?;
+                am.put(&obj, "quantity", 1_u64).ok()?;
+                am.put(&obj, "condition", "damaged").ok()?;
+                am.put_object(&obj, "serials", ObjType::List).ok()?;
+                am.put(&obj, "note", "").ok()?;
+                am.put(&obj, "recorded_by", "anna").ok()?;
+                am.put(&obj, "device_id", "anna-phone").ok()?;
+                am.put(&obj, "recorded_at", T0).ok()?;
+                am.put(&obj, "stage", "provisional").ok()?
+            }
+            Raw::DeleteDelivery(n) => {
+                let (key, _) = nth_entry(am, "deliveries", *n)?;
+                let map = map_of(am, "deliveries")?;
+                am.delete(&map, key.as_str()).ok()?
+            }
+            Raw::DeliverySeal(n) => {
+                let (_, obj) = nth_entry(am, "deliveries", *n)?;
+                am.put(&obj, "seal", "open").ok()?
+            }
             Raw::Schema(v) => {
                 if map_of(am, "attachments").is_none() {
                     am.put_object(ROOT, "attachments", ObjType::Map).ok()?;
+                }
+                if *v >= 3 && map_of(am, "deliveries").is_none() {
+                    am.put_object(ROOT, "deliveries", ObjType::Map).ok()?;
                 }
                 am.put(ROOT, "schema", ScalarValue::Uint(u64::from(*v)))
                     .ok()?
@@ -331,6 +414,11 @@ fn do_step(r: &mut Replica, step: &Step, server: &ShipmentDoc, clock: i64) {
         return;
     };
     let receipt_ids: Vec<ReceiptId> = current.receipts.keys().cloned().collect();
+    let delivery_ids: Vec<DeliveryId> = current.deliveries.keys().cloned().collect();
+    let pick_delivery = |n: u8| {
+        (!delivery_ids.is_empty())
+            .then(|| delivery_ids[usize::from(n) % delivery_ids.len()].clone())
+    };
     let line_ids: Vec<LineId> = current.lines.keys().cloned().collect();
     match step {
         Step::Receipt {
@@ -339,6 +427,9 @@ fn do_step(r: &mut Replica, step: &Step, server: &ShipmentDoc, clock: i64) {
             condition,
             serial,
             void,
+            stage,
+            reason,
+            delivery,
         } => {
             // Every line deleted (a forged edit): nothing to record against.
             let Some(line_id) = line_ids
@@ -366,8 +457,33 @@ fn do_step(r: &mut Replica, step: &Step, server: &ShipmentDoc, clock: i64) {
                 voids: void
                     .filter(|_| !receipt_ids.is_empty())
                     .map(|v| receipt_ids[usize::from(v) % receipt_ids.len()].clone()),
+                stage: [
+                    None,
+                    Some(Stage::Provisional),
+                    Some(Stage::Accepted),
+                    Some(Stage::Rejected),
+                ][usize::from(*stage)],
+                // Mostly a reason, so that short and damaged counts are recorded.
+                reason: Reason::ALL.get(usize::from(*reason)).copied(),
+                delivery_id: delivery.and_then(pick_delivery),
             };
             let _ = r.doc.record_receipt(new, &r.who, clock);
+        }
+        Step::Delivery { seal, replaces } => {
+            let new = NewDelivery {
+                id: DeliveryId::parse(format!("d-{clock}-{}", r.who.user)).unwrap(),
+                waybill: "WB-1".into(),
+                transporter: "Nova Poshta".into(),
+                vehicle: "AA 1234 BC".into(),
+                seal: Seal::ALL[usize::from(*seal)],
+                seal_number: "S-77".into(),
+                packages_expected: Some(4),
+                packages_received: Some(u64::from(*seal)),
+                arrived_at: clock - 60_000,
+                note: String::new(),
+                replaces: replaces.and_then(pick_delivery),
+            };
+            let _ = r.doc.record_delivery(new, &r.who, clock);
         }
         Step::Review { verdict, resolves } => {
             let new = NewReview {
@@ -520,9 +636,9 @@ proptest! {
     #[test]
     fn incremental_checks_agree_with_the_whole_document(
         steps in proptest::collection::vec((0..5usize, step()), 1..40),
-        schema_1 in proptest::bool::weighted(0.2),
+        schema in prop_oneof![1 => Just(1u64), 1 => Just(2u64), 3 => Just(3u64)],
     ) {
-        let mut server = if schema_1 { as_schema_1(server()) } else { server() };
+        let mut server = as_schema(server(), schema);
         let mut replicas = [
             replica(&server, "anna", Role::Receiver),
             replica(&server, "bohdan", Role::Receiver),

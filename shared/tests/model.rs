@@ -9,7 +9,7 @@ use automerge::{ActorId, ROOT, ReadDoc};
 use aidsync_shared::derive::{DuplicateReason, Status, summarize};
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
 use aidsync_shared::model::{
-    Condition, Line, ModelError, NewReceipt, NewShipment, Recorder, ShipmentDoc, keys,
+    Condition, Line, ModelError, NewReceipt, NewShipment, Reason, Recorder, ShipmentDoc, keys,
 };
 
 const T0: i64 = 1_790_000_000_000;
@@ -65,6 +65,11 @@ fn receipt(id: &str, line: &str, quantity: u64) -> NewReceipt {
         serials: Vec::new(),
         note: String::new(),
         voids: None,
+        stage: None,
+        // Any reason meets the model\'s rule on short, over or damaged
+        // counts; these receipts are about something else.
+        reason: Some(Reason::Short),
+        delivery_id: None,
     }
 }
 

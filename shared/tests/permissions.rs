@@ -7,7 +7,7 @@ use automerge::{ActorId, Change};
 
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
 use aidsync_shared::model::{
-    Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc,
+    Condition, Line, NewReceipt, NewReview, NewShipment, Reason, Recorder, ShipmentDoc,
 };
 use aidsync_shared::roles::{Action, Forbidden, Role};
 use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload};
@@ -69,6 +69,11 @@ fn receipt(id: &str) -> NewReceipt {
         serials: Vec::new(),
         note: String::new(),
         voids: None,
+        stage: None,
+        // Any reason meets the model\'s rule on short, over or damaged
+        // counts; these receipts are about something else.
+        reason: Some(Reason::Short),
+        delivery_id: None,
     }
 }
 

@@ -10,7 +10,7 @@ use automerge::{ActorId, Change, ObjId, ObjType, ROOT, ReadDoc, ScalarValue};
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ReviewId, ShipmentId, UserId};
 use aidsync_shared::model::{
     Condition, Line, MAX_REPORTED_KEY_CHARS, ModelError, NewReceipt, NewReview, NewShipment,
-    Recorder, ShipmentDoc, Verdict, keys,
+    Reason, Recorder, ShipmentDoc, Verdict, keys,
 };
 use aidsync_shared::roles::Role;
 use aidsync_shared::sync::server::{Refusal, Uploader, merge_upload};
@@ -44,6 +44,11 @@ fn receipt(id: &str, line: &str, quantity: u64, serials: &[&str]) -> NewReceipt 
         serials: serials.iter().map(|s| s.to_string()).collect(),
         note: String::new(),
         voids: None,
+        stage: None,
+        // Any reason meets the model\'s rule on short, over or damaged
+        // counts; these receipts are about something else.
+        reason: Some(Reason::Short),
+        delivery_id: None,
     }
 }
 

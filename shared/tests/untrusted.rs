@@ -9,7 +9,9 @@ use automerge::{ActorId, Change, ExpandedChange, ObjType};
 use serde_bytes::ByteBuf;
 
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
-use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
+use aidsync_shared::model::{
+    Condition, Line, NewReceipt, NewShipment, Reason, Recorder, ShipmentDoc,
+};
 use aidsync_shared::roles::Role;
 use aidsync_shared::sync::lineage::{LineageError, check_lineage};
 use aidsync_shared::sync::protocol::{self, Changes, SyncRequest};
@@ -54,6 +56,11 @@ fn receipts(receipts: usize) -> (ShipmentDoc, Vec<Change>) {
             serials: vec![format!("US-{i:05}")],
             note: "crate dented on one side; ".repeat(12),
             voids: None,
+            stage: None,
+            // Any reason meets the model\'s rule on short, over or damaged
+            // counts; these receipts are about something else.
+            reason: Some(Reason::Short),
+            delivery_id: None,
         };
         phone.record_receipt(receipt, &anna, T0 + i as i64).unwrap();
     }

@@ -21,3 +21,18 @@ pub mod phone;
 pub fn now_ms() -> i64 {
     aidsync_server::service::now_ms()
 }
+
+/// Records `new` on `doc` as a person does when the app asks for a reason:
+/// if it needs one and has none, the one that fits (short, over, damaged
+/// in transit…) is chosen.
+pub fn record_as_asked(
+    doc: &mut aidsync_shared::model::ShipmentDoc,
+    mut new: aidsync_shared::model::NewReceipt,
+    who: &aidsync_shared::model::Recorder,
+    now_ms: i64,
+) -> Result<aidsync_shared::model::Receipt, aidsync_shared::model::ModelError> {
+    if new.reason.is_none() {
+        new.reason = doc.read()?.suggested_reason(&new);
+    }
+    doc.record_receipt(new, who, now_ms)
+}

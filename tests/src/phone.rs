@@ -273,16 +273,34 @@ impl Phone {
         &self.session.token
     }
 
-    /// Records a receipt locally (offline); durable when it returns.
+    /// Records a receipt locally (offline); durable when it returns. A
+    /// receipt that needs a reason and has none gets the one that fits
+    /// (short, over, damaged in transit…), as a person picks it when the
+    /// app asks.
     pub async fn record(
         &mut self,
         shipment: &ShipmentId,
-        receipt: NewReceipt,
+        mut receipt: NewReceipt,
     ) -> Result<Receipt, SyncError> {
+        if receipt.reason.is_none()
+            && let Ok(current) = self.engine.shipment(shipment)
+        {
+            receipt.reason = current.suggested_reason(&receipt);
+        }
         Ok(self
             .engine
             .record_receipt(shipment, receipt, now_ms())
             .await?)
+    }
+
+    /// Records a delivery (a truck's arrival) locally; durable when it
+    /// returns.
+    pub async fn deliver(
+        &mut self,
+        shipment: &ShipmentId,
+        new: aidsync_shared::model::NewDelivery,
+    ) -> Result<aidsync_shared::model::Delivery, SyncError> {
+        Ok(self.engine.record_delivery(shipment, new, now_ms()).await?)
     }
 
     /// Attaches a file's reference locally (offline); durable when it returns.

@@ -1166,7 +1166,9 @@ function renderDetail() {
       h("small", { title: r.device_id }, r.device_name || t("receipt.device", { n: devices.indexOf(r.device_id) + 1, device: shortId(r.device_id) }))) },
     { key: "receipt.line", cell: (r) => lines.get(r.line_id)?.item ?? r.line_id },
     { key: "receipt.quantity", cell: (r) => num(r.quantity), num: true },
-    { key: "receipt.condition", cell: (r) => t(`condition.${r.condition}`) },
+    { key: "receipt.condition", cell: (r) => h("span", { class: "stacked" }, t(`condition.${r.condition}`),
+      r.stage ? h("small", { class: `stage stage-${r.stage}` }, t(`stage.${r.stage}`)) : null,
+      r.reason ? h("small", { class: "reason" }, t(`reason.${r.reason}`)) : null) },
     { key: "receipt.serials", cell: (r) => r.serials.join(", ") || "—" },
     { key: "receipt.recorded_at", cell: (r) => whenExact(r.recorded_at) },
     { key: "receipt.received_at", cell: (r) => whenExact(r.received_at) },
@@ -1206,7 +1208,47 @@ function renderDetail() {
       }, t("detail.export_files"))
       : null);
 
-  put(ui.detailBody, header, linesTable, receiptsTable, files, conflicts, reviews);
+  // Goods-received notes: one per delivery in force, and one for every
+  // receipt of the shipment.
+  const grn = async (deliveryId, button) => {
+    button.disabled = true;
+    try {
+      const query = deliveryId ? `?delivery=${encodeURIComponent(deliveryId)}` : "";
+      const fallback = `${s.id}-grn${deliveryId ? `-${deliveryId}` : ""}.pdf`;
+      const { blob, filename } = await api.file(`/api/v1/shipments/${encodeURIComponent(s.id)}/grn.pdf${query}`, fallback);
+      saveBlob(blob, filename);
+    } catch (e) {
+      showProblem(problemText(e));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const grnButton = (deliveryId, label, id) => {
+    const button = h("button", { type: "button", class: "secondary", id }, label);
+    button.addEventListener("click", () => grn(deliveryId, button));
+    return button;
+  };
+  const deliveries = s.deliveries ?? [];
+  const replaced = new Set(deliveries.map((d) => d.replaces).filter(Boolean));
+  const deliveriesSection = section("detail-deliveries", "detail.deliveries",
+    deliveries.length
+      ? table("detail-deliveries", [
+        { key: "delivery.arrived_at", cell: (d) => whenExact(d.arrived_at) },
+        { key: "delivery.waybill", cell: (d) => d.waybill || "—" },
+        { key: "delivery.vehicle", cell: (d) => h("span", { class: "stacked" }, d.vehicle || "—", h("small", {}, d.transporter)) },
+        { key: "delivery.seal", cell: (d) => `${t(`seal.${d.seal}`)}${d.seal_number ? ` ${d.seal_number}` : ""}` },
+        { key: "delivery.packages", cell: (d) => `${d.packages_received ?? "?"} / ${d.packages_expected ?? "?"}`, num: true },
+        { key: "delivery.recorded_by", cell: (d) => h("span", { class: "stacked" }, d.recorded_by, d.note ? h("small", {}, d.note) : null) },
+        { key: "delivery.grn", cell: (d) => replaced.has(d.id)
+          ? t("delivery.replaced")
+          : grnButton(d.id, t("delivery.grn_pdf"), `grn-${d.id}`) },
+      ], [...deliveries].sort((a, b) => b.arrived_at - a.arrived_at), {
+        rowAttrs: (d) => ({ class: replaced.has(d.id) ? "voided" : null, dataset: { delivery: d.id } }),
+      })
+      : h("p", { class: "empty" }, t("detail.no_deliveries")),
+    grnButton(null, t("detail.grn_pdf"), "grn-shipment"));
+
+  put(ui.detailBody, header, deliveriesSection, linesTable, receiptsTable, files, conflicts, reviews);
   showThumbnails(ui.detailBody);
   if (may("review")) {
     if (ui.review?.shipment !== s.id) {

@@ -57,6 +57,7 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         .route("/api/v1/shipments/import", post(shipments::import))
         .route("/api/v1/shipments/{id}", get(shipments::detail))
         .route("/api/v1/shipments/{id}/reviews", post(shipments::review))
+        .route("/api/v1/shipments/{id}/grn.pdf", get(shipments::grn))
         .route(
             "/api/v1/users",
             get(admin::list_users).post(admin::create_user),

@@ -1,8 +1,9 @@
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use aidsync_shared::ids::ShipmentId;
+use aidsync_shared::ids::{DeliveryId, ShipmentId};
 use aidsync_shared::model::{NewReview, NewShipment};
 
 use super::ApiJson;
@@ -21,6 +22,49 @@ pub async fn detail(
 ) -> Result<Json<ShipmentDetail>, AppError> {
     let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
     Ok(Json(shipments::detail(&state.db, &caller, &id).await?))
+}
+
+/// `?delivery=<id>`: the one delivery a goods-received note is for.
+#[derive(Debug, serde::Deserialize)]
+pub struct GrnQuery {
+    #[serde(default)]
+    delivery: Option<String>,
+}
+
+/// `GET /api/v1/shipments/{id}/grn.pdf[?delivery=<id>]`: the goods-received
+/// note of one delivery, or of every receipt of the shipment, as PDF.
+pub async fn grn(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<GrnQuery>,
+) -> Result<Response, AppError> {
+    let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
+    let delivery = query
+        .delivery
+        .filter(|d| !d.is_empty())
+        .map(|d| DeliveryId::parse(&d).map_err(|_| AppError::NotFound(format!("no delivery {d}"))))
+        .transpose()?;
+    let pdf = crate::service::grn::pdf(
+        &state.db,
+        &caller,
+        &id,
+        delivery.as_ref(),
+        state.clock.now_ms(),
+    )
+    .await?;
+    let name = match &delivery {
+        Some(d) => format!("{id}-grn-{d}.pdf"),
+        None => format!("{id}-grn.pdf"),
+    };
+    let mut response = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
+    // Ids are letters, digits, `-` and `_`: safe in a quoted file name.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 /// `POST /api/v1/shipments`

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod devices;
 pub mod export;
 pub mod facilities;
+pub mod grn;
 pub mod import;
 pub mod projections;
 pub mod reports;

@@ -316,6 +316,9 @@ pub struct ShipmentDetail {
     pub conflicts: Vec<Conflict>,
     /// Files attached (with whether they were removed since) and removals.
     pub attachments: Vec<aidsync_shared::projection::AttachmentRow>,
+    /// Deliveries (trucks) recorded, in id order; a later one may
+    /// `replace` an earlier one.
+    pub deliveries: Vec<aidsync_shared::model::Delivery>,
     pub summary: Summary,
 }
 
@@ -374,6 +377,7 @@ fn detail_of(
             shipment.header.id.as_str(),
         ),
         lines: shipment.lines.values().cloned().collect(),
+        deliveries: shipment.deliveries.values().cloned().collect(),
         reviews: shipment.reviews.values().cloned().collect(),
         conflicts: shipment.conflicts.clone(),
         header: shipment.header,

@@ -12,6 +12,17 @@ use super::read::read_shipment;
 use super::types::*;
 use crate::ids::{AttachmentId, ReviewId, UserId};
 
+/// How a receipt's reason reads in its note when the document predates
+/// reasons (schema 2 and earlier): the receiver chose one, and it must not
+/// be lost while the server has not upgraded the document yet.
+fn reason_in_note(reason: Reason, note: &str) -> String {
+    if note.is_empty() {
+        format!("[{}]", reason.as_str())
+    } else {
+        format!("[{}] {note}", reason.as_str())
+    }
+}
+
 /// One shipment's automerge document.
 #[derive(Debug, Clone)]
 pub struct ShipmentDoc {
@@ -93,6 +104,7 @@ impl ShipmentDoc {
             doc.put_object(ROOT, k::RECEIPTS, ObjType::Map)?;
             doc.put_object(ROOT, k::REVIEWS, ObjType::Map)?;
             doc.put_object(ROOT, k::ATTACHMENTS, ObjType::Map)?;
+            doc.put_object(ROOT, k::DELIVERIES, ObjType::Map)?;
             Ok(())
         };
         write(&mut doc).map_err(am)?;
@@ -171,7 +183,8 @@ impl ShipmentDoc {
     }
 
     /// Records a receipt as one change. Refused, leaving the document as it
-    /// was, if the receipt breaks any rule (unknown line, zero quantity…).
+    /// was, if the receipt breaks any rule (unknown line, zero quantity, a
+    /// short count without a reason…).
     pub fn record_receipt(
         &mut self,
         new: NewReceipt,
@@ -192,25 +205,67 @@ impl ShipmentDoc {
         who: &Recorder,
         now_ms: i64,
     ) -> Result<Receipt, ModelError> {
+        if let Some(why) = current.reason_needed(&new) {
+            return Err(ModelError::ReasonRequired {
+                receipt: new.id,
+                why,
+            });
+        }
+        self.put_receipt(current, new, who, now_ms)
+    }
+
+    /// Records anew, signed by `who`, a receipt recorded earlier on another
+    /// copy of the document (recovering unsynced work). Whether its
+    /// quantity needed a reason was judged against what its recorder saw
+    /// then, so only the rules of the receipt itself apply again.
+    pub fn record_receipt_again(
+        &mut self,
+        receipt: &Receipt,
+        who: &Recorder,
+    ) -> Result<Receipt, ModelError> {
+        let mut current = self.read()?;
+        self.put_receipt(&mut current, receipt.into(), who, receipt.recorded_at)
+    }
+
+    fn put_receipt(
+        &mut self,
+        current: &mut Shipment,
+        new: NewReceipt,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<Receipt, ModelError> {
         if current.receipts.contains_key(&new.id) {
             return Err(ModelError::AlreadyExists {
                 kind: "receipt",
                 id: new.id.to_string(),
             });
         }
+        let staged = current.schema >= 3;
+        if !staged && new.delivery_id.is_some() {
+            return Err(ModelError::NoDeliveries {
+                schema: current.schema,
+            });
+        }
+        let note = match new.reason {
+            Some(reason) if !staged => reason_in_note(reason, &new.note),
+            _ => new.note,
+        };
         let receipt = Receipt {
             id: new.id,
             line_id: new.line_id,
             quantity: new.quantity,
             condition: new.condition,
             serials: new.serials,
-            note: new.note,
+            note,
             recorded_by: who.user.clone(),
             device_id: who.device.clone(),
             recorded_at: now_ms,
             voids: new.voids,
+            stage: staged.then(|| new.stage.unwrap_or(Stage::Provisional)),
+            reason: new.reason.filter(|_| staged),
+            delivery_id: new.delivery_id,
         };
-        receipt.check(&current.lines, &current.receipts)?;
+        receipt.check(&current.lines, &current.receipts, &current.deliveries)?;
         self.change(now_ms, |doc| {
             let receipts = container(doc, k::RECEIPTS)?;
             let r = doc.put_object(&receipts, receipt.id.as_str(), ObjType::Map)?;
@@ -225,6 +280,15 @@ impl ShipmentDoc {
             if let Some(v) = &receipt.voids {
                 doc.put(&r, k::VOIDS, v.as_str())?;
             }
+            if let Some(stage) = receipt.stage {
+                doc.put(&r, k::STAGE, stage.as_str())?;
+            }
+            if let Some(reason) = receipt.reason {
+                doc.put(&r, k::REASON, reason.as_str())?;
+            }
+            if let Some(d) = &receipt.delivery_id {
+                doc.put(&r, k::DELIVERY_ID, d.as_str())?;
+            }
             Ok(())
         })?;
         current.receipts.insert(receipt.id.clone(), receipt.clone());
@@ -232,21 +296,91 @@ impl ShipmentDoc {
     }
 
     /// Brings a document of an older schema to [`SCHEMA_VERSION`] in one
-    /// change (for schema 1: adds the `attachments` map), or returns
-    /// `false` if it is current already. Only the server upgrades, under
-    /// the document's write lock, so there is one `attachments` map: two
-    /// replicas that each created it would hide one's entries behind the
-    /// other's.
+    /// change (adds the maps later schemas introduced: `attachments` in 2,
+    /// `deliveries` in 3), or returns `false` if it is current already.
+    /// Only the server upgrades, under the document's write lock, so there
+    /// is one of each map: two replicas that each created one would hide
+    /// one's entries behind the other's.
     pub fn upgrade(&mut self, now_ms: i64) -> Result<bool, ModelError> {
         let current = self.read()?;
         if current.schema >= SCHEMA_VERSION {
             return Ok(false);
         }
         self.change(now_ms, |doc| {
-            doc.put_object(ROOT, k::ATTACHMENTS, ObjType::Map)?;
+            if current.schema < 2 {
+                doc.put_object(ROOT, k::ATTACHMENTS, ObjType::Map)?;
+            }
+            if current.schema < 3 {
+                doc.put_object(ROOT, k::DELIVERIES, ObjType::Map)?;
+            }
             doc.put(ROOT, k::SCHEMA, ScalarValue::Uint(SCHEMA_VERSION))
         })?;
         Ok(true)
+    }
+
+    /// Records a delivery (a truck's arrival and its papers) as one change.
+    /// Refused, leaving the document as it was, if it breaks a rule or the
+    /// document predates deliveries.
+    pub fn record_delivery(
+        &mut self,
+        new: NewDelivery,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<Delivery, ModelError> {
+        let current = self.read()?;
+        if current.schema < 3 {
+            return Err(ModelError::NoDeliveries {
+                schema: current.schema,
+            });
+        }
+        if current.deliveries.contains_key(&new.id) {
+            return Err(ModelError::AlreadyExists {
+                kind: "delivery",
+                id: new.id.to_string(),
+            });
+        }
+        let d = Delivery {
+            id: new.id,
+            waybill: new.waybill,
+            transporter: new.transporter,
+            vehicle: new.vehicle,
+            seal: new.seal,
+            seal_number: new.seal_number,
+            packages_expected: new.packages_expected,
+            packages_received: new.packages_received,
+            arrived_at: new.arrived_at,
+            note: new.note,
+            recorded_by: who.user.clone(),
+            device_id: who.device.clone(),
+            recorded_at: now_ms,
+            replaces: new.replaces,
+        };
+        d.check(&current.deliveries)?;
+        self.change(now_ms, |doc| {
+            let deliveries = container(doc, k::DELIVERIES)?;
+            let m = doc.put_object(&deliveries, d.id.as_str(), ObjType::Map)?;
+            doc.put(&m, k::WAYBILL, d.waybill.as_str())?;
+            doc.put(&m, k::TRANSPORTER, d.transporter.as_str())?;
+            doc.put(&m, k::VEHICLE, d.vehicle.as_str())?;
+            doc.put(&m, k::SEAL, d.seal.as_str())?;
+            doc.put(&m, k::SEAL_NUMBER, d.seal_number.as_str())?;
+            if let Some(n) = d.packages_expected {
+                doc.put(&m, k::PACKAGES_EXPECTED, n)?;
+            }
+            if let Some(n) = d.packages_received {
+                doc.put(&m, k::PACKAGES_RECEIVED, n)?;
+            }
+            doc.put(&m, k::ARRIVED_AT, d.arrived_at)?;
+            doc.put(&m, k::NOTE, d.note.as_str())?;
+            doc.put(&m, k::RECORDED_BY, d.recorded_by.as_str())?;
+            doc.put(&m, k::DEVICE_ID, d.device_id.as_str())?;
+            doc.put(&m, k::RECORDED_AT, d.recorded_at)?;
+            if let Some(r) = &d.replaces {
+                doc.put(&m, k::REPLACES, r.as_str())?;
+            }
+            Ok(())
+        })?;
+        Ok(d)
     }
 
     /// Records an attached file (a photo, a scanned document, a signature)

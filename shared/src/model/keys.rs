@@ -27,15 +27,27 @@ pub const LINES: &str = "lines";
 pub const RECEIPTS: &str = "receipts";
 pub const REVIEWS: &str = "reviews";
 pub const ATTACHMENTS: &str = "attachments";
+pub const DELIVERIES: &str = "deliveries";
 
 /// Keys of the document root in schema 1. `lines`, `receipts` and
 /// `reviews` are keyed by ids, so their keys are checked as ids rather than
 /// against a list.
 pub const ROOT_FIELDS_V1: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS];
 
-/// Keys of the document root from schema 2 on: `attachments` joins, keyed
-/// by ids like the other event maps.
-pub const ROOT_FIELDS: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS, ATTACHMENTS];
+/// Keys of the document root in schema 2: `attachments` joins, keyed by
+/// ids like the other event maps.
+pub const ROOT_FIELDS_V2: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS, ATTACHMENTS];
+
+/// Keys of the document root from schema 3 on: `deliveries` joins.
+pub const ROOT_FIELDS: &[&str] = &[
+    SCHEMA,
+    SHIPMENT,
+    LINES,
+    RECEIPTS,
+    REVIEWS,
+    ATTACHMENTS,
+    DELIVERIES,
+];
 
 pub const ID: &str = "id";
 pub const DONOR: &str = "donor";
@@ -77,8 +89,26 @@ pub const RECORDED_BY: &str = "recorded_by";
 pub const DEVICE_ID: &str = "device_id";
 pub const RECORDED_AT: &str = "recorded_at";
 pub const VOIDS: &str = "voids";
+pub const STAGE: &str = "stage";
+pub const REASON: &str = "reason";
+pub const DELIVERY_ID: &str = "delivery_id";
 
-/// Keys of one receipt (`receipts/<receipt_id>`); `voids` is optional.
+/// Keys of one receipt (`receipts/<receipt_id>`) up to schema 2; `voids`
+/// is optional.
+pub const RECEIPT_FIELDS_V2: &[&str] = &[
+    LINE_ID,
+    QUANTITY,
+    CONDITION,
+    SERIALS,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+    VOIDS,
+];
+
+/// Keys of one receipt from schema 3 on: `stage`, `reason` and
+/// `delivery_id` join, all optional (receipts recorded before stay valid).
 pub const RECEIPT_FIELDS: &[&str] = &[
     LINE_ID,
     QUANTITY,
@@ -89,6 +119,9 @@ pub const RECEIPT_FIELDS: &[&str] = &[
     DEVICE_ID,
     RECORDED_AT,
     VOIDS,
+    STAGE,
+    REASON,
+    DELIVERY_ID,
 ];
 
 pub const BY: &str = "by";
@@ -134,3 +167,32 @@ pub const ATTACHMENT_FIELDS: &[&str] = &[
 /// The keys only a file has, and only a signature.
 pub const FILE_ONLY_FIELDS: &[&str] = &[RECEIPT_ID, SHA256, MEDIA_TYPE, SIZE, WIDTH, HEIGHT];
 pub const SIGNATURE_ONLY_FIELDS: &[&str] = &[SIGNER_NAME, SIGNER_ROLE];
+
+pub const WAYBILL: &str = "waybill";
+pub const TRANSPORTER: &str = "transporter";
+pub const VEHICLE: &str = "vehicle";
+pub const SEAL: &str = "seal";
+pub const SEAL_NUMBER: &str = "seal_number";
+pub const PACKAGES_EXPECTED: &str = "packages_expected";
+pub const PACKAGES_RECEIVED: &str = "packages_received";
+pub const ARRIVED_AT: &str = "arrived_at";
+pub const REPLACES: &str = "replaces";
+
+/// Keys of one delivery (`deliveries/<delivery_id>`, schema 3 on): the
+/// papers and state of one truck's arrival. `packages_expected`,
+/// `packages_received` and `replaces` are optional.
+pub const DELIVERY_FIELDS: &[&str] = &[
+    WAYBILL,
+    TRANSPORTER,
+    VEHICLE,
+    SEAL,
+    SEAL_NUMBER,
+    PACKAGES_EXPECTED,
+    PACKAGES_RECEIVED,
+    ARRIVED_AT,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+    REPLACES,
+];

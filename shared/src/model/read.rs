@@ -23,6 +23,7 @@ use crate::ids::IdError;
 pub fn read_shipment(doc: &impl ReadDoc) -> Result<Shipment, ModelError> {
     let mut r = Reader {
         doc,
+        schema: SCHEMA_VERSION,
         conflicts: Vec::new(),
     };
     r.shipment()
@@ -40,6 +41,7 @@ pub struct Touched {
     pub receipts: BTreeSet<String>,
     pub reviews: BTreeSet<String>,
     pub attachments: BTreeSet<String>,
+    pub deliveries: BTreeSet<String>,
 }
 
 impl Touched {
@@ -113,6 +115,7 @@ impl Touched {
             k::RECEIPTS => &mut self.receipts,
             k::REVIEWS => &mut self.reviews,
             k::ATTACHMENTS => &mut self.attachments,
+            k::DELIVERIES => &mut self.deliveries,
             _ => {
                 self.root = true;
                 return;
@@ -154,13 +157,18 @@ pub fn read_shipment_after(
     before: &Shipment,
     touched: &Touched,
 ) -> Result<Shipment, ModelError> {
-    // In a schema 1 document there is no `attachments` map to write into;
-    // whatever a change did there, the whole read says what it is.
-    if touched.root || (before.schema < 2 && !touched.attachments.is_empty()) {
+    // In an older document there is no `attachments` or `deliveries` map
+    // to write into; whatever a change did there, the whole read says what
+    // it is.
+    if touched.root
+        || (before.schema < 2 && !touched.attachments.is_empty())
+        || (before.schema < 3 && !touched.deliveries.is_empty())
+    {
         return read_shipment(doc);
     }
     let mut r = Reader {
         doc,
+        schema: before.schema,
         conflicts: Vec::new(),
     };
     r.shipment_after(before, touched)
@@ -171,6 +179,8 @@ type TouchedEntry<T> = (String, Option<(T, ObjId)>);
 
 struct Reader<'a, D> {
     doc: &'a D,
+    /// The document's schema, which decides the fields each map may hold.
+    schema: u64,
     conflicts: Vec<Conflict>,
 }
 
@@ -397,15 +407,17 @@ impl<D: ReadDoc> Reader<'_, D> {
         };
         // After the version: a newer document is refused for its version,
         // not for the fields that version may have added.
-        let root_fields = if schema == 1 {
-            k::ROOT_FIELDS_V1
-        } else {
-            k::ROOT_FIELDS
+        self.schema = schema;
+        let root_fields = match schema {
+            1 => k::ROOT_FIELDS_V1,
+            2 => k::ROOT_FIELDS_V2,
+            _ => k::ROOT_FIELDS,
         };
         self.fields(&ROOT, "document", root_fields)?;
         let header = self.header()?;
         let lines = self.lines()?;
-        let receipts = self.receipts(&lines)?;
+        let deliveries = self.deliveries()?;
+        let receipts = self.receipts(&lines, &deliveries)?;
         let reviews = self.reviews(&receipts)?;
         let attachments = self.attachments(schema, &receipts)?;
         Ok(Shipment {
@@ -415,6 +427,7 @@ impl<D: ReadDoc> Reader<'_, D> {
             receipts,
             reviews,
             attachments,
+            deliveries,
             conflicts: std::mem::take(&mut self.conflicts),
         })
     }
@@ -531,17 +544,103 @@ impl<D: ReadDoc> Reader<'_, D> {
         Ok(line)
     }
 
+    /// The fields a receipt may hold in this document's schema.
+    fn receipt_fields(&self) -> &'static [&'static str] {
+        if self.schema < 3 {
+            k::RECEIPT_FIELDS_V2
+        } else {
+            k::RECEIPT_FIELDS
+        }
+    }
+
     fn receipts(
         &mut self,
         lines: &BTreeMap<crate::ids::LineId, Line>,
+        deliveries: &BTreeMap<crate::ids::DeliveryId, Delivery>,
     ) -> Result<BTreeMap<crate::ids::ReceiptId, Receipt>, ModelError> {
         let mut receipts = BTreeMap::new();
-        for (id, obj) in self.entries::<crate::ids::ReceiptId>(k::RECEIPTS, k::RECEIPT_FIELDS)? {
+        let fields = self.receipt_fields();
+        for (id, obj) in self.entries::<crate::ids::ReceiptId>(k::RECEIPTS, fields)? {
             let receipt = self.receipt(id.clone(), &obj)?;
             receipts.insert(id, receipt);
         }
-        check_receipts(lines, &receipts)?;
+        check_receipts(lines, &receipts, deliveries)?;
         Ok(receipts)
+    }
+
+    /// Every delivery of a schema 3 document (none before), each checked
+    /// once all are known: a correction may name one that sorts after it.
+    fn deliveries(&mut self) -> Result<BTreeMap<crate::ids::DeliveryId, Delivery>, ModelError> {
+        let mut deliveries = BTreeMap::new();
+        if self.schema < 3 {
+            return Ok(deliveries);
+        }
+        for (id, obj) in
+            self.entries::<crate::ids::DeliveryId>(k::DELIVERIES, k::DELIVERY_FIELDS)?
+        {
+            let delivery = self.delivery(id.clone(), &obj)?;
+            deliveries.insert(id, delivery);
+        }
+        deliveries.values().try_for_each(|d| d.check(&deliveries))?;
+        Ok(deliveries)
+    }
+
+    fn delivery(
+        &mut self,
+        id: crate::ids::DeliveryId,
+        obj: &ObjId,
+    ) -> Result<Delivery, ModelError> {
+        let p = |key: &str| format!("{}/{id}/{key}", k::DELIVERIES);
+        let seal_s = self.string(obj, k::SEAL, &p(k::SEAL), Editable::No)?;
+        let seal = Seal::parse(&seal_s).ok_or_else(|| {
+            ModelError::invalid(
+                p(k::SEAL),
+                format!(
+                    "unknown seal state {:?} (expected intact, broken or none)",
+                    short(&seal_s)
+                ),
+            )
+        })?;
+        Ok(Delivery {
+            waybill: self.string(obj, k::WAYBILL, &p(k::WAYBILL), Editable::No)?,
+            transporter: self.string(obj, k::TRANSPORTER, &p(k::TRANSPORTER), Editable::No)?,
+            vehicle: self.string(obj, k::VEHICLE, &p(k::VEHICLE), Editable::No)?,
+            seal,
+            seal_number: self.string(obj, k::SEAL_NUMBER, &p(k::SEAL_NUMBER), Editable::No)?,
+            packages_expected: self.opt_quantity(
+                obj,
+                k::PACKAGES_EXPECTED,
+                &p(k::PACKAGES_EXPECTED),
+            )?,
+            packages_received: self.opt_quantity(
+                obj,
+                k::PACKAGES_RECEIVED,
+                &p(k::PACKAGES_RECEIVED),
+            )?,
+            arrived_at: self.int(obj, k::ARRIVED_AT, &p(k::ARRIVED_AT), Editable::No)?,
+            note: self.string(obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+            recorded_by: self.id(obj, k::RECORDED_BY, &p(k::RECORDED_BY))?,
+            device_id: self.id(obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
+            recorded_at: self.int(obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
+            replaces: self.opt_id(obj, k::REPLACES, &p(k::REPLACES))?,
+            id,
+        })
+    }
+
+    /// An optional id (absent or null: `None`).
+    fn opt_id<T: FromStr<Err = IdError>>(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<T>, ModelError> {
+        match self.opt_string(obj, key, path, Editable::No)? {
+            None => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(|source| ModelError::BadId {
+                path: path.into(),
+                source,
+            }),
+        }
     }
 
     fn receipt(&mut self, id: crate::ids::ReceiptId, obj: &ObjId) -> Result<Receipt, ModelError> {
@@ -553,13 +652,32 @@ impl<D: ReadDoc> Reader<'_, D> {
                 format!("unknown condition {condition_s:?} (expected good, damaged, missing_parts or wrong_item)"),
             )
         })?;
-        let voids = match self.opt_string(obj, k::VOIDS, &p(k::VOIDS), Editable::No)? {
+        let voids = self.opt_id(obj, k::VOIDS, &p(k::VOIDS))?;
+        let stage = match self.opt_string(obj, k::STAGE, &p(k::STAGE), Editable::No)? {
             None => None,
-            Some(s) => Some(s.parse().map_err(|source| ModelError::BadId {
-                path: p(k::VOIDS),
-                source,
+            Some(s) => Some(Stage::parse(&s).ok_or_else(|| {
+                ModelError::invalid(
+                    p(k::STAGE),
+                    format!(
+                        "unknown stage {:?} (expected provisional, accepted or rejected)",
+                        short(&s)
+                    ),
+                )
             })?),
         };
+        let reason = match self.opt_string(obj, k::REASON, &p(k::REASON), Editable::No)? {
+            None => None,
+            Some(s) => Some(Reason::parse(&s).ok_or_else(|| {
+                ModelError::invalid(
+                    p(k::REASON),
+                    format!(
+                        "unknown reason {:?} (expected short, over, damaged_in_transit, missing_parts, wrong_item, expired or other)",
+                        short(&s)
+                    ),
+                )
+            })?),
+        };
+        let delivery_id = self.opt_id(obj, k::DELIVERY_ID, &p(k::DELIVERY_ID))?;
         Ok(Receipt {
             line_id: self.id(obj, k::LINE_ID, &p(k::LINE_ID))?,
             quantity: self.quantity(obj, k::QUANTITY, &p(k::QUANTITY), Editable::No)?,
@@ -570,6 +688,9 @@ impl<D: ReadDoc> Reader<'_, D> {
             device_id: self.id(obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
             recorded_at: self.int(obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
             voids,
+            stage,
+            reason,
+            delivery_id,
             id,
         })
     }
@@ -785,12 +906,24 @@ impl<D: ReadDoc> Reader<'_, D> {
             }
         }
 
+        // A shipment has a few deliveries: when any is touched all are read
+        // again, as the whole read does. One gone means a receipt naming
+        // it must be checked again.
+        let deliveries = if touched.deliveries.is_empty() {
+            before.deliveries.clone()
+        } else {
+            let deliveries = self.deliveries()?;
+            key_gone |= before
+                .deliveries
+                .keys()
+                .any(|id| !deliveries.contains_key(id));
+            deliveries
+        };
+
         let mut receipts = before.receipts.clone();
-        let touched_receipts = self.touched_entries::<crate::ids::ReceiptId>(
-            k::RECEIPTS,
-            k::RECEIPT_FIELDS,
-            &touched.receipts,
-        )?;
+        let fields = self.receipt_fields();
+        let touched_receipts =
+            self.touched_entries::<crate::ids::ReceiptId>(k::RECEIPTS, fields, &touched.receipts)?;
         let mut fresh = Vec::with_capacity(touched_receipts.len());
         for (key_s, entry) in touched_receipts {
             match entry {
@@ -806,7 +939,7 @@ impl<D: ReadDoc> Reader<'_, D> {
             }
         }
         if key_gone {
-            check_receipts(&lines, &receipts)?;
+            check_receipts(&lines, &receipts, &deliveries)?;
         } else {
             // A receipt's check asks only whether the line and the receipt
             // it names exist. Those of `before` passed, and no key is gone:
@@ -815,7 +948,7 @@ impl<D: ReadDoc> Reader<'_, D> {
             fresh.sort();
             for id in &fresh {
                 if let Some(receipt) = receipts.get(id) {
-                    receipt.check(&lines, &receipts)?;
+                    receipt.check(&lines, &receipts, &deliveries)?;
                 }
             }
         }
@@ -856,6 +989,7 @@ impl<D: ReadDoc> Reader<'_, D> {
             receipts,
             reviews,
             attachments,
+            deliveries,
             conflicts,
         })
     }
@@ -866,8 +1000,17 @@ impl<D: ReadDoc> Reader<'_, D> {
 fn check_receipts(
     lines: &BTreeMap<crate::ids::LineId, Line>,
     receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
+    deliveries: &BTreeMap<crate::ids::DeliveryId, Delivery>,
 ) -> Result<(), ModelError> {
-    receipts.values().try_for_each(|r| r.check(lines, receipts))
+    receipts
+        .values()
+        .try_for_each(|r| r.check(lines, receipts, deliveries))
+}
+
+/// A value from a document, cut to [`MAX_REPORTED_KEY_CHARS`] for an error
+/// message, so a refusal never echoes an attacker's payload.
+fn short(s: &str) -> String {
+    s.chars().take(MAX_REPORTED_KEY_CHARS).collect()
 }
 
 /// `before`'s conflicts on fields under `prefix`, in order.

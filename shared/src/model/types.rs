@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    AttachmentId, DeviceId, FacilityId, IdError, LineId, ReceiptId, ReviewId, ShipmentId, UserId,
+    AttachmentId, DeliveryId, DeviceId, FacilityId, IdError, LineId, ReceiptId, ReviewId,
+    ShipmentId, UserId,
 };
 
 /// Version of the document layout this code writes. Schema 2 added
-/// `attachments`; documents of schema 1 still read (with no attachments)
+/// `attachments`; schema 3 added `deliveries` and a receipt's stage,
+/// reason and delivery. Older documents still read (with none of these)
 /// until the server upgrades them ([`ShipmentDoc::upgrade`](super::ShipmentDoc::upgrade)).
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 /// Oldest document layout this code reads.
 pub const OLDEST_SCHEMA_VERSION: u64 = 1;
 /// Largest quantity on one line or receipt: far above any real delivery, low
@@ -84,6 +86,109 @@ impl Condition {
 
     pub fn parse(s: &str) -> Option<Condition> {
         Condition::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// How far a receipt has come: counted at the truck, or judged after
+/// inspection. A later stage is recorded as a new receipt that voids the
+/// earlier one, like any correction, so the count at the truck stays on
+/// record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Counted at the truck, not yet inspected.
+    Provisional,
+    /// Inspected and taken into the hospital's keeping.
+    Accepted,
+    /// Inspected and refused: it goes back, with a reason.
+    Rejected,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Provisional, Stage::Accepted, Stage::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Provisional => "provisional",
+            Stage::Accepted => "accepted",
+            Stage::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Why a receipt differs from the manifest, in the vocabulary of a
+/// goods-received note's exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Fewer units than outstanding.
+    Short,
+    /// More units than outstanding.
+    Over,
+    DamagedInTransit,
+    MissingParts,
+    /// Not the item the line expects, or a substitute.
+    WrongItem,
+    Expired,
+    /// Anything else; the note says what.
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::Short,
+        Reason::Over,
+        Reason::DamagedInTransit,
+        Reason::MissingParts,
+        Reason::WrongItem,
+        Reason::Expired,
+        Reason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Short => "short",
+            Reason::Over => "over",
+            Reason::DamagedInTransit => "damaged_in_transit",
+            Reason::MissingParts => "missing_parts",
+            Reason::WrongItem => "wrong_item",
+            Reason::Expired => "expired",
+            Reason::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// The state of a delivery's seal when the truck was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seal {
+    Intact,
+    Broken,
+    /// The load carried no seal.
+    None,
+}
+
+impl Seal {
+    pub const ALL: [Seal; 3] = [Seal::Intact, Seal::Broken, Seal::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seal::Intact => "intact",
+            Seal::Broken => "broken",
+            Seal::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Seal> {
+        Seal::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -168,6 +273,71 @@ pub struct Receipt {
     pub recorded_at: i64,
     /// An earlier receipt this one replaces (a correction) or cancels.
     pub voids: Option<ReceiptId>,
+    /// `None` on receipts recorded before stages existed (schema 2 and
+    /// earlier), which are read as counted, not inspected.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    /// The delivery (truck) that brought these units, if recorded.
+    #[serde(default)]
+    pub delivery_id: Option<DeliveryId>,
+}
+
+impl Receipt {
+    /// The stage, reading a receipt from before stages as provisional.
+    pub fn stage(&self) -> Stage {
+        self.stage.unwrap_or(Stage::Provisional)
+    }
+}
+
+/// One delivery: a truck's arrival, with the papers it came with and the
+/// state of its load. An immutable event like a receipt; a correction is a
+/// new delivery that `replaces` the earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    /// Waybill or consignment note number.
+    pub waybill: String,
+    pub transporter: String,
+    /// Vehicle registration.
+    pub vehicle: String,
+    pub seal: Seal,
+    pub seal_number: String,
+    pub packages_expected: Option<u64>,
+    pub packages_received: Option<u64>,
+    /// When the truck arrived, milliseconds since the Unix epoch.
+    pub arrived_at: i64,
+    /// Remarks.
+    pub note: String,
+    pub recorded_by: UserId,
+    pub device_id: DeviceId,
+    pub recorded_at: i64,
+    pub replaces: Option<DeliveryId>,
+}
+
+/// What a receiver supplies to record a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    #[serde(default)]
+    pub waybill: String,
+    #[serde(default)]
+    pub transporter: String,
+    #[serde(default)]
+    pub vehicle: String,
+    pub seal: Seal,
+    #[serde(default)]
+    pub seal_number: String,
+    #[serde(default)]
+    pub packages_expected: Option<u64>,
+    #[serde(default)]
+    pub packages_received: Option<u64>,
+    pub arrived_at: i64,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub replaces: Option<DeliveryId>,
 }
 
 /// A coordinator's review note.
@@ -318,6 +488,9 @@ pub struct Shipment {
     pub reviews: BTreeMap<ReviewId, Review>,
     /// Empty in a schema 1 document.
     pub attachments: BTreeMap<AttachmentId, Attachment>,
+    /// Empty before schema 3.
+    #[serde(default)]
+    pub deliveries: BTreeMap<DeliveryId, Delivery>,
     pub conflicts: Vec<Conflict>,
 }
 
@@ -349,6 +522,50 @@ pub struct NewReceipt {
     pub note: String,
     #[serde(default)]
     pub voids: Option<ReceiptId>,
+    /// Provisional when not given.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// Required when the condition is not good, the stage is rejected, or
+    /// the quantity differs from what is outstanding on the line.
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    #[serde(default)]
+    pub delivery_id: Option<DeliveryId>,
+}
+
+impl From<&Receipt> for NewReceipt {
+    fn from(r: &Receipt) -> Self {
+        NewReceipt {
+            id: r.id.clone(),
+            line_id: r.line_id.clone(),
+            quantity: r.quantity,
+            condition: r.condition,
+            serials: r.serials.clone(),
+            note: r.note.clone(),
+            voids: r.voids.clone(),
+            stage: r.stage,
+            reason: r.reason,
+            delivery_id: r.delivery_id.clone(),
+        }
+    }
+}
+
+impl From<&Delivery> for NewDelivery {
+    fn from(d: &Delivery) -> Self {
+        NewDelivery {
+            id: d.id.clone(),
+            waybill: d.waybill.clone(),
+            transporter: d.transporter.clone(),
+            vehicle: d.vehicle.clone(),
+            seal: d.seal,
+            seal_number: d.seal_number.clone(),
+            packages_expected: d.packages_expected,
+            packages_received: d.packages_received,
+            arrived_at: d.arrived_at,
+            note: d.note.clone(),
+            replaces: d.replaces.clone(),
+        }
+    }
 }
 
 /// Who is making a change: the person and the device they hold.
@@ -399,6 +616,25 @@ pub enum ModelError {
         review: ReviewId,
         receipt: ReceiptId,
     },
+    #[error("receipt {receipt}: {why}; choose a reason")]
+    ReasonRequired {
+        receipt: ReceiptId,
+        why: &'static str,
+    },
+    #[error("receipt {receipt}: delivery {delivery} does not exist")]
+    UnknownDelivery {
+        receipt: ReceiptId,
+        delivery: DeliveryId,
+    },
+    #[error("delivery {delivery}: replaces delivery {replaces}, which does not exist")]
+    ReplacesUnknownDelivery {
+        delivery: DeliveryId,
+        replaces: DeliveryId,
+    },
+    #[error(
+        "this shipment's document predates deliveries (schema {schema}); sync once so the server can upgrade it"
+    )]
+    NoDeliveries { schema: u64 },
     #[error("attachment {attachment}: is on receipt {receipt}, which does not exist")]
     AttachedToUnknownReceipt {
         attachment: AttachmentId,
@@ -628,6 +864,7 @@ impl Receipt {
         &self,
         lines: &BTreeMap<LineId, Line>,
         receipts: &BTreeMap<ReceiptId, Receipt>,
+        deliveries: &BTreeMap<DeliveryId, Delivery>,
     ) -> Result<(), ModelError> {
         let p = format!("receipts/{}", self.id);
         if !lines.contains_key(&self.line_id) {
@@ -636,6 +873,15 @@ impl Receipt {
                 line: self.line_id.clone(),
             });
         }
+        if let Some(d) = &self.delivery_id
+            && !deliveries.contains_key(d)
+        {
+            return Err(ModelError::UnknownDelivery {
+                receipt: self.id.clone(),
+                delivery: d.clone(),
+            });
+        }
+        self.check_reason()?;
         // A pure void carries no units; anything else must count some.
         if !(self.quantity == 0 && self.voids.is_some()) {
             check_quantity(&format!("{p}/quantity"), self.quantity)?;
@@ -655,6 +901,77 @@ impl Receipt {
                     voids: v.clone(),
                 });
             }
+        }
+        Ok(())
+    }
+}
+
+impl Receipt {
+    /// The rules on reasons that depend on the receipt alone, so that every
+    /// replica, whatever else it has merged, judges a receipt the same way.
+    /// (Whether the quantity matches what was outstanding depends on what
+    /// the recorder had seen: [`Shipment::reason_needed`] checks that when
+    /// the receipt is recorded.) Receipts from before stages (no `stage`)
+    /// carry no reasons and are not held to them.
+    fn check_reason(&self) -> Result<(), ModelError> {
+        let Some(stage) = self.stage else {
+            return Ok(());
+        };
+        if self.reason.is_none() {
+            let why = if stage == Stage::Rejected {
+                Some("a rejected receipt needs a reason")
+            } else if self.condition != Condition::Good && self.quantity > 0 {
+                Some("units not in good order need a reason")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ModelError::ReasonRequired {
+                    receipt: self.id.clone(),
+                    why,
+                });
+            }
+        }
+        if self.reason == Some(Reason::Other) && self.note.trim().is_empty() {
+            return Err(ModelError::invalid(
+                format!("receipts/{}/note", self.id),
+                "the reason is \"other\": say what in the note",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Delivery {
+    pub(crate) fn check(
+        &self,
+        deliveries: &BTreeMap<DeliveryId, Delivery>,
+    ) -> Result<(), ModelError> {
+        let p = format!("deliveries/{}", self.id);
+        check_label(&format!("{p}/waybill"), &self.waybill, false)?;
+        check_label(&format!("{p}/transporter"), &self.transporter, false)?;
+        check_label(&format!("{p}/vehicle"), &self.vehicle, false)?;
+        check_label(&format!("{p}/seal_number"), &self.seal_number, false)?;
+        for (key, v) in [
+            ("packages_expected", self.packages_expected),
+            ("packages_received", self.packages_received),
+        ] {
+            if v.is_some_and(|v| v > MAX_QUANTITY) {
+                return Err(ModelError::QuantityOutOfRange {
+                    path: format!("{p}/{key}"),
+                });
+            }
+        }
+        check_time(&format!("{p}/arrived_at"), self.arrived_at)?;
+        check_text(&format!("{p}/note"), &self.note, MAX_NOTE_CHARS)?;
+        check_time(&format!("{p}/recorded_at"), self.recorded_at)?;
+        if let Some(r) = &self.replaces
+            && (r == &self.id || !deliveries.contains_key(r))
+        {
+            return Err(ModelError::ReplacesUnknownDelivery {
+                delivery: self.id.clone(),
+                replaces: r.clone(),
+            });
         }
         Ok(())
     }
@@ -807,6 +1124,82 @@ impl Shipment {
             .filter(move |a| a.file().is_some() && !removed.contains(&a.id))
     }
 
+    /// Deliveries no later delivery replaces, in id order.
+    pub fn active_deliveries(&self) -> impl Iterator<Item = &Delivery> {
+        let replaced: std::collections::BTreeSet<&DeliveryId> = self
+            .deliveries
+            .values()
+            .filter_map(|d| d.replaces.as_ref())
+            .collect();
+        self.deliveries
+            .values()
+            .filter(move |d| !replaced.contains(&d.id))
+    }
+
+    /// Units of `line` still outstanding if the receipt `voids` (when
+    /// given) no longer counted: what a new count on the line is compared
+    /// with. Wrong items and pure voids count towards nothing.
+    pub fn outstanding_on(&self, line: &LineId, voids: Option<&ReceiptId>) -> u64 {
+        let Some(expected) = self.lines.get(line).map(|l| l.quantity_expected) else {
+            return 0;
+        };
+        let received: u64 = self
+            .active_receipts()
+            .filter(|r| &r.line_id == line && Some(&r.id) != voids)
+            .filter(|r| r.condition != Condition::WrongItem)
+            .map(|r| r.quantity)
+            .sum();
+        expected.saturating_sub(received)
+    }
+
+    /// Why `new` needs a reason, if it does and has none: its condition is
+    /// not good, it rejects, or its quantity differs from what is
+    /// outstanding on the line (short or over). The phone asks for the
+    /// reason before saving; the server, which may merge concurrent counts
+    /// the recorder never saw, checks only the rules that do not depend on
+    /// them ([`Receipt`]'s own).
+    pub fn reason_needed(&self, new: &NewReceipt) -> Option<&'static str> {
+        if new.reason.is_some() {
+            return None;
+        }
+        if new.stage == Some(Stage::Rejected) {
+            return Some("a rejected receipt needs a reason");
+        }
+        if new.quantity == 0 {
+            return None;
+        }
+        if new.condition != Condition::Good {
+            return Some("units not in good order need a reason");
+        }
+        let outstanding = self.outstanding_on(&new.line_id, new.voids.as_ref());
+        match new.quantity.cmp(&outstanding) {
+            std::cmp::Ordering::Less => Some("fewer units than outstanding need a reason (short)"),
+            std::cmp::Ordering::Greater => Some("more units than outstanding need a reason (over)"),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    /// The reason that fits `new` if it needs one ([`Self::reason_needed`]):
+    /// the condition's own (damaged in transit, missing parts, wrong item),
+    /// else short or over. `None` if it needs none, or none fits (a
+    /// rejection of units in good order: the person must say why). The
+    /// phone offers it; simulated receivers take it.
+    pub fn suggested_reason(&self, new: &NewReceipt) -> Option<Reason> {
+        self.reason_needed(new)?;
+        match new.condition {
+            Condition::Damaged => return Some(Reason::DamagedInTransit),
+            Condition::MissingParts => return Some(Reason::MissingParts),
+            Condition::WrongItem => return Some(Reason::WrongItem),
+            Condition::Good => {}
+        }
+        let outstanding = self.outstanding_on(&new.line_id, new.voids.as_ref());
+        match new.quantity.cmp(&outstanding) {
+            std::cmp::Ordering::Less => Some(Reason::Short),
+            std::cmp::Ordering::Greater => Some(Reason::Over),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
     /// Receipts that a later receipt voids. Voids are final: voiding a void
     /// does not bring the first receipt back (record it again instead), which
     /// keeps the rule simple enough to explain to a receiver.
@@ -852,6 +1245,7 @@ impl Shipment {
         kept_unchanged("receipts", &before.receipts, &self.receipts)?;
         kept_unchanged("reviews", &before.reviews, &self.reviews)?;
         kept_unchanged("attachments", &before.attachments, &self.attachments)?;
+        kept_unchanged("deliveries", &before.deliveries, &self.deliveries)?;
         if self.schema < before.schema {
             return Err(ModelError::SchemaDowngrade {
                 path: "schema".into(),

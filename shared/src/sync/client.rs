@@ -24,7 +24,8 @@ use super::protocol::{
 };
 use crate::ids::{AttachmentId, DeviceId, ShipmentId, UserId};
 use crate::model::{
-    Attachment, ModelError, NewAttachment, NewReceipt, Receipt, Recorder, Shipment, ShipmentDoc,
+    Attachment, Delivery, ModelError, NewAttachment, NewDelivery, NewReceipt, Receipt, Recorder,
+    Shipment, ShipmentDoc,
 };
 use crate::roles::{Action, Forbidden, Role};
 
@@ -187,6 +188,11 @@ pub struct Recovery {
     /// Receipts the model no longer accepts, with the reason; they are gone
     /// from this phone, so the UI must show them for the person to re-check.
     pub discarded: Vec<(Receipt, String)>,
+    /// Deliveries recorded again on the server's copy, before the receipts
+    /// that may name them.
+    pub kept_deliveries: Vec<Delivery>,
+    /// Deliveries the model no longer accepts, with the reason.
+    pub discarded_deliveries: Vec<(Delivery, String)>,
 }
 
 /// The phone's sync engine over a store `S`.
@@ -324,6 +330,18 @@ impl<S: ClientStore> ClientEngine<S> {
             .await
     }
 
+    /// Records a delivery (a truck's arrival and its papers) and makes it
+    /// durable before returning.
+    pub async fn record_delivery(
+        &mut self,
+        shipment: &ShipmentId,
+        new: NewDelivery,
+        now_ms: i64,
+    ) -> Result<Delivery, ClientError<S::Error>> {
+        self.edit_durably(shipment, |doc, who| doc.record_delivery(new, who, now_ms))
+            .await
+    }
+
     /// Records the removal of an attached file, with why.
     pub async fn remove_attachment(
         &mut self,
@@ -412,6 +430,7 @@ impl<S: ClientStore> ClientEngine<S> {
         // receipts are read where each unsynced change was made: the phone
         // checked that state before saving it.
         let mut unsynced: BTreeMap<_, Receipt> = BTreeMap::new();
+        let mut unsynced_deliveries: BTreeMap<_, Delivery> = BTreeMap::new();
         for change in local.unacknowledged() {
             let Ok(at) = local.doc.automerge_mut().fork_at(&[change.hash()]) else {
                 continue;
@@ -424,6 +443,11 @@ impl<S: ClientStore> ClientEngine<S> {
                     unsynced.insert(id, receipt);
                 }
             }
+            for (id, delivery) in state.deliveries {
+                if !on_server.deliveries.contains_key(&id) {
+                    unsynced_deliveries.insert(id, delivery);
+                }
+            }
         }
         let mut unsynced: Vec<Receipt> = unsynced.into_values().collect();
         unsynced.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
@@ -433,6 +457,24 @@ impl<S: ClientStore> ClientEngine<S> {
             device: identity.device.clone(),
         };
         let mut recovery = Recovery::default();
+        let mut unsynced_deliveries: Vec<Delivery> = unsynced_deliveries.into_values().collect();
+        unsynced_deliveries.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
+        for delivery in unsynced_deliveries {
+            if delivery.recorded_by != identity.user {
+                let reason = format!(
+                    "recorded by {}, not by {}",
+                    delivery.recorded_by, identity.user
+                );
+                recovery.discarded_deliveries.push((delivery, reason));
+                continue;
+            }
+            match rebuilt.record_delivery((&delivery).into(), &who, delivery.recorded_at) {
+                Ok(kept) => recovery.kept_deliveries.push(kept),
+                Err(e) => recovery
+                    .discarded_deliveries
+                    .push((delivery, e.to_string())),
+            }
+        }
         for receipt in unsynced {
             if receipt.recorded_by != identity.user {
                 // Not possible through `set_identity`, but never re-sign
@@ -444,16 +486,7 @@ impl<S: ClientStore> ClientEngine<S> {
                 recovery.discarded.push((receipt, reason));
                 continue;
             }
-            let again = NewReceipt {
-                id: receipt.id.clone(),
-                line_id: receipt.line_id.clone(),
-                quantity: receipt.quantity,
-                condition: receipt.condition,
-                serials: receipt.serials.clone(),
-                note: receipt.note.clone(),
-                voids: receipt.voids.clone(),
-            };
-            match rebuilt.record_receipt(again, &who, receipt.recorded_at) {
+            match rebuilt.record_receipt_again(&receipt, &who) {
                 Ok(kept) => recovery.kept.push(kept),
                 Err(e) => recovery.discarded.push((receipt, e.to_string())),
             }

@@ -223,8 +223,11 @@ fn record(
             },
             note: String::new(),
             voids: None,
+            stage: None,
+            reason: None,
+            delivery_id: None,
         };
-        phone.record_receipt(receipt, who, T0 + i as i64 * 1_000)?;
+        aidsync_tests::record_as_asked(phone, receipt, who, T0 + i as i64 * 1_000)?;
     }
     Ok(())
 }

@@ -411,6 +411,9 @@ fn random_receipt(rng: &mut StdRng, run_tag: &str, line: LineId) -> anyhow::Resu
         serials: Vec::new(),
         note: String::new(),
         voids: None,
+        stage: None,
+        reason: None,
+        delivery_id: None,
     })
 }
 

@@ -1167,7 +1167,8 @@ fn build_shipment(
         let person = &facility.receivers[new.receiver];
         let (device, actor) = &person.devices[rng.random_range(0..person.devices.len())];
         doc.set_actor(actor.clone());
-        let receipt = doc.record_receipt(
+        let receipt = aidsync_tests::record_as_asked(
+            &mut doc,
             new.receipt.clone(),
             &Recorder {
                 user: person.user.clone(),
@@ -1288,6 +1289,9 @@ impl Planned {
                 serials,
                 note: note.to_owned(),
                 voids: None,
+                stage: None,
+                reason: None,
+                delivery_id: None,
             },
             line,
             receiver,

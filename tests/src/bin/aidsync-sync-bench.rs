@@ -71,6 +71,9 @@ fn receipt(n: usize, line: usize) -> anyhow::Result<NewReceipt> {
         serials: Vec::new(),
         note: String::new(),
         voids: None,
+        stage: None,
+        reason: None,
+        delivery_id: None,
     })
 }
 

@@ -240,6 +240,9 @@ async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
                     serials: Vec::new(),
                     note: String::new(),
                     voids: None,
+                    stage: None,
+                    reason: None,
+                    delivery_id: None,
                 },
             )
             .await?;

@@ -159,6 +159,9 @@ fn receipt(
         serials: serials.iter().map(|s| (*s).to_owned()).collect(),
         note: note.to_owned(),
         voids: None,
+        stage: None,
+        reason: None,
+        delivery_id: None,
     })
 }
 
@@ -238,7 +241,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
     )?;
     let mut server = ShipmentDoc::create(&new, &olena.recorder.user, c1.clone(), T0)?;
     let (_, base) = edit_on(&server, a1, |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt(
                 "r-base-1",
                 "us",
@@ -250,7 +254,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
             &anna_1,
             T0 + 1,
         )?;
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt(
                 "r-base-2",
                 "gloves",
@@ -273,7 +278,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
         })
     };
     let (_, one) = edit_on(&server, a1, |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt(
                 "r-1",
                 "us",
@@ -290,7 +296,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
     upload(raw(&one), &mut seeds);
     let (_, chain) = edit_on(&server, a1, |d| {
         for (i, serial) in ["US-004", "US-005", "US-099"].iter().enumerate() {
-            d.record_receipt(
+            crate::record_as_asked(
+                d,
                 receipt(
                     &format!("r-chain-{i}"),
                     "us",
@@ -303,7 +310,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
                 tick(),
             )?;
         }
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-chain-gloves", "gloves", 400, Condition::Good, &[], "")?,
             &anna_1,
             tick(),
@@ -321,15 +329,16 @@ pub fn world() -> anyhow::Result<SyncWorld> {
             "recounted",
         )?;
         correction.voids = Some(id("r-base-2")?);
-        d.record_receipt(correction, &anna_1, tick())?;
+        crate::record_as_asked(d, correction, &anna_1, tick())?;
         let mut cancel = receipt("r-void-2", "us", 0, Condition::Good, &[], "")?;
         cancel.voids = Some(id("r-base-1")?);
-        d.record_receipt(cancel, &anna_1, tick())?;
+        crate::record_as_asked(d, cancel, &anna_1, tick())?;
         Ok(())
     })?;
     upload(raw(&void), &mut seeds);
     let (_, first) = edit_on(&server, a1, |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-p1", "us", 1, Condition::Good, &["US-006"], "")?,
             &anna_1,
             tick(),
@@ -337,7 +346,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
         Ok(())
     })?;
     let (_, second) = edit_on(&server, a2, |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-p2", "us", 1, Condition::Good, &["US-006"], "same crate?")?,
             &anna_2,
             tick(),
@@ -348,7 +358,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
     upload([raw(&base), raw(&one)].concat(), &mut seeds);
     let petro_1 = petro.recorder.clone();
     let (_, wrong) = edit_on(&server, &petro.actors[0], |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-petro", "gloves", 5, Condition::Good, &[], "")?,
             &petro_1,
             tick(),
@@ -357,12 +368,14 @@ pub fn world() -> anyhow::Result<SyncWorld> {
     })?;
     upload(raw(&wrong), &mut seeds);
     let (_, gap) = edit_on(&server, a2, |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-gap-1", "gloves", 1, Condition::Good, &[], "")?,
             &anna_2,
             tick(),
         )?;
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-gap-2", "gloves", 1, Condition::Good, &[], "")?,
             &anna_2,
             tick(),
@@ -383,7 +396,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
     )?;
     let mut server = ShipmentDoc::create(&new, &olena.recorder.user, c1.clone(), T0)?;
     let (_, base) = edit_on(&server, a1, |d| {
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt(
                 "r-xr",
                 "xray",
@@ -395,7 +409,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
             &anna_1,
             T0 + 5,
         )?;
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt("r-masks", "masks", 900, Condition::Good, &[], "")?,
             &anna_1,
             T0 + 6,
@@ -476,7 +491,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
     let server = ShipmentDoc::create(&new, &olena.recorder.user, c1.clone(), T0)?;
     let (_, bulk) = edit_on(&server, a2, |d| {
         for i in 0..30 {
-            d.record_receipt(
+            crate::record_as_asked(
+                d,
                 receipt(
                     &format!("r-bulk-{i}"),
                     "kits",
@@ -493,7 +509,8 @@ pub fn world() -> anyhow::Result<SyncWorld> {
                 tick(),
             )?;
         }
-        d.record_receipt(
+        crate::record_as_asked(
+            d,
             receipt(
                 "r-bulk-beds",
                 "beds",

@@ -284,7 +284,8 @@ impl HttpWorld {
                     .get(i)
                     .map(|s| vec![s.clone()])
                     .unwrap_or_default();
-                doc.record_receipt(
+                crate::record_as_asked(
+                    &mut doc,
                     NewReceipt {
                         id: ReceiptId::parse(format!("fz-{k}-{i}"))?,
                         line_id: line.id.clone(),
@@ -297,6 +298,9 @@ impl HttpWorld {
                         serials,
                         note: "counted twice".to_owned(),
                         voids: None,
+                        stage: None,
+                        reason: None,
+                        delivery_id: None,
                     },
                     &anna,
                     now + i as i64,

@@ -28,7 +28,7 @@ fn photo_bytes(seed: u64, len: usize) -> Vec<u8> {
     bytes
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     aidsync_shared::ids::to_hex(&Sha256::digest(bytes))
 }
 
@@ -57,7 +57,7 @@ async fn status(api: &Api, token: &str, sha: &str) -> (StatusCode, Value) {
 }
 
 /// One `PATCH` of `bytes[offset..offset + len]`.
-async fn patch(
+pub(crate) async fn patch(
     api: &Api,
     token: &str,
     sha: &str,
@@ -442,6 +442,7 @@ pub async fn schema_1_shipments_are_upgraded_at_start(db: &TestDb) {
     let mut doc = ShipmentDoc::from_automerge(std::mem::take(&mut co.loaded.stored.doc));
     let before = doc.heads();
     doc.automerge_mut().delete(ROOT, "attachments").unwrap();
+    doc.automerge_mut().delete(ROOT, "deliveries").unwrap();
     doc.automerge_mut()
         .put(ROOT, "schema", automerge::ScalarValue::Uint(1))
         .unwrap();
@@ -512,7 +513,7 @@ pub async fn schema_1_shipments_are_upgraded_at_start(db: &TestDb) {
 }
 
 /// A real PNG of `width` × `height`.
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });

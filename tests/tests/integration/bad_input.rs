@@ -170,7 +170,8 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
     // A good upload to reuse under wrong circumstances.
     let mut good = forge(&phone, &id);
     let base = good.heads();
-    good.record_receipt(
+    aidsync_tests::record_as_asked(
+        &mut good,
         receipt("line-1", 1, Condition::Good, &[]),
         &recorder(&phone),
         now_ms(),
@@ -270,13 +271,13 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
     // A change that breaks the model: a receipt for a line that does not exist.
     let mut broken = forge(&phone, &id);
     let base = broken.heads();
-    let forged = broken
-        .record_receipt(
-            receipt("line-1", 1, Condition::Good, &[]),
-            &recorder(&phone),
-            now_ms(),
-        )
-        .unwrap();
+    let forged = aidsync_tests::record_as_asked(
+        &mut broken,
+        receipt("line-1", 1, Condition::Good, &[]),
+        &recorder(&phone),
+        now_ms(),
+    )
+    .unwrap();
     {
         let am = broken.automerge_mut();
         let (_, receipts) = am.get(automerge::ROOT, keys::RECEIPTS).unwrap().unwrap();
@@ -312,13 +313,13 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
     let mut impostor = forge(&phone, &id);
     let base = impostor.heads();
     impostor.set_actor(ActorId::random());
-    impostor
-        .record_receipt(
-            receipt("line-1", 1, Condition::Good, &[]),
-            &recorder(&phone),
-            now_ms(),
-        )
-        .unwrap();
+    aidsync_tests::record_as_asked(
+        &mut impostor,
+        receipt("line-1", 1, Condition::Good, &[]),
+        &recorder(&phone),
+        now_ms(),
+    )
+    .unwrap();
     let wire = client
         .sync(&request(vec![upload_since(SHIPMENT, &mut impostor, &base)]))
         .await;
@@ -328,14 +329,16 @@ pub async fn bad_sync_requests_are_refused_and_change_nothing(db: &TestDb) {
     // A change whose ancestor the server never got: nothing stored, and
     // the phone is told to send everything again.
     let mut gap = forge(&phone, &id);
-    gap.record_receipt(
+    aidsync_tests::record_as_asked(
+        &mut gap,
         receipt("line-1", 1, Condition::Good, &[]),
         &recorder(&phone),
         now_ms(),
     )
     .unwrap();
     let middle = gap.heads();
-    gap.record_receipt(
+    aidsync_tests::record_as_asked(
+        &mut gap,
         receipt("line-2", 1, Condition::Good, &[]),
         &recorder(&phone),
         now_ms(),
@@ -370,7 +373,8 @@ pub async fn one_bad_document_does_not_block_the_others(db: &TestDb) {
     let mut bad = forge(&phone, &first);
     let bad_base = bad.heads();
     bad.set_actor(ActorId::random());
-    bad.record_receipt(
+    aidsync_tests::record_as_asked(
+        &mut bad,
         receipt("line-1", 1, Condition::Good, &[]),
         &recorder(&phone),
         now_ms(),
@@ -378,7 +382,8 @@ pub async fn one_bad_document_does_not_block_the_others(db: &TestDb) {
     .unwrap();
     let mut good = forge(&phone, &second);
     let good_base = good.heads();
-    good.record_receipt(
+    aidsync_tests::record_as_asked(
+        &mut good,
         receipt("line-2", 2, Condition::Good, &[]),
         &recorder(&phone),
         now_ms(),
@@ -584,8 +589,7 @@ pub async fn impersonation_is_refused(db: &TestDb) {
     let wire = client
         .upload_edit(&anna, |doc| {
             doc.set_actor(ActorId::random());
-            doc.record_receipt(new_receipt(), &recorder(&anna), now_ms())
-                .unwrap();
+            aidsync_tests::record_as_asked(doc, new_receipt(), &recorder(&anna), now_ms()).unwrap();
         })
         .await;
     assert_refused(&wire, RefusalCode::WrongActor, "not a device of anna");
@@ -597,7 +601,7 @@ pub async fn impersonation_is_refused(db: &TestDb) {
     let wire = client
         .upload_edit(&anna, |doc| {
             doc.set_actor(ActorId::try_from(bohdan.session.actor_id.as_str()).unwrap());
-            doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
+            aidsync_tests::record_as_asked(doc, new_receipt(), &recorder(&bohdan), now_ms())
                 .unwrap();
         })
         .await;
@@ -608,7 +612,7 @@ pub async fn impersonation_is_refused(db: &TestDb) {
     // Her own actor, but a receipt claiming Bohdan recorded it.
     let wire = client
         .upload_edit(&anna, |doc| {
-            doc.record_receipt(new_receipt(), &recorder(&bohdan), now_ms())
+            aidsync_tests::record_as_asked(doc, new_receipt(), &recorder(&bohdan), now_ms())
                 .unwrap();
         })
         .await;
@@ -622,7 +626,7 @@ pub async fn impersonation_is_refused(db: &TestDb) {
                 device: recorder(&bohdan).device,
                 ..recorder(&anna)
             };
-            doc.record_receipt(new_receipt(), &who, now_ms()).unwrap();
+            aidsync_tests::record_as_asked(doc, new_receipt(), &who, now_ms()).unwrap();
         })
         .await;
     assert_refused(&wire, RefusalCode::Forbidden, "not one of anna's devices");
@@ -670,7 +674,7 @@ pub async fn impersonation_is_refused(db: &TestDb) {
     };
     let wire = olena_client
         .upload_edit(&olena, |doc| {
-            doc.record_receipt(new_receipt(), &recorder(&olena), now_ms())
+            aidsync_tests::record_as_asked(doc, new_receipt(), &recorder(&olena), now_ms())
                 .unwrap();
         })
         .await;

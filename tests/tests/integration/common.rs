@@ -216,6 +216,9 @@ pub fn receipt(line: &str, quantity: u64, condition: Condition, serials: &[&str]
         serials: serials.iter().map(|s| s.to_string()).collect(),
         note: String::new(),
         voids: None,
+        stage: None,
+        reason: None,
+        delivery_id: None,
     }
 }
 

@@ -30,13 +30,13 @@ fn broken_upload(phone: &Phone) -> Vec<u8> {
         user: identity.user,
         device: identity.device,
     };
-    let forged = doc
-        .record_receipt(
-            receipt("line-1", 1, Condition::Good, &[]),
-            &recorder,
-            now_ms(),
-        )
-        .unwrap();
+    let forged = aidsync_tests::record_as_asked(
+        &mut doc,
+        receipt("line-1", 1, Condition::Good, &[]),
+        &recorder,
+        now_ms(),
+    )
+    .unwrap();
     let am = doc.automerge_mut();
     let (_, receipts) = am.get(automerge::ROOT, keys::RECEIPTS).unwrap().unwrap();
     let (_, obj) = am.get(&receipts, forged.id.as_str()).unwrap().unwrap();

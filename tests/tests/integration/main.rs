@@ -14,6 +14,7 @@ mod bad_input;
 mod common;
 mod coordinator;
 mod events;
+mod grn;
 mod group_commit;
 mod metrics;
 mod projections;
@@ -81,3 +82,4 @@ on_both_backends!(attachments::wrong_bytes_and_limits_are_refused => sqlite_wron
 on_both_backends!(attachments::schema_1_shipments_are_upgraded_at_start => sqlite_schema_1_shipments_are_upgraded_at_start, postgres_schema_1_shipments_are_upgraded_at_start);
 on_both_backends!(attachments::thumbnails_and_the_donor_export => sqlite_thumbnails_and_the_donor_export, postgres_thumbnails_and_the_donor_export);
 on_both_backends!(attachments::a_file_survives_a_kill_after_its_last_chunk => sqlite_a_file_survives_a_kill_after_its_last_chunk, postgres_a_file_survives_a_kill_after_its_last_chunk);
+on_both_backends!(grn::the_goods_received_note_is_a_pdf_with_everything_signed => sqlite_goods_received_note_pdf, postgres_goods_received_note_pdf);

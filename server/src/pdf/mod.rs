@@ -1,0 +1,7 @@
+//! PDFs the server writes: a small page layout over krilla, and the
+//! documents laid out with it (the goods-received note).
+
+pub mod grn;
+pub mod layout;
+
+pub use layout::PdfError;
