@@ -19,7 +19,9 @@ use aidsync_server::service::projections;
 use aidsync_server::storage::ChangeAuthor;
 use aidsync_shared::derive::summarize;
 use aidsync_shared::ids::{DeviceId, FacilityId, LineId, ReceiptId, ShipmentId, UserId};
-use aidsync_shared::model::{Condition, Line, NewReceipt, NewShipment, Recorder, ShipmentDoc};
+use aidsync_shared::model::{
+    Condition, Line, NewReceipt, NewShipment, Reason, Recorder, ShipmentDoc,
+};
 use aidsync_shared::sync::protocol::{
     self, CONTENT_TYPE, Changes, DocUpload, PROTOCOL_VERSION, SyncRequest, SyncResponse,
 };
@@ -72,7 +74,13 @@ fn receipt(n: usize, line: usize) -> anyhow::Result<NewReceipt> {
         note: String::new(),
         voids: None,
         stage: None,
-        reason: None,
+        // One unit at a time of many expected: each count is short (or
+        // damaged), so each carries its reason, as on a phone.
+        reason: Some(if n.is_multiple_of(10) {
+            Reason::DamagedInTransit
+        } else {
+            Reason::Short
+        }),
         delivery_id: None,
     })
 }
