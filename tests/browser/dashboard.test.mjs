@@ -464,7 +464,7 @@ test("a delivery's papers and a rejected unit with its reason, recorded offline,
     await p.waitForFunction(() => document.querySelector("#receipt-reason").value === "damaged_in_transit");
     assert.ok(await p.isVisible("#receipt-reason-hint"), "why a reason is asked for");
     await p.selectOption("#receipt-stage", "rejected");
-    await p.fill("#receipt-serials", "CT-2601001");
+    await p.fill("#receipt-serials", "CT-2601101");
     await p.fill("#receipt-note", "gantry cracked");
     await p.click("#receipt-save");
     await p.waitForSelector("li[data-receipt] .stage-rejected");
@@ -503,7 +503,7 @@ test("a delivery's papers and a rejected unit with its reason, recorded offline,
     }
     if (text !== undefined) {
       // Words, not phrases: a table cell wraps within its column.
-      for (const expected of ["Акт приймання товару", "ТТН-7781", "Нова Пошта Карго", "CT-2601001",
+      for (const expected of ["Акт приймання товару", "ТТН-7781", "Нова Пошта Карго", "CT-2601101",
         "відхилено", "пошкоджено", "перевезення", "gantry cracked"]) {
         assert.ok(text.includes(expected), `${expected} in the note`);
       }

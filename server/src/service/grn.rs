@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use aidsync_shared::grn::{GrnError, goods_received_note};
 use aidsync_shared::ids::{DeliveryId, ShipmentId};
-use aidsync_shared::model::{ShipmentDoc, read_shipment};
+use aidsync_shared::model::ShipmentDoc;
 
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::pdf::grn::{GrnContext, Thumbnail, render};
-use crate::storage::{Db, StorageError};
+use crate::storage::Db;
 
 /// Notes written at once: each decodes thumbnails and lays out pages on a
 /// blocking thread, a few hundred milliseconds of one core.
@@ -27,24 +27,12 @@ pub async fn pdf(
     delivery: Option<&DeliveryId>,
     now_ms: i64,
 ) -> Result<Vec<u8>, AppError> {
-    let scope = caller.shipment_scope()?;
-    let not_found = || AppError::NotFound(format!("no shipment {id}"));
     let mut tx = db.begin_read().await?;
-    let stored = tx
-        .load_document(id.as_str(), false)
-        .await?
-        .ok_or_else(not_found)?;
-    if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
-        return Err(not_found());
-    }
+    let stored = super::shipments::load_visible(&mut tx, caller, id).await?;
     tx.commit().await?;
+    let facility_id = stored.facility_id.clone();
     let doc = ShipmentDoc::from_automerge(stored.doc);
-    let shipment = read_shipment(doc.automerge()).map_err(|e| {
-        AppError::Storage(StorageError::CorruptDocument {
-            id: id.to_string(),
-            reason: e.to_string(),
-        })
-    })?;
+    let shipment = super::shipments::read_stored(&doc, id)?;
     let note = goods_received_note(&shipment, delivery).map_err(|e| match e {
         GrnError::UnknownDelivery(_) => AppError::NotFound(e.to_string()),
     })?;
@@ -66,7 +54,7 @@ pub async fn pdf(
             Err(e) => return Err(e),
         }
     }
-    let facility = db.facility(stored.facility_id.as_str()).await?;
+    let facility = db.facility(&facility_id).await?;
     let _permit = RENDERING
         .acquire()
         .await

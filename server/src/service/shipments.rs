@@ -13,7 +13,7 @@ use aidsync_shared::roles::Action;
 
 use crate::caller::Caller;
 use crate::error::AppError;
-use crate::storage::{Arrival, ChangeAuthor, Db, StorageError, Tx};
+use crate::storage::{Arrival, ChangeAuthor, Db, StorageError, StoredDocument, Tx};
 
 /// The one shipment id the API cannot address: its path is the import route.
 const RESERVED_ID: &str = "import";
@@ -325,9 +325,25 @@ pub struct ShipmentDetail {
 /// One shipment with everything derived from it. A shipment the caller may
 /// not see is reported exactly like one that does not exist.
 pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<ShipmentDetail, AppError> {
+    let mut tx = db.begin_read().await?;
+    let stored = load_visible(&mut tx, caller, id).await?;
+    let received_at = tx.arrivals(id.as_str()).await?;
+    tx.commit().await?;
+    let doc = ShipmentDoc::from_automerge(stored.doc);
+    let shipment = read_stored(&doc, id)?;
+    let summary = summarize(&shipment);
+    Ok(detail_of(&doc, shipment, summary, &received_at))
+}
+
+/// A stored shipment the caller may see, loaded in `tx`. One they may not
+/// see is a 404, exactly like one that does not exist.
+pub(crate) async fn load_visible(
+    tx: &mut Tx,
+    caller: &Caller,
+    id: &ShipmentId,
+) -> Result<StoredDocument, AppError> {
     let scope = caller.shipment_scope()?;
     let not_found = || AppError::NotFound(format!("no shipment {id}"));
-    let mut tx = db.begin_read().await?;
     let stored = tx
         .load_document(id.as_str(), false)
         .await?
@@ -335,17 +351,18 @@ pub async fn detail(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<Shipmen
     if !scope.contains(&stored.facility_id, stored.region.as_deref()) {
         return Err(not_found());
     }
-    let received_at = tx.arrivals(id.as_str()).await?;
-    tx.commit().await?;
-    let doc = ShipmentDoc::from_automerge(stored.doc);
-    let shipment = doc.read().map_err(|e| {
+    Ok(stored)
+}
+
+/// A stored document's shipment. Every stored document was checked when
+/// it was written, so one that does not read is the server's fault (500).
+pub(crate) fn read_stored(doc: &ShipmentDoc, id: &ShipmentId) -> Result<Shipment, AppError> {
+    doc.read().map_err(|e| {
         AppError::Storage(StorageError::CorruptDocument {
             id: id.to_string(),
             reason: e.to_string(),
         })
-    })?;
-    let summary = summarize(&shipment);
-    Ok(detail_of(&doc, shipment, summary, &received_at))
+    })
 }
 
 fn detail_of(
