@@ -11,6 +11,8 @@
 //!   receipts, reading it back into typed values, and validating it.
 //! - [`derive`]: figures derived from a shipment, never stored: per-line totals,
 //!   serial mismatches, shipment status, possible duplicates.
+//! - [`donor`]: the donor's discrepancy report's content: every
+//!   discrepancy with what was recorded, reviewed and photographed.
 //! - [`grn`]: the goods-received note's content for a delivery or a
 //!   shipment: per line received, accepted, rejected, reasons, serials,
 //!   signatures and photos.
@@ -26,6 +28,7 @@
 //! ids are passed in, so the crate behaves the same on wasm and in tests.
 
 pub mod derive;
+pub mod donor;
 pub mod grn;
 pub mod ids;
 pub mod model;

@@ -508,6 +508,10 @@ test("a delivery's papers and a rejected unit with its reason, recorded offline,
         assert.ok(text.includes(expected), `${expected} in the note`);
       }
     }
+    // The donor's discrepancy report of the shipment, as a spreadsheet.
+    const [report] = await Promise.all([page.waitForEvent("download"), page.click("#donor-report-xlsx")]);
+    assert.equal(report.suggestedFilename(), `${SHIPMENT}-donor-report.xlsx`);
+    assert.equal(readFileSync(await report.path()).subarray(0, 2).toString("latin1"), "PK");
     await shot(page, "grn-deliveries");
     assert.deepEqual(dash.errors, []);
   } finally {

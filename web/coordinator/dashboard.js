@@ -671,13 +671,22 @@ function buildTools() {
         onclick: (event) => exportReport(name, format, event.currentTarget, exportStatus),
       }, format.toUpperCase())))),
     h("div", { class: "export" },
+      h("span", {}, t("export.donor")),
+      ["pdf", "xlsx"].map((format) => h("button", {
+        type: "button",
+        class: "secondary",
+        id: `export-donor-${format}`,
+        "aria-label": t("export.label", { report: t("export.donor"), format: format.toUpperCase() }),
+        onclick: (event) => exportFile(`/api/v1/donor-report.${format}`, `aidsync-donor-report.${format}`, event.currentTarget, exportStatus),
+      }, format.toUpperCase()))),
+    h("div", { class: "export" },
       h("span", {}, t("export.attachments")),
       h("button", {
         type: "button",
         class: "secondary",
         id: "export-attachments-zip",
         "aria-label": t("export.label", { report: t("export.attachments"), format: "ZIP" }),
-        onclick: (event) => exportAttachments(event.currentTarget, exportStatus),
+        onclick: (event) => exportFile("/api/v1/attachments.zip", "aidsync-attachments.zip", event.currentTarget, exportStatus),
       }, "ZIP")));
   const create = h("section", { id: "create", class: "panel", hidden: true });
   const importer = h("section", { id: "import", class: "panel", hidden: true });
@@ -708,13 +717,15 @@ function buildTools() {
   return { element, create, importer };
 }
 
-/** Every attached file of the shipments the filter selects, with an index. */
-async function exportAttachments(button, status) {
+/** A file made from the shipments the filter selects (their attached files
+ *  with an index, the donor's discrepancy report), saved under the name
+ *  the server gives it. */
+async function exportFile(path, fallback, button, status) {
   button.disabled = true;
   message(status, t("export.working"), { ok: true });
   try {
     const query = filterQuery(state.filter);
-    const { blob, filename } = await api.file(`/api/v1/attachments.zip${query ? `?${query}` : ""}`, "aidsync-attachments.zip");
+    const { blob, filename } = await api.file(`${path}${query ? `?${query}` : ""}`, fallback);
     saveBlob(blob, filename);
     status.dataset.file = filename;
     message(status, t("export.done", { file: filename, size: bytes(blob.size) }), { ok: true });
@@ -1199,35 +1210,16 @@ function renderDetail() {
   const files = section("detail-files", "detail.files",
     attachmentList(s, null) ?? h("p", { class: "empty" }, t("detail.no_files")),
     s.attachments.some((a) => a.kind !== "removal")
-      ? h("button", {
-        type: "button", class: "secondary", id: "export-files",
-        onclick: async () => {
-          const { blob, filename } = await api.file(`/api/v1/shipments/${encodeURIComponent(s.id)}/attachments.zip`, `${s.id}-attachments.zip`);
-          saveBlob(blob, filename);
-        },
-      }, t("detail.export_files"))
+      ? downloadButton("export-files", t("detail.export_files"),
+        `/api/v1/shipments/${encodeURIComponent(s.id)}/attachments.zip`, `${s.id}-attachments.zip`)
       : null);
 
   // Goods-received notes: one per delivery in force, and one for every
   // receipt of the shipment.
-  const grn = async (deliveryId, button) => {
-    button.disabled = true;
-    try {
-      const query = deliveryId ? `?delivery=${encodeURIComponent(deliveryId)}` : "";
-      const fallback = `${s.id}-grn${deliveryId ? `-${deliveryId}` : ""}.pdf`;
-      const { blob, filename } = await api.file(`/api/v1/shipments/${encodeURIComponent(s.id)}/grn.pdf${query}`, fallback);
-      saveBlob(blob, filename);
-    } catch (e) {
-      showProblem(problemText(e));
-    } finally {
-      button.disabled = false;
-    }
-  };
-  const grnButton = (deliveryId, label, id) => {
-    const button = h("button", { type: "button", class: "secondary", id }, label);
-    button.addEventListener("click", () => grn(deliveryId, button));
-    return button;
-  };
+  const shipmentPath = `/api/v1/shipments/${encodeURIComponent(s.id)}`;
+  const grnButton = (deliveryId, label, id) => downloadButton(id, label,
+    `${shipmentPath}/grn.pdf${deliveryId ? `?delivery=${encodeURIComponent(deliveryId)}` : ""}`,
+    `${s.id}-grn${deliveryId ? `-${deliveryId}` : ""}.pdf`);
   const deliveries = s.deliveries ?? [];
   const replaced = new Set(deliveries.map((d) => d.replaces).filter(Boolean));
   const deliveriesSection = section("detail-deliveries", "detail.deliveries",
@@ -1246,7 +1238,11 @@ function renderDetail() {
         rowAttrs: (d) => ({ class: replaced.has(d.id) ? "voided" : null, dataset: { delivery: d.id } }),
       })
       : h("p", { class: "empty" }, t("detail.no_deliveries")),
-    grnButton(null, t("detail.grn_pdf"), "grn-shipment"));
+    h("div", { class: "actions" },
+      grnButton(null, t("detail.grn_pdf"), "grn-shipment"),
+      ...["pdf", "xlsx"].map((format) => downloadButton(`donor-report-${format}`,
+        t("detail.donor_report", { format: format.toUpperCase() }),
+        `${shipmentPath}/donor-report.${format}`, `${s.id}-donor-report.${format}`))));
 
   put(ui.detailBody, header, deliveriesSection, linesTable, receiptsTable, files, conflicts, reviews);
   showThumbnails(ui.detailBody);
@@ -1257,6 +1253,24 @@ function renderDetail() {
     }
     ui.review.update(s, lines);
   }
+}
+
+/** A button that downloads `path` and saves it under the server's name
+ *  (`fallback` if it gives none). */
+function downloadButton(id, label, path, fallback) {
+  const button = h("button", { type: "button", class: "secondary", id }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const { blob, filename } = await api.file(path, fallback);
+      saveBlob(blob, filename);
+    } catch (e) {
+      showProblem(problemText(e));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 /** Files attached to a receipt (`receiptId`) or to the shipment (`null`):

@@ -14,7 +14,7 @@ mod shipments;
 mod sync;
 pub mod throttle;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,7 +27,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
+use crate::caller::Caller;
 use crate::error::AppError;
+use crate::service::donor::DonorFormat;
+use crate::service::reports::FilterQuery;
+use json::ApiQuery;
 
 pub use json::ApiJson;
 
@@ -58,6 +62,30 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         .route("/api/v1/shipments/{id}", get(shipments::detail))
         .route("/api/v1/shipments/{id}/reviews", post(shipments::review))
         .route("/api/v1/shipments/{id}/grn.pdf", get(shipments::grn))
+        .route(
+            "/api/v1/shipments/{id}/donor-report.pdf",
+            get(|s: State<AppState>, c: Caller, p: Path<String>| {
+                shipments::donor_report(s, c, p, DonorFormat::Pdf)
+            }),
+        )
+        .route(
+            "/api/v1/shipments/{id}/donor-report.xlsx",
+            get(|s: State<AppState>, c: Caller, p: Path<String>| {
+                shipments::donor_report(s, c, p, DonorFormat::Xlsx)
+            }),
+        )
+        .route(
+            "/api/v1/donor-report.pdf",
+            get(|s: State<AppState>, c: Caller, q: ApiQuery<FilterQuery>| {
+                reports::donor_report(s, c, q, DonorFormat::Pdf)
+            }),
+        )
+        .route(
+            "/api/v1/donor-report.xlsx",
+            get(|s: State<AppState>, c: Caller, q: ApiQuery<FilterQuery>| {
+                reports::donor_report(s, c, q, DonorFormat::Xlsx)
+            }),
+        )
         .route(
             "/api/v1/users",
             get(admin::list_users).post(admin::create_user),

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::caller::Caller;
 use crate::clock::format_utc;
 use crate::error::AppError;
+use crate::service::donor::{self, DonorFormat};
 use crate::service::export::{self, FileFormat};
 use crate::service::reports::{self, FilterQuery};
 
@@ -62,6 +63,25 @@ pub async fn report(
         bytes,
     )
         .into_response())
+}
+
+/// `GET /api/v1/donor-report.{pdf,xlsx}?filter`: the donor's discrepancy
+/// report of every shipment the filter selects.
+pub async fn donor_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FilterQuery>,
+    format: DonorFormat,
+) -> Result<Response, AppError> {
+    let filter = q.parse()?;
+    let now = state.clock.now_ms();
+    let bytes = donor::for_filter(&state.db, &caller, &filter, format, now).await?;
+    let day = &format_utc(now)[..10];
+    Ok(super::shipments::download(
+        format.content_type(),
+        &format!("aidsync-donor-report-{day}.{}", format.extension()),
+        bytes,
+    ))
 }
 
 /// `GET /api/v1/attachments.zip?filter`: the attached files of every

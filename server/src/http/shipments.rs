@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::events::Changed;
+use crate::service::donor::{self, DonorFormat};
 use crate::service::import::{self, Imported};
 use crate::service::shipments::{self, ShipmentDetail};
 
@@ -57,14 +58,36 @@ pub async fn grn(
         Some(d) => format!("{id}-grn-{d}.pdf"),
         None => format!("{id}-grn.pdf"),
     };
-    let mut response = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
-    // Ids are letters, digits, `-` and `_`: safe in a quoted file name.
+    Ok(download("application/pdf", &name, pdf))
+}
+
+/// `GET /api/v1/shipments/{id}/donor-report.{pdf,xlsx}`: the donor's
+/// discrepancy report of one shipment.
+pub async fn donor_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    format: DonorFormat,
+) -> Result<Response, AppError> {
+    let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
+    let bytes = donor::for_shipment(&state.db, &caller, &id, format, state.clock.now_ms()).await?;
+    Ok(download(
+        format.content_type(),
+        &format!("{id}-donor-report.{}", format.extension()),
+        bytes,
+    ))
+}
+
+/// A file to save: its type, and the name to save it under (made of ids
+/// and dates: letters, digits, `-`, `_` and `.`, safe quoted).
+pub(crate) fn download(content_type: &'static str, name: &str, bytes: Vec<u8>) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         response
             .headers_mut()
             .insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(response)
+    response
 }
 
 /// `POST /api/v1/shipments`

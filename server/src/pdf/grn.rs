@@ -28,7 +28,7 @@ pub struct GrnContext<'a> {
     pub now_ms: i64,
 }
 
-fn condition(c: Condition) -> &'static str {
+pub(crate) fn condition(c: Condition) -> &'static str {
     match c {
         Condition::Good => "у належному стані / good",
         Condition::Damaged => "пошкоджено / damaged",
@@ -37,7 +37,7 @@ fn condition(c: Condition) -> &'static str {
     }
 }
 
-fn stage(s: Stage) -> &'static str {
+pub(crate) fn stage(s: Stage) -> &'static str {
     match s {
         Stage::Provisional => "пораховано / counted",
         Stage::Accepted => "прийнято / accepted",

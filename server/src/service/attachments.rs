@@ -515,13 +515,12 @@ async fn add_shipment(
             None => None,
         };
         let file = match (&bytes, &a.media_type) {
-            (Some(_), Some(media_type)) => format!(
-                "{}/{}/{}-{}.{}",
-                a.shipment_id,
-                a.receipt_id.as_deref().unwrap_or("shipment"),
-                a.attachment_id,
-                a.kind,
-                extension(media_type)
+            (Some(_), Some(media_type)) => export_file_name(
+                &a.shipment_id,
+                a.receipt_id.as_deref(),
+                &a.attachment_id,
+                &a.kind,
+                media_type,
             ),
             _ => String::new(),
         };
@@ -568,6 +567,24 @@ async fn finish(export: Export) -> Result<Vec<u8>, AppError> {
     tokio::task::spawn_blocking(move || write_zip(csv, files))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("export task: {e}")))?
+}
+
+/// An attached file's name in an export, and where the donor's report
+/// points to it: `<shipment>/<receipt id, or "shipment">/<attachment
+/// id>-<kind>.<extension>`. Ids are letters, digits, `-` and `_`: safe as
+/// path parts.
+pub fn export_file_name(
+    shipment: &str,
+    receipt: Option<&str>,
+    attachment: &str,
+    kind: &str,
+    media_type: &str,
+) -> String {
+    format!(
+        "{shipment}/{}/{attachment}-{kind}.{}",
+        receipt.unwrap_or("shipment"),
+        extension(media_type)
+    )
 }
 
 fn extension(media_type: &str) -> &'static str {

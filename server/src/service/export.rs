@@ -175,6 +175,15 @@ pub fn csv_table(columns: &[String], rows: Vec<Vec<Cell>>) -> Result<Vec<u8>, Ap
 /// header row, text cells written as text (never formulas).
 pub fn xlsx(report: &Report, sheet: &str) -> Result<Vec<u8>, AppError> {
     let (columns, rows) = table(report)?;
+    xlsx_table(&columns, &rows, sheet)
+}
+
+/// [`xlsx`] of any table.
+pub fn xlsx_table(
+    columns: &[String],
+    rows: &[Vec<Cell>],
+    sheet: &str,
+) -> Result<Vec<u8>, AppError> {
     let failed =
         |e: rust_xlsxwriter::XlsxError| AppError::Internal(anyhow::anyhow!("writing XLSX: {e}"));
     let mut workbook = Workbook::new();

@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod donor;
 pub mod export;
 pub mod facilities;
 pub mod grn;

@@ -13,6 +13,7 @@ mod backup;
 mod bad_input;
 mod common;
 mod coordinator;
+mod donor;
 mod events;
 mod grn;
 mod group_commit;
@@ -83,3 +84,4 @@ on_both_backends!(attachments::schema_1_shipments_are_upgraded_at_start => sqlit
 on_both_backends!(attachments::thumbnails_and_the_donor_export => sqlite_thumbnails_and_the_donor_export, postgres_thumbnails_and_the_donor_export);
 on_both_backends!(attachments::a_file_survives_a_kill_after_its_last_chunk => sqlite_a_file_survives_a_kill_after_its_last_chunk, postgres_a_file_survives_a_kill_after_its_last_chunk);
 on_both_backends!(grn::the_goods_received_note_is_a_pdf_with_everything_signed => sqlite_goods_received_note_pdf, postgres_goods_received_note_pdf);
+on_both_backends!(donor::the_donor_report_lists_every_discrepancy_with_its_evidence => sqlite_donor_report, postgres_donor_report);
