@@ -197,6 +197,8 @@ export class Phone {
    *  it needs none) and the reason that fits, if one does. */
   reasonNeeded(shipmentId: string, receipt: NewReceipt): Promise<{ why: string | null; suggested: Reason | null }>;
   recordDelivery(shipmentId: string, delivery: NewDelivery): Promise<Delivery>;
+  /** Everything waiting to sync as a signed file to carry by hand. */
+  carriedFile(): Promise<{ blob: Blob; filename: string }>;
   /** Rebuilds a refused shipment from the server's copy plus this user's
    *  unsynced receipts that are still valid; rejects with `NothingRefused`
    *  if the server refused nothing there. */

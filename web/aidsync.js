@@ -216,6 +216,21 @@ export class Phone {
     });
   }
 
+  /** Everything waiting to sync as a signed file, for weeks without a
+   *  network: a courier takes it to a coordinator, who uploads it. The
+   *  records stay waiting here until a sync acknowledges them. Resolves to
+   *  `{blob, filename}`. */
+  async carriedFile() {
+    const token = this.session?.token;
+    if (!token) throw new AuthError("not logged in");
+    const bytes = await this.#run(() => this.engine.carriedFile(token, Date.now()));
+    const day = new Date().toISOString().slice(0, 10);
+    return {
+      blob: new Blob([bytes], { type: "application/octet-stream" }),
+      filename: `aidsync-${this.session.user.id}-${day}.aidsync`,
+    };
+  }
+
   /** Recovers a shipment the server refuses: rebuilds it from the server's
    *  copy and records this user's unsynced receipts again. Resolves to
    *  `{kept: Receipt[], discarded: {receipt, reason}[]}`; the discarded ones

@@ -74,6 +74,9 @@ async function renderStatus() {
     ? t("status.syncing")
     : last ? t("status.last_sync", { time: formatTime(last) }) : t("status.never_synced");
   document.getElementById("sync").disabled = Boolean(phone.inFlight);
+  // For weeks without a network: the waiting records, as a file a courier
+  // takes to a coordinator.
+  document.getElementById("carry").hidden = pending === 0;
   const waiting = (await phone.files()).filter((f) => f.state === "waiting" || f.state === "uploading");
   const bytes = waiting.reduce((sum, f) => sum + f.size - f.offset, 0);
   const files = document.getElementById("files-waiting");
@@ -893,6 +896,20 @@ async function start() {
   });
   phone = await Phone.open();
   document.getElementById("sync").addEventListener("click", () => phone.sync().catch(() => {}));
+  document.getElementById("carry").addEventListener("click", async () => {
+    try {
+      const { blob, filename } = await phone.carriedFile();
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: filename });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      notify(t("carry.saved", { file: filename }));
+    } catch (e) {
+      message(t("carry.failed", { reason: e?.message ?? String(e) }));
+    }
+  });
   document.getElementById("logout").addEventListener("click", async () => {
     // Logging out needs the network to log in again: with records still
     // waiting, offline, that would lock the receiver out at the loading

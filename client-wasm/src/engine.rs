@@ -277,6 +277,16 @@ impl Engine {
         encode(&self.inner.sync_request())
     }
 
+    /// Everything waiting to sync as a signed file to carry by hand when
+    /// there is no network for weeks (`shared::sync::carry`); `token` is
+    /// the login's. A coordinator uploads it on the dashboard.
+    #[wasm_bindgen(js_name = carriedFile)]
+    pub fn carried_file(&mut self, token: &str, now_ms: f64) -> Result<Vec<u8>, JsValue> {
+        self.inner
+            .carried_file(token, millis(now_ms)?)
+            .map_err(client_error)
+    }
+
     /// Applies the server's answer (the CBOR body of a 200, 403, 404 or 422)
     /// and returns the report as JSON `{accepted, refused: [[id, reason]],
     /// updated, again}`; `again` asks for another sync straight away.

@@ -64,7 +64,7 @@ impl Caller {
             .map_err(|e| AppError::Forbidden(e.to_string()))
     }
 
-    fn from_row(row: CallerRow) -> Result<Caller, AppError> {
+    pub(crate) fn from_row(row: CallerRow) -> Result<Caller, AppError> {
         // Rows were validated on insert; a bad one is our bug, not the client's.
         let internal = |e: &dyn std::fmt::Display| {
             AppError::Internal(anyhow::anyhow!("device {}: {e}", row.device_id))

@@ -86,6 +86,14 @@ enum AdminCommand {
     /// pg_restore): start a new commit timeline, so every phone re-sends
     /// what the database lost on its next sync.
     MarkRestored,
+    /// Stores a phone's hand-carried file (written on the phone with "Save
+    /// records to a file" when there is no network) exactly as a sync from
+    /// that phone; a file changed on the way is refused whole, and one
+    /// imported twice changes nothing the second time.
+    ImportChanges {
+        /// The `.aidsync` file.
+        file: std::path::PathBuf,
+    },
     /// The audit trail: changes a user or a device sent, newest first.
     Changes {
         /// Only this user's changes.
@@ -534,6 +542,35 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Backup { path } => backup(&db, &path).await,
+        AdminCommand::ImportChanges { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let limits = aidsync_server::service::Limits::default();
+            let now = aidsync_server::service::now_ms();
+            let (report, _) =
+                aidsync_server::service::carried::import(&db, None, &bytes, &limits, now)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}: written by {} on device {} at {}, {} record(s) waiting then",
+                file.display(),
+                report.user,
+                report.device,
+                date(report.created_at),
+                report.pending
+            );
+            for d in &report.documents {
+                println!("  {:<24} {}", d.id, serde_json::to_string(&d.upload)?);
+            }
+            println!(
+                "{} shipment(s) accepted ({} new change(s)), {} refused",
+                report.accepted, report.new_changes, report.refused
+            );
+            if report.refused > 0 {
+                anyhow::bail!("{} shipment(s) refused; see above", report.refused);
+            }
+            Ok(())
+        }
         AdminCommand::MarkRestored => {
             let epoch = aidsync_server::service::sync::new_epoch(rand::random());
             db.set_epoch(epoch).await?;

@@ -731,3 +731,98 @@ fn serve_prints_where_to_open_the_apps_and_logs_plain_text() {
         "colour codes in a log file: {log:?}"
     );
 }
+
+/// A phone's hand-carried file, imported on the server's machine: stored as
+/// the phone's sync once, nothing the second time, refused whole if changed.
+#[test]
+fn a_hand_carried_file_is_imported_once_and_refused_if_changed() {
+    use aidsync_shared::model::{Condition, NewReceipt, Recorder, ShipmentDoc};
+    use aidsync_shared::sync::carry::{CarriedFile, signing_key};
+    use aidsync_shared::sync::protocol::{
+        Changes, DocUpload, PROTOCOL_VERSION, SyncRequest, encode,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("admin.db").display());
+    let seeded = block_on(seed(&db));
+    let (device, token) = &seeded.anna[0];
+    // Anna's phone, offline, counts the one ultrasound of jica-001.
+    let request = block_on(async {
+        let store = Db::connect(&db).await.unwrap();
+        let mut tx = store.begin_read().await.unwrap();
+        let stored = tx.load_document("jica-001", false).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+        let mut doc = ShipmentDoc::from_automerge(stored.doc);
+        let before = doc.heads();
+        doc.set_actor(automerge::ActorId::try_from(device.actor_id.as_str()).unwrap());
+        let who = Recorder {
+            user: UserId::parse("anna").unwrap(),
+            device: DeviceId::parse(&device.id).unwrap(),
+        };
+        let receipt = NewReceipt {
+            id: aidsync_shared::ids::ReceiptId::parse("r-carried").unwrap(),
+            line_id: LineId::parse("line-1").unwrap(),
+            quantity: 1,
+            condition: Condition::Good,
+            serials: Vec::new(),
+            note: String::new(),
+            voids: None,
+            stage: None,
+            reason: None,
+            delivery_id: None,
+        };
+        doc.record_receipt(receipt, &who, JAN_1_2026 + 70 * DAY)
+            .unwrap();
+        let changes = doc.automerge_mut().get_changes(&before);
+        encode(&SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursor: 0,
+            docs: vec![DocUpload {
+                id: ShipmentId::parse("jica-001").unwrap(),
+                changes: Changes::chunks(&changes),
+            }],
+        })
+    });
+    let file = CarriedFile::write(
+        DeviceId::parse(&device.id).unwrap(),
+        UserId::parse("anna").unwrap(),
+        JAN_1_2026 + 70 * DAY,
+        1,
+        request,
+        &signing_key(token),
+    );
+    let path = dir.path().join("anna.aidsync");
+    std::fs::write(&path, &file).unwrap();
+    let path = path.to_str().unwrap();
+
+    let out = aidsync(&db, &["import-changes", path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("written by anna"), "{said}");
+    assert!(
+        said.contains("1 shipment(s) accepted (1 new change(s)), 0 refused"),
+        "{said}"
+    );
+    let out = aidsync(&db, &["import-changes", path]);
+    assert!(
+        text(&out.stdout).contains("1 shipment(s) accepted (0 new change(s))"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let mut changed = file.clone();
+    let at = changed.len() / 2;
+    changed[at] ^= 0x20;
+    std::fs::write(dir.path().join("changed.aidsync"), &changed).unwrap();
+    let out = aidsync(
+        &db,
+        &[
+            "import-changes",
+            dir.path().join("changed.aidsync").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "a changed file is refused");
+    let out = aidsync(&db, &["changes", "--user", "anna"]);
+    assert_eq!(rows(&out).len(), 1, "the receipt stored once, nothing else");
+}

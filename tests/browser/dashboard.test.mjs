@@ -519,3 +519,48 @@ test("a delivery's papers and a rejected unit with its reason, recorded offline,
     await dash.context.close();
   }
 });
+
+test("records saved to a file on a phone without a network are imported on the dashboard, once", async () => {
+  const phone = await phoneApp("anna");
+  const dash = await open();
+  try {
+    const p = phone.page;
+    await p.context().setOffline(true);
+    await recordOffline(p, "line-3", "END-2601204");
+    await p.locator("#carry:visible").waitFor();
+    const [download] = await Promise.all([p.waitForEvent("download"), p.click("#carry")]);
+    assert.match(download.suggestedFilename(), /^aidsync-anna-\d{4}-\d\d-\d\d\.aidsync$/);
+    const file = await download.path();
+
+    const { page } = dash;
+    await loginDashboard(page);
+    await page.click("#open-carried");
+    await page.setInputFiles("#carried-file", file);
+    await page.click("#carried-submit");
+    const done = page.locator("#carried-result [data-outcome=stored]");
+    await done.waitFor();
+    assert.match(await done.textContent(), /anna's file .*1 shipment\(s\) stored, 0 refused, 1 new change/);
+    // The phone, back online, finds its record stored already.
+    await p.context().setOffline(false);
+    await p.click("#sync");
+    await p.waitForFunction(() => document.querySelector("#pending")?.dataset.pending === "0", null, { timeout: 15_000 });
+    await page.setInputFiles("#carried-file", file);
+    await page.click("#carried-submit");
+    await page.waitForFunction(() => /0 new change/.test(document.querySelector("#carried-result")?.textContent ?? ""));
+    assert.deepEqual(dash.errors, []);
+  } finally {
+    await phone.context.close();
+    await dash.context.close();
+  }
+});
+
+/** Records one unit with its `serial` on `line` offline (the fitting
+ *  reason offered). */
+async function recordOffline(page, line, serial) {
+  const saved = await page.locator("li[data-receipt]").count();
+  await page.click(`[data-line="${line}"] button.record`);
+  await page.fill("#receipt-quantity", "1");
+  await page.fill("#receipt-serials", serial);
+  await page.click("#receipt-save");
+  await page.waitForFunction((n) => document.querySelectorAll("li[data-receipt]").length === n, saved + 1);
+}

@@ -145,6 +145,17 @@ export class Api {
     return response.json();
   }
 
+  /** Imports a phone's hand-carried file of records: the import's report
+   *  `{user, device, accepted, refused, new_changes, documents}`. */
+  async importCarried(file) {
+    const response = await this.request("/api/v1/sync/import", {
+      method: "POST",
+      body: file,
+      contentType: "application/octet-stream",
+    });
+    return response.json();
+  }
+
   /** Any API file (a photo, a thumbnail, an export) as `{blob, filename}`. */
   async file(path, fallbackName) {
     const response = await this.request(path);

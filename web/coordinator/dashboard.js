@@ -690,10 +690,12 @@ function buildTools() {
       }, "ZIP")));
   const create = h("section", { id: "create", class: "panel", hidden: true });
   const importer = h("section", { id: "import", class: "panel", hidden: true });
+  const carried = h("section", { id: "carried", class: "panel", hidden: true });
   const toggle = (panel, build) => () => {
     const opening = panel.hidden;
     create.hidden = true;
     importer.hidden = true;
+    carried.hidden = true;
     if (opening) {
       if (!panel.firstChild) build(panel);
       panel.hidden = false;
@@ -706,14 +708,15 @@ function buildTools() {
   const buttons = may("create")
     ? h("div", { class: "actions" },
       h("button", { type: "button", id: "open-create", "aria-controls": "create", "aria-expanded": "false", onclick: toggle(create, buildCreateForm) }, t("create.open")),
-      h("button", { type: "button", id: "open-import", "aria-controls": "import", "aria-expanded": "false", onclick: toggle(importer, buildImport) }, t("import.open")))
+      h("button", { type: "button", id: "open-import", "aria-controls": "import", "aria-expanded": "false", onclick: toggle(importer, buildImport) }, t("import.open")),
+      h("button", { type: "button", id: "open-carried", "aria-controls": "carried", "aria-expanded": "false", onclick: toggle(carried, buildCarried) }, t("carried.open")))
     : null;
   const element = h("div", { id: "tools" },
     h("details", { id: "export", class: "panel" },
       h("summary", {}, t("export.heading")),
       h("p", { class: "hint" }, t("export.hint")),
       exports, exportStatus),
-    buttons, create, importer);
+    buttons, create, importer, carried);
   return { element, create, importer };
 }
 
@@ -869,6 +872,45 @@ function templateCsv() {
   const cell = (v) => (/[",\n;]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
   // With a byte-order mark, spreadsheet programs open it as UTF-8.
   return `\ufeff${MANIFEST_COLUMNS.join(",")}\r\n${MANIFEST_COLUMNS.map((c) => cell(example[c])).join(",")}\r\n`;
+}
+
+/** Uploading a phone's hand-carried file: the server checks it as that
+ *  phone's own sync and says what it stored. */
+function buildCarried(panel) {
+  const file = h("input", { id: "carried-file", type: "file", accept: ".aidsync,application/octet-stream", required: true });
+  const result = h("div", { id: "carried-result", "aria-live": "polite" });
+  const submit = h("button", { type: "submit", id: "carried-submit" }, t("carried.submit"));
+  const form = h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const chosen = file.files?.[0];
+      if (!chosen) return;
+      submit.disabled = true;
+      result.replaceChildren(h("p", {}, t("import.working")));
+      try {
+        const report = await api.importCarried(chosen);
+        result.replaceChildren(
+          h("p", { class: report.refused ? "message" : "message ok", dataset: { outcome: report.refused ? "partly" : "stored" } },
+            t("carried.done", {
+              user: report.user, when: whenExact(report.created_at),
+              accepted: num(report.accepted), refused: num(report.refused), changes: num(report.new_changes),
+            })),
+          h("ul", {}, report.documents.map((d) => h("li", { dataset: { shipment: d.id, result: d.result } },
+            d.id, ": ", d.result === "accepted" ? t("carried.accepted", { changes: num(d.new) }) : (d.reason ?? d.result)))));
+        form.reset();
+        requestRefresh({ now: true });
+      } catch (error) {
+        result.replaceChildren(h("p", { class: "message", role: "alert", dataset: { outcome: "refused" } },
+          t("carried.failed", { reason: problemText(error) })));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  h("p", { class: "hint" }, t("carried.hint")),
+  h("label", { for: "carried-file" }, t("carried.file")), file,
+  h("div", { class: "actions" }, submit));
+  panel.replaceChildren(h("h2", {}, t("carried.heading")), form, result);
 }
 
 function buildImport(panel) {

@@ -47,6 +47,7 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         .route("/api/v1/logout", post(auth::logout))
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/sync", post(sync::sync))
+        .route("/api/v1/sync/import", post(sync::import))
         .route("/api/v1/events", get(events::events))
         .route(
             "/api/v1/facilities",

@@ -67,3 +67,31 @@ pub async fn sync(
     )
         .into_response())
 }
+
+/// `POST /api/v1/sync/import`: a phone's hand-carried file (the body, as
+/// the phone wrote it), checked and stored as a sync from that phone.
+/// Answers the import's report as JSON, 200 when the file was read and
+/// trusted (documents refused on their own are listed in it).
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<crate::service::carried::ImportReport>, AppError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+            "file larger than {} bytes; the phone should sync more often",
+            state.limits.max_body_bytes
+        )),
+        _ => AppError::BadRequest(e.body_text()),
+    })?;
+    let (report, changed) = crate::service::carried::import(
+        &state.db,
+        Some(&caller),
+        &body,
+        &state.limits,
+        state.clock.now_ms(),
+    )
+    .await?;
+    state.events.publish(changed);
+    Ok(axum::Json(report))
+}

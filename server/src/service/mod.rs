@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod carried;
 pub mod devices;
 pub mod donor;
 pub mod export;

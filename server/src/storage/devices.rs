@@ -97,18 +97,23 @@ impl Db {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
+        row.as_ref().map(caller_row).transpose()
+    }
+
+    /// Device `id` with its user and its token's hash (the key its
+    /// hand-carried files are signed with); `None` if it does not exist.
+    pub async fn carrier(&self, id: &str) -> Result<Option<(CallerRow, String)>, StorageError> {
+        let row = sqlx::query(
+            "SELECT d.id AS device_id, d.actor_id, d.expires_at, d.revoked_at, d.token_hash,
+                    u.id AS user_id, u.role, u.facility_id, u.region, u.disabled_at
+             FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(r) = row else { return Ok(None) };
-        Ok(Some(CallerRow {
-            device_id: r.try_get("device_id")?,
-            actor_id: r.try_get("actor_id")?,
-            expires_at: r.try_get("expires_at")?,
-            revoked_at: r.try_get("revoked_at")?,
-            user_id: r.try_get("user_id")?,
-            role: r.try_get("role")?,
-            facility_id: r.try_get("facility_id")?,
-            region: r.try_get("region")?,
-            disabled_at: r.try_get("disabled_at")?,
-        }))
+        Ok(Some((caller_row(&r)?, r.try_get("token_hash")?)))
     }
 
     /// The validity of device `id`'s token; `None` if the device (or its
@@ -271,5 +276,20 @@ fn device_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+/// A device-and-user row as the caller queries select it.
+fn caller_row(r: &sqlx::any::AnyRow) -> Result<CallerRow, StorageError> {
+    Ok(CallerRow {
+        device_id: r.try_get("device_id")?,
+        actor_id: r.try_get("actor_id")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+        user_id: r.try_get("user_id")?,
+        role: r.try_get("role")?,
+        facility_id: r.try_get("facility_id")?,
+        region: r.try_get("region")?,
+        disabled_at: r.try_get("disabled_at")?,
     })
 }

@@ -536,6 +536,34 @@ impl<S: ClientStore> ClientEngine<S> {
         }
     }
 
+    /// Everything waiting to sync, as a signed file to carry by hand
+    /// ([`super::carry`]): the request [`Self::sync_request`] would send,
+    /// signed with `token`, this login's, which only this phone and
+    /// (hashed) the server know. Changes nothing: the records stay waiting
+    /// until a sync acknowledges them, which after an import finds them
+    /// stored already.
+    pub fn carried_file(
+        &mut self,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<Vec<u8>, ClientError<S::Error>> {
+        let identity = self
+            .meta
+            .identity
+            .clone()
+            .ok_or(ClientError::NotRegistered)?;
+        let pending = self.pending() as u64;
+        let request = super::protocol::encode(&self.sync_request());
+        Ok(super::carry::CarriedFile::write(
+            identity.device,
+            identity.user,
+            now_ms,
+            pending,
+            request,
+            &super::carry::signing_key(token),
+        ))
+    }
+
     /// Applies the server's answer to a request from [`Self::sync_request`].
     /// Documents are persisted before the cursor, so a crash part-way only
     /// means the next sync fetches some changes again.

@@ -7,6 +7,8 @@
 //!   be, within bounded memory and time.
 //! - [`lineage`]: checking that uploaded changes continue their actors'
 //!   histories as automerge assumes, so they replay in any order.
+//! - [`carry`]: hand-carried sync: the phone's waiting records as a signed
+//!   file a courier takes to a coordinator when there is no network.
 //! - [`client`]: the phone's engine (local documents, outbox, cursor) over a
 //!   [`ClientStore`](client::ClientStore) the platform provides.
 //!
@@ -20,6 +22,7 @@
 //! the new heads and a new cursor. Commits are numbered under a lock, so the
 //! cursor never skips a change that commits late.
 
+pub mod carry;
 pub mod client;
 pub mod lineage;
 pub mod protocol;

@@ -343,3 +343,25 @@ impl EventStream {
         }
     }
 }
+
+/// `GET path` with `token`: (status, content type, body).
+pub async fn download(
+    api: &aidsync_tests::phone::Api,
+    token: &str,
+    path: &str,
+) -> (StatusCode, String, Vec<u8>) {
+    let response = api
+        .http
+        .get(format!("{}{path}", api.base))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, kind, response.bytes().await.unwrap().to_vec())
+}

@@ -5,31 +5,12 @@
 use aidsync_shared::ids::{AttachmentId, ReviewId};
 use aidsync_shared::model::{Condition, FileKind, FileRef, NewAttachment, Reason, Stage};
 use aidsync_tests::harness::TestDb;
-use aidsync_tests::phone::Api;
 use calamine::{Reader, Xlsx};
 use reqwest::StatusCode;
-use reqwest::header::AUTHORIZATION;
 use serde_json::json;
 
 use crate::common::*;
 use crate::grn::pdf_text;
-
-async fn get(api: &Api, token: &str, path: &str) -> (StatusCode, String, Vec<u8>) {
-    let response = api
-        .http
-        .get(format!("{}{path}", api.base))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let kind = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, kind, response.bytes().await.unwrap().to_vec())
-}
 
 /// The XLSX's rows as text, header first.
 fn sheet(bytes: Vec<u8>) -> Vec<Vec<String>> {
@@ -97,7 +78,7 @@ pub async fn the_donor_report_lists_every_discrepancy_with_its_evidence(db: &Tes
     assert_eq!(status, 201, "{body}");
 
     let token = world.coordinator.token.clone();
-    let (status, kind, pdf) = get(
+    let (status, kind, pdf) = download(
         api,
         &token,
         &format!("/api/v1/shipments/{SHIPMENT}/donor-report.pdf"),
@@ -127,7 +108,7 @@ pub async fn the_donor_report_lists_every_discrepancy_with_its_evidence(db: &Tes
         }
     }
 
-    let (status, kind, xlsx) = get(
+    let (status, kind, xlsx) = download(
         api,
         &token,
         &format!("/api/v1/donor-report.xlsx?facility={FACILITY}"),
@@ -172,17 +153,17 @@ pub async fn the_donor_report_lists_every_discrepancy_with_its_evidence(db: &Tes
     // filter is a 400; an unknown shipment a 404; no token a 401.
     let mut ivan = world.receiver("ivan", OTHER_FACILITY).await;
     ivan.sync_settled().await.unwrap();
-    let (status, _, xlsx) = get(api, ivan.token(), "/api/v1/donor-report.xlsx").await;
+    let (status, _, xlsx) = download(api, ivan.token(), "/api/v1/donor-report.xlsx").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sheet(xlsx).len(), 1, "only the header");
-    let (status, _, _) = get(
+    let (status, _, _) = download(
         api,
         ivan.token(),
         &format!("/api/v1/shipments/{SHIPMENT}/donor-report.pdf"),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = get(api, &token, "/api/v1/donor-report.pdf?status=lost").await;
+    let (status, _, _) = download(api, &token, "/api/v1/donor-report.pdf?status=lost").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let response = api
         .http

@@ -12,9 +12,7 @@ use aidsync_shared::model::{
     Condition, FileKind, FileRef, NewAttachment, NewDelivery, Reason, Seal, Signer, Stage,
 };
 use aidsync_tests::harness::TestDb;
-use aidsync_tests::phone::Api;
 use reqwest::StatusCode;
-use reqwest::header::AUTHORIZATION;
 
 use crate::attachments::{patch, png, sha256};
 use crate::common::*;
@@ -65,23 +63,6 @@ fn pdf_images(pdf: &[u8]) -> Option<usize> {
             .count()
             .saturating_sub(2),
     )
-}
-
-async fn get_pdf(api: &Api, token: &str, path: &str) -> (StatusCode, String, Vec<u8>) {
-    let response = api
-        .http
-        .get(format!("{}{path}", api.base))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let kind = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, kind, response.bytes().await.unwrap().to_vec())
 }
 
 fn signature(id: &str, bytes: &[u8], name: &str, role: &str) -> NewAttachment {
@@ -185,7 +166,7 @@ pub async fn the_goods_received_note_is_a_pdf_with_everything_signed(db: &TestDb
 
     let token = world.coordinator.token.clone();
     let path = format!("/api/v1/shipments/{SHIPMENT}/grn.pdf?delivery=truck-1");
-    let (status, kind, pdf) = get_pdf(api, &token, &path).await;
+    let (status, kind, pdf) = download(api, &token, &path).await;
     assert_eq!((status, kind.as_str()), (StatusCode::OK, "application/pdf"));
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
     if let Some(text) = pdf_text(&pdf) {
@@ -222,7 +203,7 @@ pub async fn the_goods_received_note_is_a_pdf_with_everything_signed(db: &TestDb
     }
 
     // The whole shipment's note, the receiver's own copy, and the refusals.
-    let (status, _, whole) = get_pdf(
+    let (status, _, whole) = download(
         api,
         &token,
         &format!("/api/v1/shipments/{SHIPMENT}/grn.pdf"),
@@ -232,20 +213,20 @@ pub async fn the_goods_received_note_is_a_pdf_with_everything_signed(db: &TestDb
     if let Some(text) = pdf_text(&whole) {
         assert!(text.contains("Ambulance vehicle"), "{text}");
     }
-    let (status, _, _) = get_pdf(api, anna.token(), &path).await;
+    let (status, _, _) = download(api, anna.token(), &path).await;
     assert_eq!(status, StatusCode::OK, "a receiver downloads the note too");
     let mut ivan = world.receiver("ivan", OTHER_FACILITY).await;
     ivan.sync_settled().await.unwrap();
-    let (status, _, _) = get_pdf(api, ivan.token(), &path).await;
+    let (status, _, _) = download(api, ivan.token(), &path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another facility's note");
-    let (status, _, _) = get_pdf(
+    let (status, _, _) = download(
         api,
         &token,
         &format!("/api/v1/shipments/{SHIPMENT}/grn.pdf?delivery=no-such-truck"),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = get_pdf(
+    let (status, _, _) = download(
         api,
         &token,
         &format!("/api/v1/shipments/{SHIPMENT}/grn.pdf?delivery=bad%20id"),
