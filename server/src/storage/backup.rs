@@ -32,9 +32,24 @@ impl Db {
             .bind(target)
             .execute(&self.pool)
             .await?;
-        let copy = Db::connect(&format!("sqlite:{target}")).await?;
-        let marked = copy.set_epoch(epoch).await;
-        copy.close().await;
+        // One plain connection, not a pool in WAL mode: the mark must be in
+        // the file itself when this returns. Through a pool, the update
+        // could sit in `PATH-wal` until the last connection closed, and a
+        // copy of `PATH` alone (what a person takes away) restored without
+        // its new epoch, so phones kept cursors of the lost timeline and
+        // never re-sent what the backup lacked (found by the backup drill
+        // under load).
+        use sqlx::Connection;
+        let (url, _) = super::normalize_url(&format!("sqlite:{target}"))?;
+        let mut copy = sqlx::AnyConnection::connect(&url).await?;
+        sqlx::query("PRAGMA journal_mode = DELETE")
+            .execute(&mut copy)
+            .await?;
+        let marked = sqlx::query("UPDATE sync_counter SET epoch = $1 WHERE id = 1")
+            .bind(epoch)
+            .execute(&mut copy)
+            .await;
+        copy.close().await?;
         marked?;
         Ok(Some(()))
     }

@@ -60,6 +60,17 @@ async fn a_restored_backup_gets_back_what_phones_still_hold() {
     std::fs::copy(&backup, &db_path).unwrap();
     let server = TestServer::start(db.url()).await.unwrap();
     let api = Api::new(&server.base);
+    // The backup file alone carries its new timeline.
+    let restored_epoch = {
+        let mut tx = server.db().begin_read().await.unwrap();
+        let e = tx.current_epoch().await.unwrap();
+        tx.commit().await.unwrap();
+        e
+    };
+    assert_eq!(
+        restored_epoch, epoch,
+        "the backup is marked in its own file"
+    );
     let lost = detail_receipts(&api, &coordinator, SHIPMENT).await;
     assert_eq!(lost, 1, "the backup predates two receipts");
 
@@ -80,16 +91,7 @@ async fn a_restored_backup_gets_back_what_phones_still_hold() {
     }
     let mut anna = anna.moved_to(&api);
     anna.sync_settled().await.unwrap();
-    // Under load (the whole suite in parallel) Anna has once still shown
-    // one record waiting after a second sync, converging on a third; the
-    // cause is not found yet (noted on issue 13). Nothing is lost either
-    // way, which is what this drill is about, so it allows one more sync.
-    for _ in 0..2 {
-        anna.sync_settled().await.unwrap();
-        if anna.engine.pending() == 0 {
-            break;
-        }
-    }
+    anna.sync_settled().await.unwrap();
     bohdan.sync_settled().await.unwrap();
 
     assert_eq!(anna.engine.pending(), 0);
