@@ -98,10 +98,7 @@ test("offline receipts survive a power cut and sync, attributed, once online", a
     await phone.context.setOffline(true);
     await phone.page.goto(base);
     await phone.page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
-    // The three records are there after the power cut: waiting, or (when
-    // the fresh page got a request out before the offline switch reached
-    // it) already synced, never gone; the server's copy is checked below.
-    await phone.page.waitForFunction(() => ["0", "3"].includes(document.querySelector("#pending")?.dataset.pending));
+    assert.equal(await pending(phone.page), 3, "the three receipts survived the power cut");
     await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
     assert.equal(await phone.page.locator(".history li").count(), 3);
     await phone.context.setOffline(false);
