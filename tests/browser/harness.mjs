@@ -51,7 +51,12 @@ export async function launch(profile) {
     // A synthetic camera, granted without a prompt, for the barcode scanner.
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  ], {
+    stdio: ["ignore", "ignore", "pipe"],
+    // A process group of its own, so a power cut can take every Chromium
+    // process at once (see `kill`).
+    detached: true,
+  });
   proc.stderr.setEncoding("utf8");
   const endpoint = (await lineMatching(proc.stderr, /DevTools listening on (ws:\/\/\S+)/, "chromium start"))[1];
   const browser = await chromium.connectOverCDP(endpoint);
@@ -61,11 +66,32 @@ export async function launch(profile) {
   return { proc, browser, context, page };
 }
 
-/** A power cut: the browser dies without closing anything. */
+/** A power cut: the browser dies without closing anything. Every process
+ *  of it at once, as when the battery dies: killing only the main one left
+ *  its storage process running for a moment, and a browser started at once
+ *  on the same profile could read the database while it still wrote,
+ *  showing the phone without its last records (a rare failure of the
+ *  power-cut test, 2026-12-06). */
 export async function kill(phone) {
-  const exited = new Promise((resolve) => phone.proc.once("exit", resolve));
-  phone.proc.kill("SIGKILL");
+  const exited = new Promise((resolve) => {
+    if (phone.proc.exitCode !== null || phone.proc.signalCode !== null) resolve();
+    else phone.proc.once("exit", resolve);
+  });
+  try {
+    process.kill(-phone.proc.pid, "SIGKILL");
+  } catch {
+    phone.proc.kill("SIGKILL");
+  }
   await exited;
+  // The group's other processes die with the signal; wait until none is left.
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(-phone.proc.pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** A laptop-sized window, for the coordinator dashboard. */
