@@ -185,6 +185,8 @@ mod tests {
                 unit: "unit".into(),
                 quantity_expected: 3,
                 serials_expected: Vec::new(),
+                accessories: Vec::new(),
+                unit_value: None,
             }],
         };
         let mut doc = ShipmentDoc::create(

@@ -107,6 +107,10 @@ struct Item {
     category: &'static str,
     unit: &'static str,
     serial_prefix: &'static str,
+    /// What each unit should come with, ticked per unit on the phone.
+    accessories: &'static [&'static str],
+    /// Estimated value of one unit (made up for the demo).
+    unit_value: &'static str,
 }
 
 const MRI: Item = Item {
@@ -114,42 +118,65 @@ const MRI: Item = Item {
     category: "imaging",
     unit: "system",
     serial_prefix: "MRI",
+    accessories: &[
+        "Operator manual",
+        "Service manual",
+        "Phantom kit",
+        "Certificate of conformity",
+    ],
+    unit_value: "1200000.00 EUR",
 };
 const CT: Item = Item {
     item: "CT scanner 64-slice",
     category: "imaging",
     unit: "system",
     serial_prefix: "CT",
+    accessories: &[
+        "Operator manual",
+        "Service manual",
+        "Certificate of conformity",
+    ],
+    unit_value: "650000.00 EUR",
 };
 const ENDOSCOPE: Item = Item {
     item: "Endoscopic imaging system",
     category: "endoscopy",
     unit: "system",
     serial_prefix: "END",
+    accessories: &["Light source", "Processor", "Operator manual"],
+    unit_value: "85000.00 EUR",
 };
 const MICROSCOPE: Item = Item {
     item: "Neurosurgical microscope",
     category: "surgical",
     unit: "unit",
     serial_prefix: "NSM",
+    accessories: &["Drape set", "Operator manual", "Certificate of conformity"],
+    unit_value: "240000.00 EUR",
 };
 const ULTRASOUND: Item = Item {
     item: "Portable ultrasound machine",
     category: "imaging",
     unit: "unit",
     serial_prefix: "PUS",
+    accessories: &["Linear probe", "Convex probe", "Charger", "Operator manual"],
+    unit_value: "18000.00 EUR",
 };
 const AMBULANCE: Item = Item {
     item: "Ambulance vehicle (type B)",
     category: "vehicle",
     unit: "vehicle",
     serial_prefix: "VIN",
+    accessories: &["Spare wheel", "Jack", "Registration papers"],
+    unit_value: "95000.00 EUR",
 };
 const UTILITY: Item = Item {
     item: "Utility vehicle 4x4",
     category: "vehicle",
     unit: "vehicle",
     serial_prefix: "VIN",
+    accessories: &["Spare wheel", "Jack", "Registration papers"],
+    unit_value: "95000.00 EUR",
 };
 
 /// (shipment id, donor, facility index, reference, expected_on, [(item, qty)])
@@ -380,6 +407,8 @@ pub async fn seed(db: &Db, ttl_ms: i64) -> Result<Demo, AppError> {
                             )
                         })
                         .collect(),
+                    accessories: item.accessories.iter().map(|a| (*a).to_owned()).collect(),
+                    unit_value: Some(item.unit_value.to_owned()),
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;

@@ -375,6 +375,8 @@ async fn seed(url: &str) -> Seeded {
                 unit: "unit".into(),
                 quantity_expected: 1,
                 serials_expected: vec![],
+                accessories: Vec::new(),
+                unit_value: None,
             }],
         };
         // 2026-03-01 09:30, then a day and 75 minutes later.

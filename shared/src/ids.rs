@@ -112,6 +112,12 @@ id_type!(
     DeliveryId
 );
 id_type!(
+    /// One event in a serialised unit's life after receipt (installed,
+    /// commissioned, tested, moved, repaired, handed over…). Fresh per
+    /// event, like a receipt's.
+    UnitEventId
+);
+id_type!(
     /// A hospital or warehouse that receives shipments.
     FacilityId
 );

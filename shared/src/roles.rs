@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AttachmentId, DeliveryId, DeviceId, ReceiptId, ReviewId, UserId};
-use crate::model::Shipment;
+use crate::ids::{AttachmentId, DeliveryId, DeviceId, ReceiptId, ReviewId, UnitEventId, UserId};
+use crate::model::{Shipment, StepKind};
 
 /// A person's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,8 +31,11 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Record a receipt, or a correction that voids one; attach files
-    /// (photos, documents, signatures) or remove them.
+    /// (photos, documents, signatures) or remove them; record a delivery
+    /// and a unit's steps after receipt (installed, tested, status…).
     RecordReceipts,
+    /// Mark a unit as handed over into the hospital's asset register.
+    HandOverUnits,
     /// Create a shipment, edit its header or its expected lines.
     ManageShipments,
     /// Write a review note on a shipment.
@@ -44,7 +47,10 @@ pub enum Action {
 impl Action {
     pub fn describe(self) -> &'static str {
         match self {
-            Action::RecordReceipts => "record or void receipts, or attach files",
+            Action::RecordReceipts => {
+                "record or void receipts, or attach files, deliveries or units' steps"
+            }
+            Action::HandOverUnits => "hand units over into an asset register",
             Action::ManageShipments => "create shipments or edit their header and expected lines",
             Action::WriteReviews => "write reviews",
             Action::Administer => "manage facilities, accounts and devices",
@@ -76,6 +82,7 @@ impl Role {
             (Role::Receiver, Action::RecordReceipts)
                 | (Role::Coordinator, Action::ManageShipments)
                 | (Role::Coordinator, Action::WriteReviews)
+                | (Role::Coordinator, Action::HandOverUnits)
                 | (Role::Admin, Action::Administer)
         )
     }
@@ -145,6 +152,18 @@ pub enum Forbidden {
     #[error("delivery {delivery} names device {device}, which is not one of {user}'s devices")]
     DeliveryOfAnotherDevice {
         delivery: DeliveryId,
+        device: DeviceId,
+        user: UserId,
+    },
+    #[error("unit event {event} claims to be recorded by {claimed}, but the sender is {user}")]
+    UnitEventOfAnotherUser {
+        event: UnitEventId,
+        claimed: UserId,
+        user: UserId,
+    },
+    #[error("unit event {event} names device {device}, which is not one of {user}'s devices")]
+    UnitEventOfAnotherDevice {
+        event: UnitEventId,
         device: DeviceId,
         user: UserId,
     },
@@ -243,6 +262,29 @@ pub fn check_edit(before: &Shipment, after: &Shipment, editor: &Editor) -> Resul
             });
         }
     }
+    for (id, event) in &after.unit_events {
+        if before.unit_events.contains_key(id) {
+            continue;
+        }
+        editor.role.require(match event.step.kind() {
+            StepKind::HandedOver => Action::HandOverUnits,
+            _ => Action::RecordReceipts,
+        })?;
+        if event.recorded_by != editor.user {
+            return Err(Forbidden::UnitEventOfAnotherUser {
+                event: id.clone(),
+                claimed: event.recorded_by.clone(),
+                user: editor.user.clone(),
+            });
+        }
+        if !editor.devices.contains(&event.device_id) {
+            return Err(Forbidden::UnitEventOfAnotherDevice {
+                event: id.clone(),
+                device: event.device_id.clone(),
+                user: editor.user.clone(),
+            });
+        }
+    }
     for (id, review) in &after.reviews {
         if before.reviews.contains_key(id) {
             continue;
@@ -269,6 +311,7 @@ mod tests {
             Action::RecordReceipts,
             Action::ManageShipments,
             Action::WriteReviews,
+            Action::HandOverUnits,
             Action::Administer,
         ];
         for role in Role::ALL {

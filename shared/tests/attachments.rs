@@ -51,6 +51,8 @@ fn empty_shipment() -> ShipmentDoc {
             unit: "unit".into(),
             quantity_expected: 4,
             serials_expected: Vec::new(),
+            accessories: Vec::new(),
+            unit_value: None,
         }],
     };
     ShipmentDoc::create(
@@ -231,6 +233,7 @@ fn schema_1_documents_read_and_only_the_server_upgrades_them() {
     let am = server.automerge_mut();
     am.delete(ROOT, "attachments").unwrap();
     am.delete(ROOT, "deliveries").unwrap();
+    am.delete(ROOT, "unit_events").unwrap();
     am.put(ROOT, "schema", ScalarValue::Uint(1)).unwrap();
     am.commit();
     record_r1(&mut server);

@@ -63,6 +63,8 @@ impl FakeServer {
                 unit: "unit".into(),
                 quantity_expected: 5,
                 serials_expected: Vec::new(),
+                accessories: Vec::new(),
+                unit_value: None,
             }],
         };
         let doc = ShipmentDoc::create(

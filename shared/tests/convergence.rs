@@ -114,6 +114,8 @@ fn new_shipment() -> NewShipment {
         unit: "unit".into(),
         quantity_expected: qty,
         serials_expected: serials.iter().map(|s| s.to_string()).collect(),
+        accessories: Vec::new(),
+        unit_value: None,
     };
     NewShipment {
         id: ShipmentId::parse("jica-prop-1").unwrap(),

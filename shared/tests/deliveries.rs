@@ -45,6 +45,8 @@ fn shipment() -> ShipmentDoc {
                 unit: "unit".into(),
                 quantity_expected: 4,
                 serials_expected: vec!["US-1".into(), "US-2".into(), "US-3".into(), "US-4".into()],
+                accessories: Vec::new(),
+                unit_value: None,
             },
             Line {
                 id: LineId::parse("scope").unwrap(),
@@ -53,6 +55,8 @@ fn shipment() -> ShipmentDoc {
                 unit: "set".into(),
                 quantity_expected: 2,
                 serials_expected: Vec::new(),
+                accessories: Vec::new(),
+                unit_value: None,
             },
         ],
     };
@@ -222,6 +226,7 @@ fn schema_2_documents_keep_the_reason_in_the_note_until_upgraded() {
     let mut server = shipment();
     let am = server.automerge_mut();
     am.delete(ROOT, "deliveries").unwrap();
+    am.delete(ROOT, "unit_events").unwrap();
     am.put(ROOT, "schema", ScalarValue::Uint(2)).unwrap();
     am.commit();
     assert_eq!(server.read().unwrap().schema, 2);

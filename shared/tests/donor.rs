@@ -25,6 +25,8 @@ fn each_discrepancy_carries_its_reasons_reviews_and_files() {
         unit: "unit".into(),
         quantity_expected: quantity,
         serials_expected: Vec::new(),
+        accessories: Vec::new(),
+        unit_value: None,
     };
     let new = NewShipment {
         id: ShipmentId::parse("jica-donor-1").unwrap(),

@@ -76,6 +76,8 @@ fn build(expected: &[u64], receipts: &[Spec]) -> Shipment {
                 } else {
                     Vec::new()
                 },
+                accessories: Vec::new(),
+                unit_value: None,
             };
             (line.id.clone(), line)
         })
@@ -108,6 +110,7 @@ fn build(expected: &[u64], receipts: &[Spec]) -> Shipment {
         schema: aidsync_shared::model::SCHEMA_VERSION,
         attachments: BTreeMap::new(),
         deliveries: BTreeMap::new(),
+        unit_events: BTreeMap::new(),
         header: Header {
             id: ShipmentId::parse("jica-2026-001").unwrap(),
             donor: "JICA".into(),

@@ -49,6 +49,8 @@ fn server() -> ShipmentDoc {
             unit: "unit".into(),
             quantity_expected: 4,
             serials_expected: Vec::new(),
+            accessories: Vec::new(),
+            unit_value: None,
         }],
     };
     ShipmentDoc::create(
@@ -169,6 +171,8 @@ fn each_role_may_do_its_own_work_only() {
                 unit: "unit".into(),
                 quantity_expected: 1,
                 serials_expected: Vec::new(),
+                accessories: Vec::new(),
+                unit_value: None,
             },
             T0 + 7,
         )

@@ -22,6 +22,8 @@ fn doc() -> ShipmentDoc {
         unit: "unit".into(),
         quantity_expected: quantity,
         serials_expected: serials.iter().map(|s| s.to_string()).collect(),
+        accessories: Vec::new(),
+        unit_value: None,
     };
     let new = NewShipment {
         id: ShipmentId::parse("s1").unwrap(),

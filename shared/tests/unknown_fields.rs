@@ -25,6 +25,8 @@ fn line(id: &str, qty: u64, serials: &[&str]) -> Line {
         unit: "unit".into(),
         quantity_expected: qty,
         serials_expected: serials.iter().map(|s| s.to_string()).collect(),
+        accessories: Vec::new(),
+        unit_value: None,
     }
 }
 

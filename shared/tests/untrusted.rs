@@ -37,6 +37,8 @@ fn receipts(receipts: usize) -> (ShipmentDoc, Vec<Change>) {
             unit: "unit".into(),
             quantity_expected: 400,
             serials_expected: Vec::new(),
+            accessories: Vec::new(),
+            unit_value: None,
         }],
     };
     let olena = UserId::parse("olena").unwrap();

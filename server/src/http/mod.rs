@@ -30,6 +30,7 @@ use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::AppError;
 use crate::service::donor::DonorFormat;
+use crate::service::export::FileFormat;
 use crate::service::reports::FilterQuery;
 use json::ApiQuery;
 
@@ -63,6 +64,23 @@ pub fn router(state: AppState, serve_metrics: bool) -> Router {
         .route("/api/v1/shipments/{id}", get(shipments::detail))
         .route("/api/v1/shipments/{id}/reviews", post(shipments::review))
         .route("/api/v1/shipments/{id}/grn.pdf", get(shipments::grn))
+        .route(
+            "/api/v1/shipments/{id}/units",
+            get(shipments::units).post(shipments::record_unit_step),
+        )
+        .route("/api/v1/units", get(reports::units))
+        .route(
+            "/api/v1/asset-register.csv",
+            get(|s: State<AppState>, c: Caller, q: ApiQuery<FilterQuery>| {
+                reports::asset_register(s, c, q, FileFormat::Csv)
+            }),
+        )
+        .route(
+            "/api/v1/asset-register.xlsx",
+            get(|s: State<AppState>, c: Caller, q: ApiQuery<FilterQuery>| {
+                reports::asset_register(s, c, q, FileFormat::Xlsx)
+            }),
+        )
         .route(
             "/api/v1/shipments/{id}/donor-report.pdf",
             get(|s: State<AppState>, c: Caller, p: Path<String>| {

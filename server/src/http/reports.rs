@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::service::donor::{self, DonorFormat};
 use crate::service::export::{self, FileFormat};
 use crate::service::reports::{self, FilterQuery};
+use crate::service::units;
 
 /// `GET /api/v1/shipments?facility=&region=&donor=&category=&status=&from=&to=`
 pub async fn shipments(
@@ -80,6 +81,39 @@ pub async fn donor_report(
     Ok(super::shipments::download(
         format.content_type(),
         &format!("aidsync-donor-report-{day}.{}", format.extension()),
+        bytes,
+    ))
+}
+
+/// `GET /api/v1/units?filter`: per facility and shipment, how many units
+/// are installed, accepted, functioning, handed over; warranties ending
+/// within 90 days.
+pub async fn units(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FilterQuery>,
+) -> Result<Json<units::UnitsSummary>, AppError> {
+    let filter = q.parse()?;
+    let now = state.clock.now_ms();
+    Ok(Json(
+        units::summary(&state.db, &caller, &filter, now).await?,
+    ))
+}
+
+/// `GET /api/v1/asset-register.{csv,xlsx}?filter`: the accepted units as
+/// rows a hospital's asset register imports.
+pub async fn asset_register(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FilterQuery>,
+    format: FileFormat,
+) -> Result<Response, AppError> {
+    let filter = q.parse()?;
+    let bytes = units::asset_register(&state.db, &caller, &filter, format).await?;
+    let day = &format_utc(state.clock.now_ms())[..10];
+    Ok(super::shipments::download(
+        format.content_type(),
+        &format!("aidsync-asset-register-{day}.{}", format.extension()),
         bytes,
     ))
 }

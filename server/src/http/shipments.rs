@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use aidsync_shared::ids::{DeliveryId, ShipmentId};
-use aidsync_shared::model::{NewReview, NewShipment};
+use aidsync_shared::model::{NewReview, NewShipment, NewUnitEvent};
 
 use super::ApiJson;
 use crate::app::AppState;
@@ -14,6 +14,7 @@ use crate::events::Changed;
 use crate::service::donor::{self, DonorFormat};
 use crate::service::import::{self, Imported};
 use crate::service::shipments::{self, ShipmentDetail};
+use crate::service::units::{self, ShipmentUnits};
 
 /// `GET /api/v1/shipments/{id}`
 pub async fn detail(
@@ -113,6 +114,38 @@ pub async fn review(
     let reviewed = shipments::review(&state.db, &caller, &id, new, state.clock.now_ms()).await?;
     state.events.publish(vec![changed(&reviewed)]);
     Ok((StatusCode::CREATED, Json(reviewed)))
+}
+
+/// `GET /api/v1/shipments/{id}/units`: every serialised unit with its
+/// steps after receipt, and the counts.
+pub async fn units(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ShipmentUnits>, AppError> {
+    let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
+    let now = state.clock.now_ms();
+    Ok(Json(
+        units::for_shipment(&state.db, &caller, &id, now).await?,
+    ))
+}
+
+/// `POST /api/v1/shipments/{id}/units`: one step of one unit (a
+/// coordinator's hand-over, or a receiver's step from a browser).
+pub async fn record_unit_step(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(new): ApiJson<NewUnitEvent>,
+) -> Result<(StatusCode, Json<ShipmentUnits>), AppError> {
+    let id = ShipmentId::parse(&id).map_err(|_| AppError::NotFound(format!("no shipment {id}")))?;
+    let now = state.clock.now_ms();
+    let recorded = units::record(&state.db, &caller, &id, new, now).await?;
+    state.events.publish(vec![Changed {
+        shipment: recorded.shipment_id.to_string(),
+        facility: recorded.facility_id.to_string(),
+    }]);
+    Ok((StatusCode::CREATED, Json(recorded)))
 }
 
 /// `POST /api/v1/shipments/import` with a CSV manifest as the body

@@ -19,7 +19,7 @@ use crate::storage::Db;
 
 /// The columns a manifest has, in the order of the template. Names are
 /// matched without regard to case or surrounding spaces.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 15] = [
     "shipment_id",
     "donor",
     "programme",
@@ -33,6 +33,8 @@ pub const COLUMNS: [&str; 13] = [
     "unit",
     "quantity_expected",
     "serials_expected",
+    "accessories",
+    "unit_value",
 ];
 
 /// Columns every manifest must have; the others may be left out.
@@ -193,8 +195,17 @@ fn read_rows(bytes: &[u8]) -> Result<Vec<Row>, AppError> {
 
 /// A row's expected serial numbers: separated by `;`, `,` or line breaks.
 fn serials_of(row: &Row) -> impl Iterator<Item = &str> {
-    row.get("serials_expected")
-        .split([';', ',', '\n'])
+    list_of(row, "serials_expected", &[';', ',', '\n'])
+}
+
+/// The items of a list column, separated by any of `separators`.
+fn list_of<'a>(
+    row: &'a Row,
+    column: &str,
+    separators: &'a [char],
+) -> impl Iterator<Item = &'a str> {
+    row.get(column)
+        .split(separators)
         .map(str::trim)
         .filter(|s| !s.is_empty())
 }
@@ -264,6 +275,10 @@ fn shipment_of(rows: &[&Row], problems: &mut Vec<RowProblem>) -> Option<NewShipm
                 unit: row.get("unit").to_owned(),
                 quantity_expected: quantity,
                 serials_expected: serials,
+                accessories: list_of(row, "accessories", &[';', '\n'])
+                    .map(str::to_owned)
+                    .collect(),
+                unit_value: Some(row.get("unit_value").trim().to_owned()).filter(|v| !v.is_empty()),
             });
         }
     }

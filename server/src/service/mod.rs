@@ -17,6 +17,7 @@ pub mod reports;
 pub mod shipments;
 pub mod store;
 pub mod sync;
+pub mod units;
 pub mod users;
 
 /// Limits on what clients may ask of the server. Every one is a flag of

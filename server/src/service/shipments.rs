@@ -176,6 +176,22 @@ async fn edit(
     now_ms: i64,
     change: impl FnOnce(&mut ShipmentDoc) -> Result<(), ModelError>,
 ) -> Result<ShipmentDetail, AppError> {
+    edit_with(db, caller, id, now_ms, change, |doc, shipment, arrivals| {
+        let summary = summarize(&shipment);
+        detail_of(doc, shipment, summary, arrivals)
+    })
+    .await
+}
+
+/// [`edit`], answering with what `finish` makes of the committed state.
+pub(crate) async fn edit_with<T>(
+    db: &Db,
+    caller: &Caller,
+    id: &ShipmentId,
+    now_ms: i64,
+    change: impl FnOnce(&mut ShipmentDoc) -> Result<(), ModelError>,
+    finish: impl FnOnce(&ShipmentDoc, Shipment, &HashMap<String, Arrival>) -> T,
+) -> Result<T, AppError> {
     let scope = caller.shipment_scope()?;
     let author = ChangeAuthor {
         device_id: Some(caller.device.as_str()),
@@ -190,10 +206,7 @@ async fn edit(
         &author,
         now_ms,
         change,
-        |doc, shipment, arrivals| {
-            let summary = summarize(&shipment);
-            detail_of(doc, shipment, summary, arrivals)
-        },
+        finish,
     )
     .await
 }

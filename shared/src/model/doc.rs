@@ -10,6 +10,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, 
 use super::keys as k;
 use super::read::read_shipment;
 use super::types::*;
+use super::units::{NewUnitEvent, UnitEvent, UnitStep};
 use crate::ids::{AttachmentId, ReviewId, UserId};
 
 /// How a receipt's reason reads in its note when the document predates
@@ -99,12 +100,13 @@ impl ShipmentDoc {
             doc.put(&h, k::NOTE, header.note.as_str())?;
             let lines = doc.put_object(ROOT, k::LINES, ObjType::Map)?;
             for line in &new.lines {
-                write_line(doc, &lines, line)?;
+                write_line(doc, &lines, line, SCHEMA_VERSION)?;
             }
             doc.put_object(ROOT, k::RECEIPTS, ObjType::Map)?;
             doc.put_object(ROOT, k::REVIEWS, ObjType::Map)?;
             doc.put_object(ROOT, k::ATTACHMENTS, ObjType::Map)?;
             doc.put_object(ROOT, k::DELIVERIES, ObjType::Map)?;
+            doc.put_object(ROOT, k::UNIT_EVENTS, ObjType::Map)?;
             Ok(())
         };
         write(&mut doc).map_err(am)?;
@@ -297,7 +299,7 @@ impl ShipmentDoc {
 
     /// Brings a document of an older schema to [`SCHEMA_VERSION`] in one
     /// change (adds the maps later schemas introduced: `attachments` in 2,
-    /// `deliveries` in 3), or returns `false` if it is current already.
+    /// `deliveries` in 3, `unit_events` in 4), or returns `false` if it is current already.
     /// Only the server upgrades, under the document's write lock, so there
     /// is one of each map: two replicas that each created one would hide
     /// one's entries behind the other's.
@@ -312,6 +314,9 @@ impl ShipmentDoc {
             }
             if current.schema < 3 {
                 doc.put_object(ROOT, k::DELIVERIES, ObjType::Map)?;
+            }
+            if current.schema < 4 {
+                doc.put_object(ROOT, k::UNIT_EVENTS, ObjType::Map)?;
             }
             doc.put(ROOT, k::SCHEMA, ScalarValue::Uint(SCHEMA_VERSION))
         })?;
@@ -381,6 +386,108 @@ impl ShipmentDoc {
             Ok(())
         })?;
         Ok(d)
+    }
+
+    /// Records one step of a serialised unit's life (installed, tested,
+    /// moved…) as one change. It supersedes every event of the same unit
+    /// and step this replica sees as current, so a later record replaces
+    /// the value and only concurrent ones conflict. Refused, leaving the
+    /// document as it was, if it breaks a rule (unknown unit, a failed test
+    /// without a note…) or the document predates unit records.
+    pub fn record_unit_event(
+        &mut self,
+        new: NewUnitEvent,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<UnitEvent, ModelError> {
+        let current = self.read()?;
+        if current.schema < 4 {
+            return Err(ModelError::NoUnitRecords {
+                schema: current.schema,
+            });
+        }
+        if current.unit_events.contains_key(&new.id) {
+            return Err(ModelError::AlreadyExists {
+                kind: "unit event",
+                id: new.id.to_string(),
+            });
+        }
+        let unit = super::units::UnitKey {
+            line_id: new.line_id.clone(),
+            serial: new.serial.clone(),
+        };
+        let event = UnitEvent {
+            supersedes: current.current_unit_events(&unit, new.step.kind()),
+            id: new.id,
+            line_id: new.line_id,
+            serial: new.serial,
+            step: new.step,
+            note: new.note,
+            recorded_by: who.user.clone(),
+            device_id: who.device.clone(),
+            recorded_at: now_ms,
+        };
+        event.check(&current.lines, &current.receipts, &current.unit_events)?;
+        let e = &event;
+        self.change(now_ms, |doc| {
+            let events = container(doc, k::UNIT_EVENTS)?;
+            let m = doc.put_object(&events, e.id.as_str(), ObjType::Map)?;
+            doc.put(&m, k::LINE_ID, e.line_id.as_str())?;
+            doc.put(&m, k::SERIAL, e.serial.as_str())?;
+            doc.put(&m, k::STEP, e.step.kind().as_str())?;
+            match &e.step {
+                UnitStep::Checklist { checked } => put_strings(doc, &m, k::CHECKED, checked)?,
+                UnitStep::Installed { on, installer } => {
+                    doc.put(&m, k::ON, on.as_str())?;
+                    doc.put(&m, k::INSTALLER, installer.as_str())?;
+                }
+                UnitStep::Commissioned { on } => doc.put(&m, k::ON, on.as_str())?,
+                UnitStep::AcceptanceTest { result, on } => {
+                    doc.put(&m, k::RESULT, result.as_str())?;
+                    doc.put(&m, k::ON, on.as_str())?;
+                }
+                UnitStep::Training {
+                    on,
+                    people,
+                    trainer,
+                } => {
+                    doc.put(&m, k::ON, on.as_str())?;
+                    doc.put(&m, k::PEOPLE, *people)?;
+                    doc.put(&m, k::TRAINER, trainer.as_str())?;
+                }
+                UnitStep::Warranty {
+                    starts_on,
+                    ends_on,
+                    service_agent,
+                } => {
+                    doc.put(&m, k::STARTS_ON, starts_on.as_str())?;
+                    doc.put(&m, k::ENDS_ON, ends_on.as_str())?;
+                    doc.put(&m, k::SERVICE_AGENT, service_agent.as_str())?;
+                }
+                UnitStep::Location {
+                    department,
+                    room,
+                    custodian,
+                } => {
+                    doc.put(&m, k::DEPARTMENT, department.as_str())?;
+                    doc.put(&m, k::ROOM, room.as_str())?;
+                    doc.put(&m, k::CUSTODIAN, custodian.as_str())?;
+                }
+                UnitStep::Status { status } => doc.put(&m, k::STATUS, status.as_str())?,
+                UnitStep::HandedOver { on, asset_number } => {
+                    doc.put(&m, k::ON, on.as_str())?;
+                    doc.put(&m, k::ASSET_NUMBER, asset_number.as_str())?;
+                }
+            }
+            let supersedes: Vec<String> = e.supersedes.iter().map(ToString::to_string).collect();
+            put_strings(doc, &m, k::SUPERSEDES, &supersedes)?;
+            doc.put(&m, k::NOTE, e.note.as_str())?;
+            doc.put(&m, k::RECORDED_BY, e.recorded_by.as_str())?;
+            doc.put(&m, k::DEVICE_ID, e.device_id.as_str())?;
+            doc.put(&m, k::RECORDED_AT, e.recorded_at)?;
+            Ok(())
+        })?;
+        Ok(event)
     }
 
     /// Records an attached file (a photo, a scanned document, a signature)
@@ -540,10 +647,15 @@ impl ShipmentDoc {
             });
         }
         line.check()?;
+        if current.schema < 4 && (!line.accessories.is_empty() || line.unit_value.is_some()) {
+            return Err(ModelError::NoUnitRecords {
+                schema: current.schema,
+            });
+        }
         check_manifest_size(current.lines.values().chain([line]))?;
         self.change(now_ms, |doc| {
             let lines = container(doc, k::LINES)?;
-            write_line(doc, &lines, line)
+            write_line(doc, &lines, line, current.schema)
         })
     }
 
@@ -621,15 +733,28 @@ fn put_strings(
     Ok(())
 }
 
+/// Writes `line` into a document of `schema`: the fields schema 4 added
+/// only where that schema allows them (callers refuse a line that needs
+/// them in an older document).
 fn write_line(
     doc: &mut AutoCommit,
     lines: &ObjId,
     line: &Line,
+    schema: u64,
 ) -> Result<(), automerge::AutomergeError> {
     let l = doc.put_object(lines, line.id.as_str(), ObjType::Map)?;
     doc.put(&l, k::ITEM, line.item.as_str())?;
     doc.put(&l, k::CATEGORY, line.category.as_str())?;
     doc.put(&l, k::UNIT, line.unit.as_str())?;
     doc.put(&l, k::QUANTITY_EXPECTED, line.quantity_expected)?;
-    put_strings(doc, &l, k::SERIALS_EXPECTED, &line.serials_expected)
+    put_strings(doc, &l, k::SERIALS_EXPECTED, &line.serials_expected)?;
+    // Written only when there are some: most lines have none, and an
+    // absent list reads as empty.
+    if schema >= 4 && !line.accessories.is_empty() {
+        put_strings(doc, &l, k::ACCESSORIES, &line.accessories)?;
+        if let Some(v) = &line.unit_value {
+            doc.put(&l, k::UNIT_VALUE, v.as_str())?;
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@ pub const RECEIPTS: &str = "receipts";
 pub const REVIEWS: &str = "reviews";
 pub const ATTACHMENTS: &str = "attachments";
 pub const DELIVERIES: &str = "deliveries";
+pub const UNIT_EVENTS: &str = "unit_events";
 
 /// Keys of the document root in schema 1. `lines`, `receipts` and
 /// `reviews` are keyed by ids, so their keys are checked as ids rather than
@@ -38,7 +39,18 @@ pub const ROOT_FIELDS_V1: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS
 /// ids like the other event maps.
 pub const ROOT_FIELDS_V2: &[&str] = &[SCHEMA, SHIPMENT, LINES, RECEIPTS, REVIEWS, ATTACHMENTS];
 
-/// Keys of the document root from schema 3 on: `deliveries` joins.
+/// Keys of the document root in schema 3: `deliveries` joins.
+pub const ROOT_FIELDS_V3: &[&str] = &[
+    SCHEMA,
+    SHIPMENT,
+    LINES,
+    RECEIPTS,
+    REVIEWS,
+    ATTACHMENTS,
+    DELIVERIES,
+];
+
+/// Keys of the document root from schema 4 on: `unit_events` joins.
 pub const ROOT_FIELDS: &[&str] = &[
     SCHEMA,
     SHIPMENT,
@@ -47,6 +59,7 @@ pub const ROOT_FIELDS: &[&str] = &[
     REVIEWS,
     ATTACHMENTS,
     DELIVERIES,
+    UNIT_EVENTS,
 ];
 
 pub const ID: &str = "id";
@@ -78,8 +91,24 @@ pub const UNIT: &str = "unit";
 pub const QUANTITY_EXPECTED: &str = "quantity_expected";
 pub const SERIALS_EXPECTED: &str = "serials_expected";
 
-/// Keys of one line (`lines/<line_id>`); its id is its key in `lines`.
-pub const LINE_FIELDS: &[&str] = &[ITEM, CATEGORY, UNIT, QUANTITY_EXPECTED, SERIALS_EXPECTED];
+pub const ACCESSORIES: &str = "accessories";
+pub const UNIT_VALUE: &str = "unit_value";
+
+/// Keys of one line (`lines/<line_id>`) up to schema 3; its id is its key
+/// in `lines`.
+pub const LINE_FIELDS_V3: &[&str] = &[ITEM, CATEGORY, UNIT, QUANTITY_EXPECTED, SERIALS_EXPECTED];
+
+/// Keys of one line from schema 4 on: `accessories` and `unit_value` join,
+/// both optional (lines written before stay valid).
+pub const LINE_FIELDS: &[&str] = &[
+    ITEM,
+    CATEGORY,
+    UNIT,
+    QUANTITY_EXPECTED,
+    SERIALS_EXPECTED,
+    ACCESSORIES,
+    UNIT_VALUE,
+];
 
 pub const LINE_ID: &str = "line_id";
 pub const QUANTITY: &str = "quantity";
@@ -196,3 +225,77 @@ pub const DELIVERY_FIELDS: &[&str] = &[
     RECORDED_AT,
     REPLACES,
 ];
+
+pub const SERIAL: &str = "serial";
+pub const STEP: &str = "step";
+pub const SUPERSEDES: &str = "supersedes";
+pub const CHECKED: &str = "checked";
+pub const ON: &str = "on";
+pub const INSTALLER: &str = "installer";
+pub const RESULT: &str = "result";
+pub const PEOPLE: &str = "people";
+pub const TRAINER: &str = "trainer";
+pub const STARTS_ON: &str = "starts_on";
+pub const ENDS_ON: &str = "ends_on";
+pub const SERVICE_AGENT: &str = "service_agent";
+pub const DEPARTMENT: &str = "department";
+pub const ROOM: &str = "room";
+pub const CUSTODIAN: &str = "custodian";
+pub const STATUS: &str = "status";
+pub const ASSET_NUMBER: &str = "asset_number";
+
+/// Keys every unit event (`unit_events/<event_id>`, schema 4 on) has.
+pub const UNIT_EVENT_COMMON_FIELDS: &[&str] = &[
+    LINE_ID,
+    SERIAL,
+    STEP,
+    SUPERSEDES,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+];
+
+/// Every key a unit event of any step may hold: what the map is first
+/// checked against, before its step's own list.
+pub const UNIT_EVENT_FIELDS: &[&str] = &[
+    LINE_ID,
+    SERIAL,
+    STEP,
+    SUPERSEDES,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+    CHECKED,
+    ON,
+    INSTALLER,
+    RESULT,
+    PEOPLE,
+    TRAINER,
+    STARTS_ON,
+    ENDS_ON,
+    SERVICE_AGENT,
+    DEPARTMENT,
+    ROOM,
+    CUSTODIAN,
+    STATUS,
+    ASSET_NUMBER,
+];
+
+/// The keys one step adds to the common ones; the reader refuses a key
+/// of another step like an unknown one.
+pub fn unit_step_fields(step: super::StepKind) -> &'static [&'static str] {
+    use super::StepKind as S;
+    match step {
+        S::Checklist => &[CHECKED],
+        S::Installed => &[ON, INSTALLER],
+        S::Commissioned => &[ON],
+        S::AcceptanceTest => &[RESULT, ON],
+        S::Training => &[ON, PEOPLE, TRAINER],
+        S::Warranty => &[STARTS_ON, ENDS_ON, SERVICE_AGENT],
+        S::Location => &[DEPARTMENT, ROOM, CUSTODIAN],
+        S::Status => &[STATUS],
+        S::HandedOver => &[ON, ASSET_NUMBER],
+    }
+}

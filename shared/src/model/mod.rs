@@ -29,7 +29,9 @@ mod doc;
 pub mod keys;
 mod read;
 mod types;
+mod units;
 
 pub use doc::{NewReview, ShipmentDoc};
 pub use read::{Touched, read_shipment, read_shipment_after};
 pub use types::*;
+pub use units::*;

@@ -17,6 +17,7 @@ use automerge::{ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc, ScalarV
 
 use super::keys as k;
 use super::types::*;
+use super::units::*;
 use crate::ids::IdError;
 
 /// Reads and validates a whole shipment document.
@@ -42,6 +43,7 @@ pub struct Touched {
     pub reviews: BTreeSet<String>,
     pub attachments: BTreeSet<String>,
     pub deliveries: BTreeSet<String>,
+    pub unit_events: BTreeSet<String>,
 }
 
 impl Touched {
@@ -116,6 +118,7 @@ impl Touched {
             k::REVIEWS => &mut self.reviews,
             k::ATTACHMENTS => &mut self.attachments,
             k::DELIVERIES => &mut self.deliveries,
+            k::UNIT_EVENTS => &mut self.unit_events,
             _ => {
                 self.root = true;
                 return;
@@ -163,6 +166,7 @@ pub fn read_shipment_after(
     if touched.root
         || (before.schema < 2 && !touched.attachments.is_empty())
         || (before.schema < 3 && !touched.deliveries.is_empty())
+        || (before.schema < 4 && !touched.unit_events.is_empty())
     {
         return read_shipment(doc);
     }
@@ -411,6 +415,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         let root_fields = match schema {
             1 => k::ROOT_FIELDS_V1,
             2 => k::ROOT_FIELDS_V2,
+            3 => k::ROOT_FIELDS_V3,
             _ => k::ROOT_FIELDS,
         };
         self.fields(&ROOT, "document", root_fields)?;
@@ -420,6 +425,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         let receipts = self.receipts(&lines, &deliveries)?;
         let reviews = self.reviews(&receipts)?;
         let attachments = self.attachments(schema, &receipts)?;
+        let unit_events = self.unit_events(&lines, &receipts)?;
         Ok(Shipment {
             schema,
             header,
@@ -428,6 +434,7 @@ impl<D: ReadDoc> Reader<'_, D> {
             reviews,
             attachments,
             deliveries,
+            unit_events,
             conflicts: std::mem::take(&mut self.conflicts),
         })
     }
@@ -518,7 +525,8 @@ impl<D: ReadDoc> Reader<'_, D> {
 
     fn lines(&mut self) -> Result<BTreeMap<crate::ids::LineId, Line>, ModelError> {
         let mut lines = BTreeMap::new();
-        for (id, obj) in self.entries::<crate::ids::LineId>(k::LINES, k::LINE_FIELDS)? {
+        let fields = self.line_fields();
+        for (id, obj) in self.entries::<crate::ids::LineId>(k::LINES, fields)? {
             let line = self.line(id.clone(), &obj)?;
             lines.insert(id, line);
         }
@@ -538,10 +546,24 @@ impl<D: ReadDoc> Reader<'_, D> {
                 Editable::Yes,
             )?,
             serials_expected: self.strings(obj, k::SERIALS_EXPECTED, &p(k::SERIALS_EXPECTED))?,
+            accessories: match self.doc.get(obj, k::ACCESSORIES) {
+                Ok(None) => Vec::new(),
+                _ => self.strings(obj, k::ACCESSORIES, &p(k::ACCESSORIES))?,
+            },
+            unit_value: self.opt_string(obj, k::UNIT_VALUE, &p(k::UNIT_VALUE), Editable::Yes)?,
             id: id.clone(),
         };
         line.check()?;
         Ok(line)
+    }
+
+    /// The fields a line may hold in this document's schema.
+    fn line_fields(&self) -> &'static [&'static str] {
+        if self.schema < 4 {
+            k::LINE_FIELDS_V3
+        } else {
+            k::LINE_FIELDS
+        }
     }
 
     /// The fields a receipt may hold in this document's schema.
@@ -848,6 +870,140 @@ impl<D: ReadDoc> Reader<'_, D> {
         })
     }
 
+    /// Every unit event of a schema 4 document (none before), each checked
+    /// once all are known: one may supersede an event that sorts after it.
+    fn unit_events(
+        &mut self,
+        lines: &BTreeMap<crate::ids::LineId, Line>,
+        receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
+    ) -> Result<BTreeMap<crate::ids::UnitEventId, UnitEvent>, ModelError> {
+        let mut events = BTreeMap::new();
+        if self.schema < 4 {
+            return Ok(events);
+        }
+        for (id, obj) in
+            self.entries::<crate::ids::UnitEventId>(k::UNIT_EVENTS, k::UNIT_EVENT_FIELDS)?
+        {
+            let event = self.unit_event(id.clone(), &obj)?;
+            events.insert(id, event);
+        }
+        check_unit_events(lines, receipts, &events)?;
+        Ok(events)
+    }
+
+    fn unit_event(
+        &mut self,
+        id: crate::ids::UnitEventId,
+        obj: &ObjId,
+    ) -> Result<UnitEvent, ModelError> {
+        let p = |key: &str| format!("{}/{id}/{key}", k::UNIT_EVENTS);
+        let step_s = self.string(obj, k::STEP, &p(k::STEP), Editable::No)?;
+        let kind = StepKind::parse(&step_s).ok_or_else(|| {
+            ModelError::invalid(
+                p(k::STEP),
+                format!(
+                    "unknown step {:?} (expected {})",
+                    short(&step_s),
+                    StepKind::expected()
+                ),
+            )
+        })?;
+        // Keys of another step are refused like unknown ones.
+        let own = k::unit_step_fields(kind);
+        if let Some(key) = self.doc.keys(obj).find(|key| {
+            !k::UNIT_EVENT_COMMON_FIELDS.contains(&key.as_str()) && !own.contains(&key.as_str())
+        }) {
+            return Err(ModelError::unknown_field(
+                format!("{}/{id}", k::UNIT_EVENTS),
+                &key,
+            ));
+        }
+        let text = |r: &mut Self, key: &str| r.string(obj, key, &p(key), Editable::No);
+        let step = match kind {
+            StepKind::Checklist => UnitStep::Checklist {
+                checked: self.strings(obj, k::CHECKED, &p(k::CHECKED))?,
+            },
+            StepKind::Installed => UnitStep::Installed {
+                on: text(self, k::ON)?,
+                installer: text(self, k::INSTALLER)?,
+            },
+            StepKind::Commissioned => UnitStep::Commissioned {
+                on: text(self, k::ON)?,
+            },
+            StepKind::AcceptanceTest => {
+                let s = text(self, k::RESULT)?;
+                let result = TestResult::parse(&s).ok_or_else(|| {
+                    ModelError::invalid(
+                        p(k::RESULT),
+                        format!(
+                            "unknown result {:?} (expected {})",
+                            short(&s),
+                            TestResult::expected()
+                        ),
+                    )
+                })?;
+                UnitStep::AcceptanceTest {
+                    result,
+                    on: text(self, k::ON)?,
+                }
+            }
+            StepKind::Training => UnitStep::Training {
+                on: text(self, k::ON)?,
+                people: self.quantity(obj, k::PEOPLE, &p(k::PEOPLE), Editable::No)?,
+                trainer: text(self, k::TRAINER)?,
+            },
+            StepKind::Warranty => UnitStep::Warranty {
+                starts_on: text(self, k::STARTS_ON)?,
+                ends_on: text(self, k::ENDS_ON)?,
+                service_agent: text(self, k::SERVICE_AGENT)?,
+            },
+            StepKind::Location => UnitStep::Location {
+                department: text(self, k::DEPARTMENT)?,
+                room: text(self, k::ROOM)?,
+                custodian: text(self, k::CUSTODIAN)?,
+            },
+            StepKind::Status => {
+                let s = text(self, k::STATUS)?;
+                let status = UnitStatus::parse(&s).ok_or_else(|| {
+                    ModelError::invalid(
+                        p(k::STATUS),
+                        format!(
+                            "unknown status {:?} (expected {})",
+                            short(&s),
+                            UnitStatus::expected()
+                        ),
+                    )
+                })?;
+                UnitStep::Status { status }
+            }
+            StepKind::HandedOver => UnitStep::HandedOver {
+                on: text(self, k::ON)?,
+                asset_number: text(self, k::ASSET_NUMBER)?,
+            },
+        };
+        let supersedes = self
+            .strings(obj, k::SUPERSEDES, &p(k::SUPERSEDES))?
+            .into_iter()
+            .map(|s| {
+                s.parse().map_err(|source| ModelError::BadId {
+                    path: p(k::SUPERSEDES),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UnitEvent {
+            line_id: self.id(obj, k::LINE_ID, &p(k::LINE_ID))?,
+            serial: self.string(obj, k::SERIAL, &p(k::SERIAL), Editable::No)?,
+            step,
+            supersedes,
+            note: self.string(obj, k::NOTE, &p(k::NOTE), Editable::No)?,
+            recorded_by: self.id(obj, k::RECORDED_BY, &p(k::RECORDED_BY))?,
+            device_id: self.id(obj, k::DEVICE_ID, &p(k::DEVICE_ID))?,
+            recorded_at: self.int(obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
+            id,
+        })
+    }
+
     /// An optional non-negative integer (absent or null: `None`).
     fn opt_quantity(
         &mut self,
@@ -884,8 +1040,9 @@ impl<D: ReadDoc> Reader<'_, D> {
         // Whether a key other records may refer to is gone (see below).
         let mut key_gone = false;
         let mut line_conflicts: BTreeMap<crate::ids::LineId, Vec<Conflict>> = BTreeMap::new();
+        let fields = self.line_fields();
         for (key_s, entry) in
-            self.touched_entries::<crate::ids::LineId>(k::LINES, k::LINE_FIELDS, &touched.lines)?
+            self.touched_entries::<crate::ids::LineId>(k::LINES, fields, &touched.lines)?
         {
             match entry {
                 Some((id, obj)) => {
@@ -982,8 +1139,18 @@ impl<D: ReadDoc> Reader<'_, D> {
         } else {
             self.attachments(before.schema, &receipts)?
         };
+        // Unit events are checked against lines (their serials) and
+        // receipts: read all again when any of the three may have changed
+        // what they are checked against, as the whole read does.
+        let unit_events = if touched.unit_events.is_empty() && touched.lines.is_empty() && !key_gone
+        {
+            before.unit_events.clone()
+        } else {
+            self.unit_events(&lines, &receipts)?
+        };
         Ok(Shipment {
             schema: before.schema,
+            unit_events,
             header,
             lines,
             receipts,

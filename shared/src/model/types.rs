@@ -9,16 +9,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::units::{UnitEvent, check_unit_value};
 use crate::ids::{
     AttachmentId, DeliveryId, DeviceId, FacilityId, IdError, LineId, ReceiptId, ReviewId,
-    ShipmentId, UserId,
+    ShipmentId, UnitEventId, UserId,
 };
 
 /// Version of the document layout this code writes. Schema 2 added
 /// `attachments`; schema 3 added `deliveries` and a receipt's stage,
-/// reason and delivery. Older documents still read (with none of these)
+/// reason and delivery; schema 4 added `unit_events` and a line's
+/// accessories and unit value. Older documents still read (with none of these)
 /// until the server upgrades them ([`ShipmentDoc::upgrade`](super::ShipmentDoc::upgrade)).
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 /// Oldest document layout this code reads.
 pub const OLDEST_SCHEMA_VERSION: u64 = 1;
 /// Largest quantity on one line or receipt: far above any real delivery, low
@@ -53,169 +55,107 @@ pub const ATTACHMENT_MEDIA_TYPES: [&str; 4] =
 /// it, short enough that a refusal never echoes an attacker's payload.
 pub const MAX_REPORTED_KEY_CHARS: usize = 64;
 
-/// State of the units a receipt counts, in the vocabulary freight already uses
-/// for receipt exceptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Condition {
-    /// Received in good order.
-    Good,
-    Damaged,
-    /// Arrived, but incomplete (accessories, parts or documentation missing).
-    MissingParts,
-    /// Something arrived, but not the item the line expects.
-    WrongItem,
-}
-
-impl Condition {
-    pub const ALL: [Condition; 4] = [
-        Condition::Good,
-        Condition::Damaged,
-        Condition::MissingParts,
-        Condition::WrongItem,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Condition::Good => "good",
-            Condition::Damaged => "damaged",
-            Condition::MissingParts => "missing_parts",
-            Condition::WrongItem => "wrong_item",
+/// A closed vocabulary stored as text in documents: the enum, every value
+/// in order (`ALL`), and its text both ways (`as_str`, `parse`). The text is
+/// what documents hold and what serde writes, so the two never disagree.
+macro_rules! vocabulary {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $text)] $variant,)+
         }
-    }
 
-    pub fn parse(s: &str) -> Option<Condition> {
-        Condition::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
-/// How far a receipt has come: counted at the truck, or judged after
-/// inspection. A later stage is recorded as a new receipt that voids the
-/// earlier one, like any correction, so the count at the truck stays on
-/// record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Counted at the truck, not yet inspected.
-    Provisional,
-    /// Inspected and taken into the hospital's keeping.
-    Accepted,
-    /// Inspected and refused: it goes back, with a reason.
-    Rejected,
-}
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
 
-impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Provisional, Stage::Accepted, Stage::Rejected];
+            pub fn parse(s: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Provisional => "provisional",
-            Stage::Accepted => "accepted",
-            Stage::Rejected => "rejected",
+            /// Every value's text, for an error that lists what is accepted.
+            pub fn expected() -> String {
+                let all: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                all.join(", ")
+            }
         }
-    }
+    };
+}
+pub(crate) use vocabulary;
 
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|v| v.as_str() == s)
+vocabulary! {
+    /// State of the units a receipt counts, in the vocabulary freight already
+    /// uses for receipt exceptions.
+    pub enum Condition {
+        /// Received in good order.
+        Good = "good",
+        Damaged = "damaged",
+        /// Arrived, but incomplete (accessories, parts or documentation missing).
+        MissingParts = "missing_parts",
+        /// Something arrived, but not the item the line expects.
+        WrongItem = "wrong_item",
     }
 }
 
-/// Why a receipt differs from the manifest, in the vocabulary of a
-/// goods-received note's exceptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// Fewer units than outstanding.
-    Short,
-    /// More units than outstanding.
-    Over,
-    DamagedInTransit,
-    MissingParts,
-    /// Not the item the line expects, or a substitute.
-    WrongItem,
-    Expired,
-    /// Anything else; the note says what.
-    Other,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 7] = [
-        Reason::Short,
-        Reason::Over,
-        Reason::DamagedInTransit,
-        Reason::MissingParts,
-        Reason::WrongItem,
-        Reason::Expired,
-        Reason::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Short => "short",
-            Reason::Over => "over",
-            Reason::DamagedInTransit => "damaged_in_transit",
-            Reason::MissingParts => "missing_parts",
-            Reason::WrongItem => "wrong_item",
-            Reason::Expired => "expired",
-            Reason::Other => "other",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|v| v.as_str() == s)
+vocabulary! {
+    /// How far a receipt has come: counted at the truck, or judged after
+    /// inspection. A later stage is recorded as a new receipt that voids the
+    /// earlier one, like any correction, so the count at the truck stays on
+    /// record.
+    pub enum Stage {
+        /// Counted at the truck, not yet inspected.
+        Provisional = "provisional",
+        /// Inspected and taken into the hospital's keeping.
+        Accepted = "accepted",
+        /// Inspected and refused: it goes back, with a reason.
+        Rejected = "rejected",
     }
 }
 
-/// The state of a delivery's seal when the truck was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Seal {
-    Intact,
-    Broken,
-    /// The load carried no seal.
-    None,
-}
-
-impl Seal {
-    pub const ALL: [Seal; 3] = [Seal::Intact, Seal::Broken, Seal::None];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Seal::Intact => "intact",
-            Seal::Broken => "broken",
-            Seal::None => "none",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Seal> {
-        Seal::ALL.into_iter().find(|v| v.as_str() == s)
+vocabulary! {
+    /// Why a receipt differs from the manifest, in the vocabulary of a
+    /// goods-received note's exceptions.
+    pub enum Reason {
+        /// Fewer units than outstanding.
+        Short = "short",
+        /// More units than outstanding.
+        Over = "over",
+        DamagedInTransit = "damaged_in_transit",
+        MissingParts = "missing_parts",
+        /// Not the item the line expects, or a substitute.
+        WrongItem = "wrong_item",
+        Expired = "expired",
+        /// Anything else; the note says what.
+        Other = "other",
     }
 }
 
-/// A coordinator's judgement in a review, as field teams know it from ODK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Approved,
-    HasIssues,
-    Rejected,
+vocabulary! {
+    /// The state of a delivery's seal when the truck was opened.
+    pub enum Seal {
+        Intact = "intact",
+        Broken = "broken",
+        /// The load carried no seal.
+        None = "none",
+    }
+}
+
+vocabulary! {
+    /// A coordinator's judgement in a review, as field teams know it from ODK.
+    pub enum Verdict {
+        Approved = "approved",
+        HasIssues = "has_issues",
+        Rejected = "rejected",
+    }
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 3] = [Verdict::Approved, Verdict::HasIssues, Verdict::Rejected];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Approved => "approved",
-            Verdict::HasIssues => "has_issues",
-            Verdict::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Verdict> {
-        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// Whether this verdict settles the discrepancies it covers. "Approved"
     /// (accepted as it is) and "rejected" (the record is not accepted; the
     /// coordinator has decided) close them; "has issues" says the problem
@@ -255,6 +195,14 @@ pub struct Line {
     pub unit: String,
     pub quantity_expected: u64,
     pub serials_expected: Vec<String>,
+    /// Accessories, manuals and certificates each unit should come with,
+    /// ticked per unit on the phone. Empty before schema 4.
+    #[serde(default)]
+    pub accessories: Vec<String>,
+    /// Estimated value of one unit, `AMOUNT CUR` ([`UnitValue`]), if the
+    /// donor gave one.
+    #[serde(default)]
+    pub unit_value: Option<String>,
 }
 
 /// One receipt event: what someone counted, on which line, in what state.
@@ -352,31 +300,15 @@ pub struct Review {
     pub resolves: Vec<ReceiptId>,
 }
 
-/// What an attached file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileKind {
-    /// A photo of the goods, a crate, a label, a serial plate.
-    Photo,
-    /// A scanned or photographed paper: waybill, packing list, delivery note.
-    Document,
-    /// A signature drawn on the phone's screen by a named person.
-    Signature,
-}
-
-impl FileKind {
-    pub const ALL: [FileKind; 3] = [FileKind::Photo, FileKind::Document, FileKind::Signature];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::Photo => "photo",
-            FileKind::Document => "document",
-            FileKind::Signature => "signature",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<FileKind> {
-        FileKind::ALL.into_iter().find(|k| k.as_str() == s)
+vocabulary! {
+    /// What an attached file is.
+    pub enum FileKind {
+        /// A photo of the goods, a crate, a label, a serial plate.
+        Photo = "photo",
+        /// A scanned or photographed paper: waybill, packing list, delivery note.
+        Document = "document",
+        /// A signature drawn on the phone's screen by a named person.
+        Signature = "signature",
     }
 }
 
@@ -491,6 +423,9 @@ pub struct Shipment {
     /// Empty before schema 3.
     #[serde(default)]
     pub deliveries: BTreeMap<DeliveryId, Delivery>,
+    /// Empty before schema 4.
+    #[serde(default)]
+    pub unit_events: BTreeMap<UnitEventId, UnitEvent>,
     pub conflicts: Vec<Conflict>,
 }
 
@@ -635,6 +570,10 @@ pub enum ModelError {
         "this shipment's document predates deliveries (schema {schema}); sync once so the server can upgrade it"
     )]
     NoDeliveries { schema: u64 },
+    #[error(
+        "this shipment's document predates unit records (schema {schema}); sync once so the server can upgrade it"
+    )]
+    NoUnitRecords { schema: u64 },
     #[error("attachment {attachment}: is on receipt {receipt}, which does not exist")]
     AttachedToUnknownReceipt {
         attachment: AttachmentId,
@@ -757,6 +696,19 @@ pub(crate) fn check_serials(path: &str, serials: &[String]) -> Result<(), ModelE
     Ok(())
 }
 
+pub(crate) fn check_accessories(path: &str, items: &[String]) -> Result<(), ModelError> {
+    if items.len() > super::units::MAX_ACCESSORIES {
+        return Err(ModelError::invalid(
+            path,
+            format!("more than {} items", super::units::MAX_ACCESSORIES),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, item)| check_label(&format!("{path}/{i}"), item, true))
+}
+
 pub(crate) fn check_quantity(path: &str, q: u64) -> Result<(), ModelError> {
     if q == 0 || q > MAX_QUANTITY {
         return Err(ModelError::QuantityOutOfRange { path: path.into() });
@@ -831,6 +783,8 @@ impl Line {
             check_label(&format!("{p}/unit"), &self.unit, true),
             check_quantity(&format!("{p}/quantity_expected"), self.quantity_expected),
             check_serials(&format!("{p}/serials_expected"), &self.serials_expected),
+            check_accessories(&format!("{p}/accessories"), &self.accessories),
+            check_unit_value(&format!("{p}/unit_value"), self.unit_value.as_deref()),
         ]
     }
 
@@ -1246,6 +1200,7 @@ impl Shipment {
         kept_unchanged("reviews", &before.reviews, &self.reviews)?;
         kept_unchanged("attachments", &before.attachments, &self.attachments)?;
         kept_unchanged("deliveries", &before.deliveries, &self.deliveries)?;
+        kept_unchanged("unit_events", &before.unit_events, &self.unit_events)?;
         if self.schema < before.schema {
             return Err(ModelError::SchemaDowngrade {
                 path: "schema".into(),

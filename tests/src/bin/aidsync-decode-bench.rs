@@ -172,6 +172,8 @@ fn upload_of(
             unit: "unit".into(),
             quantity_expected: 1_000,
             serials_expected: Vec::new(),
+            accessories: Vec::new(),
+            unit_value: None,
         }],
     };
     let mut server = ShipmentDoc::create(&new, &UserId::parse("olena")?, ActorId::random(), T0)?;

@@ -923,6 +923,8 @@ fn build_shipment(
                 unit: it.unit.to_owned(),
                 quantity_expected: quantity,
                 serials_expected,
+                accessories: Vec::new(),
+                unit_value: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;

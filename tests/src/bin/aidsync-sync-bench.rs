@@ -97,6 +97,8 @@ async fn store_shipment(server: &TestServer, size: usize) -> anyhow::Result<()> 
                 unit: "unit".into(),
                 quantity_expected: (size / 3 + 100) as u64,
                 serials_expected: Vec::new(),
+                accessories: Vec::new(),
+                unit_value: None,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -127,6 +127,8 @@ fn line(id_: &str, item: &str, category: &str, qty: u64, serials: &[&str]) -> an
         unit: "unit".to_owned(),
         quantity_expected: qty,
         serials_expected: serials.iter().map(|s| (*s).to_owned()).collect(),
+        accessories: Vec::new(),
+        unit_value: None,
     })
 }
 

@@ -443,6 +443,7 @@ pub async fn schema_1_shipments_are_upgraded_at_start(db: &TestDb) {
     let before = doc.heads();
     doc.automerge_mut().delete(ROOT, "attachments").unwrap();
     doc.automerge_mut().delete(ROOT, "deliveries").unwrap();
+    doc.automerge_mut().delete(ROOT, "unit_events").unwrap();
     doc.automerge_mut()
         .put(ROOT, "schema", automerge::ScalarValue::Uint(1))
         .unwrap();
