@@ -7,7 +7,9 @@
 use wasm_bindgen::prelude::*;
 
 use aidsync_shared::ids::{AttachmentId, ShipmentId};
-use aidsync_shared::model::{NewAttachment, NewDelivery, NewReceipt};
+use aidsync_shared::model::{
+    NewAttachment, NewDelivery, NewReceipt, NewUnitEvent, UnitCounts, date_of,
+};
 use aidsync_shared::sync::client::{ClientEngine, ClientError, Identity};
 use aidsync_shared::sync::protocol::{SyncResponse, decode, encode};
 
@@ -155,6 +157,47 @@ impl Engine {
         json(&saved)
     }
 
+    /// Records one step of a serialised unit (JSON `{id, line_id, serial,
+    /// step, note, ...the step's fields}`: `step` one of checklist
+    /// `{checked}`, installed `{on, installer}`, commissioned `{on}`,
+    /// acceptance_test `{result, on}`, training `{on, people, trainer}`,
+    /// warranty `{starts_on, ends_on, service_agent}`, location
+    /// `{department, room, custodian}`, status `{status}`). It supersedes
+    /// what this phone shows as current. Resolves once durable; rejects
+    /// with `Refused` and the reason otherwise.
+    #[wasm_bindgen(js_name = recordUnitStep)]
+    pub async fn record_unit_step(
+        &mut self,
+        shipment: String,
+        event: String,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let id = shipment_id(&shipment)?;
+        let new: NewUnitEvent = parse("unit step", &event)?;
+        let saved = self
+            .inner
+            .record_unit_event(&id, new, millis(now_ms)?)
+            .await
+            .map_err(client_error)?;
+        json(&saved)
+    }
+
+    /// The shipment's serialised units with every step recorded, and the
+    /// counts, judged on the day of `now_ms`: JSON `{today, counts,
+    /// units: [{line_id, serial, item, accessories, received, steps:
+    /// {<step>: {current: [event], history: [event]}}}]}`.
+    pub fn units(&self, shipment: String, now_ms: f64) -> Result<String, JsValue> {
+        let id = shipment_id(&shipment)?;
+        let shipment = self.inner.shipment(&id).map_err(client_error)?;
+        let today = date_of(millis(now_ms)?);
+        let units = shipment.units();
+        let mut counts = UnitCounts::default();
+        for u in &units {
+            counts.add(u, &today);
+        }
+        json(&serde_json::json!({ "today": today, "counts": counts, "units": units }))
+    }
+
     /// Records an attached file's reference (JSON `{id, file_kind:
     /// "photo" | "document" | "signature", receipt_id?, file: {sha256,
     /// media_type, size, width?, height?}, signer?: {name, role}, note}`).
@@ -238,7 +281,8 @@ impl Engine {
     /// Recovers a shipment the server refuses: rebuilds it from the server's
     /// copy and records this user's unsynced receipts and deliveries again.
     /// Returns JSON `{kept: [receipt], discarded: [{receipt, reason}],
-    /// discarded_deliveries: [{delivery, reason}]}`; discarded records are
+    /// discarded_deliveries: [{delivery, reason}], discarded_unit_steps:
+    /// [{event, reason}]}`; discarded records are
     /// gone from the phone, so show them to the person.
     #[wasm_bindgen(js_name = discardRefused)]
     pub async fn discard_refused(&mut self, shipment: String) -> Result<String, JsValue> {
@@ -255,6 +299,9 @@ impl Engine {
                 .collect::<Vec<_>>(),
             "discarded_deliveries": recovery.discarded_deliveries.iter()
                 .map(|(delivery, reason)| serde_json::json!({ "delivery": delivery, "reason": reason }))
+                .collect::<Vec<_>>(),
+            "discarded_unit_steps": recovery.discarded_unit_events.iter()
+                .map(|(event, reason)| serde_json::json!({ "event": event, "reason": reason }))
                 .collect::<Vec<_>>(),
         }))
     }

@@ -303,6 +303,18 @@ impl Phone {
         Ok(self.engine.record_delivery(shipment, new, now_ms()).await?)
     }
 
+    /// Records one step of a unit locally (offline); durable when it returns.
+    pub async fn unit_step(
+        &mut self,
+        shipment: &ShipmentId,
+        new: aidsync_shared::model::NewUnitEvent,
+    ) -> Result<aidsync_shared::model::UnitEvent, SyncError> {
+        Ok(self
+            .engine
+            .record_unit_event(shipment, new, now_ms())
+            .await?)
+    }
+
     /// Attaches a file's reference locally (offline); durable when it returns.
     pub async fn attach(
         &mut self,

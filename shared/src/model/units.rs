@@ -158,6 +158,18 @@ pub struct NewUnitEvent {
     pub note: String,
 }
 
+impl From<&UnitEvent> for NewUnitEvent {
+    fn from(e: &UnitEvent) -> Self {
+        NewUnitEvent {
+            id: e.id.clone(),
+            line_id: e.line_id.clone(),
+            serial: e.serial.clone(),
+            step: e.step.clone(),
+            note: e.note.clone(),
+        }
+    }
+}
+
 /// Which unit: a line and a serial number on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct UnitKey {

@@ -24,8 +24,8 @@ use super::protocol::{
 };
 use crate::ids::{AttachmentId, DeviceId, ShipmentId, UserId};
 use crate::model::{
-    Attachment, Delivery, ModelError, NewAttachment, NewDelivery, NewReceipt, Receipt, Recorder,
-    Shipment, ShipmentDoc,
+    Attachment, Delivery, ModelError, NewAttachment, NewDelivery, NewReceipt, NewUnitEvent,
+    Receipt, Recorder, Shipment, ShipmentDoc, UnitEvent,
 };
 use crate::roles::{Action, Forbidden, Role};
 
@@ -193,6 +193,11 @@ pub struct Recovery {
     pub kept_deliveries: Vec<Delivery>,
     /// Deliveries the model no longer accepts, with the reason.
     pub discarded_deliveries: Vec<(Delivery, String)>,
+    /// Units' steps recorded again, after the receipts that may have
+    /// counted their serials; each supersedes what the server's copy shows.
+    pub kept_unit_events: Vec<UnitEvent>,
+    /// Units' steps the model no longer accepts, with the reason.
+    pub discarded_unit_events: Vec<(UnitEvent, String)>,
 }
 
 /// The phone's sync engine over a store `S`.
@@ -342,6 +347,18 @@ impl<S: ClientStore> ClientEngine<S> {
             .await
     }
 
+    /// Records one step of a serialised unit's life (installed, tested,
+    /// status…) and makes it durable before returning.
+    pub async fn record_unit_event(
+        &mut self,
+        shipment: &ShipmentId,
+        new: NewUnitEvent,
+        now_ms: i64,
+    ) -> Result<UnitEvent, ClientError<S::Error>> {
+        self.edit_durably(shipment, |doc, who| doc.record_unit_event(new, who, now_ms))
+            .await
+    }
+
     /// Records the removal of an attached file, with why.
     pub async fn remove_attachment(
         &mut self,
@@ -431,6 +448,7 @@ impl<S: ClientStore> ClientEngine<S> {
         // checked that state before saving it.
         let mut unsynced: BTreeMap<_, Receipt> = BTreeMap::new();
         let mut unsynced_deliveries: BTreeMap<_, Delivery> = BTreeMap::new();
+        let mut unsynced_unit_events: BTreeMap<_, UnitEvent> = BTreeMap::new();
         for change in local.unacknowledged() {
             let Ok(at) = local.doc.automerge_mut().fork_at(&[change.hash()]) else {
                 continue;
@@ -446,6 +464,11 @@ impl<S: ClientStore> ClientEngine<S> {
             for (id, delivery) in state.deliveries {
                 if !on_server.deliveries.contains_key(&id) {
                     unsynced_deliveries.insert(id, delivery);
+                }
+            }
+            for (id, event) in state.unit_events {
+                if !on_server.unit_events.contains_key(&id) {
+                    unsynced_unit_events.insert(id, event);
                 }
             }
         }
@@ -489,6 +512,22 @@ impl<S: ClientStore> ClientEngine<S> {
             match rebuilt.record_receipt_again(&receipt, &who) {
                 Ok(kept) => recovery.kept.push(kept),
                 Err(e) => recovery.discarded.push((receipt, e.to_string())),
+            }
+        }
+        let mut unsynced_unit_events: Vec<UnitEvent> = unsynced_unit_events.into_values().collect();
+        unsynced_unit_events.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
+        for event in unsynced_unit_events {
+            if event.recorded_by != identity.user {
+                let reason = format!(
+                    "recorded by {}, not by {}",
+                    event.recorded_by, identity.user
+                );
+                recovery.discarded_unit_events.push((event, reason));
+                continue;
+            }
+            match rebuilt.record_unit_event((&event).into(), &who, event.recorded_at) {
+                Ok(kept) => recovery.kept_unit_events.push(kept),
+                Err(e) => recovery.discarded_unit_events.push((event, e.to_string())),
             }
         }
 

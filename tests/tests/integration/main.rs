@@ -22,6 +22,7 @@ mod metrics;
 mod projections;
 mod servers;
 mod sync_story;
+mod units;
 mod web;
 
 /// Runs an async scenario `fn(&TestDb)` as one SQLite test and one
@@ -86,4 +87,5 @@ on_both_backends!(attachments::thumbnails_and_the_donor_export => sqlite_thumbna
 on_both_backends!(attachments::a_file_survives_a_kill_after_its_last_chunk => sqlite_a_file_survives_a_kill_after_its_last_chunk, postgres_a_file_survives_a_kill_after_its_last_chunk);
 on_both_backends!(grn::the_goods_received_note_is_a_pdf_with_everything_signed => sqlite_goods_received_note_pdf, postgres_goods_received_note_pdf);
 on_both_backends!(donor::the_donor_report_lists_every_discrepancy_with_its_evidence => sqlite_donor_report, postgres_donor_report);
+on_both_backends!(units::units_go_from_receipt_to_the_asset_register => sqlite_units_to_asset_register, postgres_units_to_asset_register);
 on_both_backends!(carried::a_hand_carried_file_syncs_once_as_its_phone => sqlite_hand_carried_file, postgres_hand_carried_file);
