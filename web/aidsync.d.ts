@@ -46,6 +46,10 @@ export interface Line {
   unit: string;
   quantity_expected: number;
   serials_expected: string[];
+  /** Accessories, manuals and certificates each unit should come with. */
+  accessories: string[];
+  /** Estimated value of one unit, e.g. "125000.00 EUR". */
+  unit_value: string | null;
 }
 
 export interface Receipt {
@@ -163,6 +167,53 @@ export interface NewDelivery {
   replaces?: string | null;
 }
 
+export type StepKind = "checklist" | "installed" | "commissioned" | "acceptance_test" | "training"
+  | "warranty" | "location" | "status" | "handed_over";
+
+/** One step of one serialised unit; the fields besides these depend on
+ *  `step` (dates YYYY-MM-DD): checklist {checked}, installed {on,
+ *  installer}, commissioned {on}, acceptance_test {result, on}, training
+ *  {on, people, trainer}, warranty {starts_on, ends_on, service_agent},
+ *  location {department, room, custodian}, status {status}. */
+export interface NewUnitStep {
+  lineId: string;
+  serial: string;
+  step: StepKind;
+  note?: string;
+  [field: string]: unknown;
+}
+
+export interface UnitEvent {
+  id: string;
+  line_id: string;
+  serial: string;
+  step: StepKind;
+  supersedes: string[];
+  note: string;
+  recorded_by: string;
+  device_id: string;
+  recorded_at: number;
+  [field: string]: unknown;
+}
+
+export interface UnitRecord {
+  line_id: string;
+  serial: string;
+  item: string;
+  category: string;
+  accessories: string[];
+  received: { receipt_id: string; condition: Condition; stage: string; reason: Reason | null; recorded_at: number } | null;
+  /** `current`: the events nothing supersedes, latest first (two or more:
+   *  recorded differently at the same time); `history`: all, oldest first. */
+  steps: Partial<Record<StepKind, { current: UnitEvent[]; history: UnitEvent[] }>>;
+}
+
+export interface UnitCounts {
+  units: number; received: number; installed: number; commissioned: number; accepted: number;
+  functioning: number; not_functioning: number; handed_over: number; in_conflict: number;
+  warranty_ends_soon: number;
+}
+
 /** The token is gone (expired, revoked, logged out): log in again. */
 export class AuthError extends Error {}
 
@@ -197,6 +248,9 @@ export class Phone {
    *  it needs none) and the reason that fits, if one does. */
   reasonNeeded(shipmentId: string, receipt: NewReceipt): Promise<{ why: string | null; suggested: Reason | null }>;
   recordDelivery(shipmentId: string, delivery: NewDelivery): Promise<Delivery>;
+  /** The shipment's serialised units with every step, and the counts. */
+  units(shipmentId: string): Promise<{ today: string; counts: UnitCounts; units: UnitRecord[] }>;
+  recordUnitStep(shipmentId: string, step: NewUnitStep): Promise<UnitEvent>;
   /** Everything waiting to sync as a signed file to carry by hand. */
   carriedFile(): Promise<{ blob: Blob; filename: string }>;
   /** Rebuilds a refused shipment from the server's copy plus this user's

@@ -205,6 +205,27 @@ export class Phone {
     return saved;
   }
 
+  /** The shipment's serialised units, each with every step recorded
+   *  (`steps[kind].current`: more than one means people recorded it
+   *  differently at the same time), and the counts. */
+  async units(shipmentId) {
+    return JSON.parse(await this.#run(() => this.engine.units(shipmentId, Date.now())));
+  }
+
+  /** Records one step of a unit (`{lineId, serial, step, note, ...the
+   *  step's fields as the server names them}`); resolves once durable. */
+  async recordUnitStep(shipmentId, { lineId, serial, step, note = "", ...fields }) {
+    const event = { id: newId(), line_id: lineId, serial, step, note, ...fields };
+    const saved = JSON.parse(
+      await this.#run(() =>
+        this.engine.recordUnitStep(shipmentId, JSON.stringify(event), Date.now()),
+      ),
+    );
+    this.#changed();
+    this.#askBackgroundSync();
+    return saved;
+  }
+
   /** Cancels an earlier receipt with a receipt that voids it. */
   voidReceipt(shipmentId, receipt, note = "") {
     return this.recordReceipt(shipmentId, {

@@ -217,6 +217,7 @@ async function renderShipment(id) {
     reviewsSection(s),
     deliveriesSection(s),
     ...lines,
+    await unitsSection(s),
     filesSection(s, files),
     h("h2", {}, t("history.heading")),
     history);
@@ -655,6 +656,129 @@ function deliveriesSection(s) {
     h("button", { type: "button", id: "delivery-record", class: "secondary", onclick: () => renderDeliveryForm(s) }, t("delivery.record")));
 }
 
+/** The steps a receiver records for a unit after it arrived, in the order
+ *  they usually come (the hand-over is the coordinator's). */
+const UNIT_STEPS = ["checklist", "installed", "commissioned", "acceptance_test", "training", "warranty", "location", "status"];
+const UNIT_STATUSES = ["functioning", "needs_attention", "awaiting_repair", "not_functioning", "decommissioned"];
+const TEST_RESULTS = ["passed", "failed", "not_applicable"];
+
+/** A unit's step in a few words, or every value when people recorded it
+ *  differently at the same time. */
+function unitStepText(unit, kind) {
+  const current = unit.steps[kind]?.current ?? [];
+  const text = (e) => {
+    switch (e.step) {
+      case "installed": return t("unit.installed_on", { on: e.on, by: e.installer });
+      case "commissioned": return t("unit.commissioned_on", { on: e.on });
+      case "acceptance_test": return t("unit.tested", { result: t(`test.${e.result}`), on: e.on });
+      case "training": return t("unit.trained", { people: e.people, on: e.on });
+      case "warranty": return t("unit.warranty_until", { on: e.ends_on });
+      case "location": return [e.department, e.room, e.custodian].filter(Boolean).join(" · ");
+      case "status": return t(`unit_status.${e.status}`);
+      case "checklist": return t("unit.checked", { count: e.checked.length, of: unit.accessories.length });
+      case "handed_over": return t("unit.handed_over", { asset: e.asset_number });
+      default: return e.step;
+    }
+  };
+  if (current.length > 1) return t("unit.conflict", { values: current.map((e) => `${text(e)} (${e.recorded_by})`).join(" / ") });
+  return current.length ? text(current[0]) : null;
+}
+
+/** The shipment's serialised units, each with where it stands and a button
+ *  to record its next step. */
+async function unitsSection(s) {
+  if (!s.can_record_unit_steps) return null;
+  const { units } = await phone.units(s.id);
+  if (!units.length) return null;
+  const items = units.map((u) => {
+    const facts = ["status", "acceptance_test", "commissioned", "installed", "location", "warranty", "checklist", "training", "handed_over"]
+      .map((kind) => unitStepText(u, kind)).filter(Boolean);
+    const conflict = Object.values(u.steps).some((st) => st.current.length > 1);
+    return h("li", { dataset: { serial: u.serial, line: u.line_id }, class: conflict ? "conflict" : null },
+      h("div", {}, h("span", { class: "serial" }, u.serial), ` · ${u.item}`),
+      h("small", {}, [u.received ? t(`condition.${u.received.condition}`) : t("unit.not_received"), ...facts].join(" · ")),
+      h("div", {}, h("button", { type: "button", class: "secondary unit-step", onclick: () => renderUnitStepForm(s, u) }, t("unit.record"))));
+  });
+  return h("section", { id: "units" },
+    h("h2", {}, t("unit.heading")),
+    h("ul", { class: "history" }, ...items));
+}
+
+/** One step of one unit, recorded offline: the fields the step has. */
+function renderUnitStepForm(s, unit) {
+  const today = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  const step = h("select", { id: "unit-step" }, ...UNIT_STEPS.map((k) => h("option", { value: k }, t(`unit.step_${k}`))));
+  const fields = h("div", { id: "unit-fields" });
+  const note = h("textarea", { id: "unit-note" });
+  const error = h("p", { class: "message", role: "alert", hidden: true });
+  const input = (id, key, attrs = {}) => [h("label", { for: id }, t(key)), h("input", { id, ...attrs })];
+  const date = (id, key) => input(id, key, { type: "date", value: today, required: true });
+  const select = (id, key, values, prefix) => [h("label", { for: id }, t(key)),
+    h("select", { id }, ...values.map((v) => h("option", { value: v }, t(`${prefix}.${v}`))))];
+  const current = (kind) => unit.steps[kind]?.current?.[0];
+  const layouts = {
+    checklist: () => unit.accessories.length
+      ? [h("fieldset", { class: "checklist" }, h("legend", {}, t("unit.accessories")),
+        ...unit.accessories.map((item, i) => h("div", { class: "check" },
+          h("input", { type: "checkbox", id: `unit-check-${i}`, value: item, checked: current("checklist")?.checked?.includes(item) }),
+          h("label", { for: `unit-check-${i}` }, item))))]
+      : [h("p", {}, t("unit.no_accessories"))],
+    installed: () => [...date("unit-on", "unit.on"), ...input("unit-installer", "unit.installer", { required: true })],
+    commissioned: () => date("unit-on", "unit.on"),
+    acceptance_test: () => [...select("unit-result", "unit.result", TEST_RESULTS, "test"), ...date("unit-on", "unit.on")],
+    training: () => [...date("unit-on", "unit.on"),
+      ...input("unit-people", "unit.people", { type: "number", inputmode: "numeric", min: "1", required: true }),
+      ...input("unit-trainer", "unit.trainer", { required: true })],
+    warranty: () => [...date("unit-starts-on", "unit.starts_on"), ...input("unit-ends-on", "unit.ends_on", { type: "date", required: true }),
+      ...input("unit-service-agent", "unit.service_agent")],
+    location: () => [...input("unit-department", "unit.department", { required: true }), ...input("unit-room", "unit.room"),
+      ...input("unit-custodian", "unit.custodian", { required: true })],
+    status: () => select("unit-status", "unit.status", UNIT_STATUSES, "unit_status"),
+  };
+  const layout = () => fields.replaceChildren(...layouts[step.value]());
+  step.addEventListener("change", layout);
+  layout();
+  const value = (id) => document.getElementById(id)?.value.trim() ?? "";
+  const collect = () => {
+    switch (step.value) {
+      case "checklist": return { checked: [...fields.querySelectorAll("input:checked")].map((b) => b.value) };
+      case "installed": return { on: value("unit-on"), installer: value("unit-installer") };
+      case "commissioned": return { on: value("unit-on") };
+      case "acceptance_test": return { result: value("unit-result"), on: value("unit-on") };
+      case "training": return { on: value("unit-on"), people: Number(value("unit-people")), trainer: value("unit-trainer") };
+      case "warranty": return { starts_on: value("unit-starts-on"), ends_on: value("unit-ends-on"), service_agent: value("unit-service-agent") };
+      case "location": return { department: value("unit-department"), room: value("unit-room"), custodian: value("unit-custodian") };
+      case "status": return { status: value("unit-status") };
+      default: return {};
+    }
+  };
+  show(h("form", {
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await phone.recordUnitStep(s.id, { lineId: unit.line_id, serial: unit.serial, step: step.value, note: note.value.trim(), ...collect() });
+        route = { view: "shipment", id: s.id };
+        await render();
+        notify(t("unit.saved"));
+      } catch (e) {
+        error.hidden = false;
+        error.textContent = e?.name === "StoreFailed"
+          ? t("error.storage", { reason: e.message })
+          : t("receipt.refused", { reason: reason(e) });
+      }
+    },
+  },
+  h("h2", {}, t("unit.form_heading", { serial: unit.serial, item: unit.item })),
+  h("label", { for: "unit-step" }, t("unit.step")), step,
+  fields,
+  h("label", { for: "unit-note" }, t("unit.note")), note,
+  error,
+  h("div", { class: "actions" },
+    h("button", { type: "button", id: "unit-cancel", class: "secondary", onclick: () => render() }, t("receipt.cancel")),
+    h("button", { type: "submit", id: "unit-save" }, t("receipt.save")))));
+  step.focus();
+}
+
 /** The delivery header: what the truck's papers and seal say, at the gate. */
 function renderDeliveryForm(s) {
   const field = (id, attrs = {}) => h("input", { id, ...attrs });
@@ -763,7 +887,7 @@ function warningText(w) {
 /** The model's reason without the document path it starts with
  *  ("receipts/<id>/quantity: …"), which means nothing to a person. */
 function reason(e) {
-  return (e?.message ?? String(e)).replace(/^(receipts|deliveries)\/[^/]+\/\w+: /, "");
+  return (e?.message ?? String(e)).replace(/^(receipts|deliveries|unit_events)\/[^/]+\/\w+: /, "");
 }
 
 /** zxing-wasm's version, as pinned in web/vendor/package.json: part of its

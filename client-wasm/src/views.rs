@@ -103,6 +103,9 @@ pub struct ShipmentDetail {
     /// Whether deliveries, stages and reasons may be recorded (schema 3; a
     /// shipment from before waits for the server's upgrade).
     pub can_record_delivery: bool,
+    /// Whether units' steps after receipt may be recorded (schema 4; a
+    /// shipment from before waits for the server's upgrade).
+    pub can_record_unit_steps: bool,
     pub summary: Summary,
 }
 
@@ -137,6 +140,7 @@ pub fn detail(shipment: &Shipment, refused: Option<&str>) -> ShipmentDetail {
         can_attach: shipment.schema >= 2,
         deliveries: delivery_rows(shipment),
         can_record_delivery: shipment.schema >= 3,
+        can_record_unit_steps: shipment.schema >= 4,
         summary: summarize(shipment),
     }
 }

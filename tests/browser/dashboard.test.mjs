@@ -209,13 +209,13 @@ test("coordinators create a shipment by form and by CSV manifest; a bad row is n
     // The template the page makes is a manifest the server takes.
     const [template] = await Promise.all([page.waitForEvent("download"), page.click("#import-template")]);
     const templateText = readFileSync(await template.path(), "utf8");
-    assert.match(templateText, /^\ufeffshipment_id,donor,programme,reference,destination_facility,expected_on,shipment_note,line_id,item,category,unit,quantity_expected,serials_expected\r\n/);
+    assert.match(templateText, /^\ufeffshipment_id,donor,programme,reference,destination_facility,expected_on,shipment_note,line_id,item,category,unit,quantity_expected,serials_expected,accessories,unit_value\r\n/);
 
-    const header = "shipment_id,donor,programme,reference,destination_facility,expected_on,shipment_note,line_id,item,category,unit,quantity_expected,serials_expected";
+    const header = "shipment_id,donor,programme,reference,destination_facility,expected_on,shipment_note,line_id,item,category,unit,quantity_expected,serials_expected,accessories,unit_value";
     const bad = [
       header,
-      "csv-2026-001,JICA,Emergency,JICA/UA/2026/C01,kharkiv-emergency,2026-12-15,,line-1,Ventilator,respiratory,unit,2,VEN-1;VEN-2",
-      "csv-2026-001,JICA,Emergency,JICA/UA/2026/C01,kharkiv-emergency,2026-12-15,,line-2,Infusion pump,infusion,unit,lots,",
+      "csv-2026-001,JICA,Emergency,JICA/UA/2026/C01,kharkiv-emergency,2026-12-15,,line-1,Ventilator,respiratory,unit,2,VEN-1;VEN-2,\"Patient circuit, adult;Operator manual\",9500.00 EUR",
+      "csv-2026-001,JICA,Emergency,JICA/UA/2026/C01,kharkiv-emergency,2026-12-15,,line-2,Infusion pump,infusion,unit,lots,,,",
     ].join("\n");
     await page.setInputFiles("#import-file", { name: "manifest.csv", mimeType: "text/csv", buffer: Buffer.from(bad) });
     await page.click("#import-submit");
@@ -232,6 +232,10 @@ test("coordinators create a shipment by form and by CSV manifest; a bad row is n
     await page.locator('#import-result [data-created="csv-2026-001"]').waitFor();
     assert.match(await page.textContent("#import-result [data-outcome=created]"), /1 shipment\(s\) with 2 line\(s\)/);
     await page.locator('[data-table=shipments] tr[data-shipment="csv-2026-001"]').waitFor({ timeout: LIVE_MS });
+    const imported = await (await api("/api/v1/shipments/csv-2026-001")).json();
+    const ventilator = imported.lines.find((l) => l.id === "line-1");
+    assert.deepEqual(ventilator.accessories, ["Patient circuit, adult", "Operator manual"]);
+    assert.equal(ventilator.unit_value, "9500.00 EUR");
     assert.deepEqual(dash.errors, []);
   } finally {
     await dash.context.close();
@@ -435,7 +439,7 @@ test("a shipment's receipts name the records they cancel or may duplicate by per
   }
 });
 
-test("a delivery's papers and a rejected unit with its reason, recorded offline, reach the dashboard and the goods-received note", async () => {
+test("a delivery's papers, a rejected unit with its reason and a unit's commissioning, recorded offline, reach the dashboard, the goods-received note and the asset register", async () => {
   const phone = await phoneApp("anna");
   const dash = await open();
   try {
@@ -479,6 +483,29 @@ test("a delivery's papers and a rejected unit with its reason, recorded offline,
     await p.click("#receipt-cancel");
     await shot(p, "phone-delivery");
 
+    // The MRI, still offline: commissioned, then its acceptance test passed.
+    const mri = `#units li[data-serial="MRI-2601001"]`;
+    for (const [step, fill] of [
+      ["commissioned", async () => {}],
+      ["acceptance_test", async () => p.selectOption("#unit-result", "passed")],
+    ]) {
+      await p.click(`${mri} button.unit-step`);
+      await p.selectOption("#unit-step", step);
+      await fill();
+      await p.fill("#unit-on", "2026-12-05");
+      await p.click("#unit-save");
+      await p.locator(mri).waitFor();
+    }
+    assert.match(await p.textContent(mri), /acceptance test passed 2026-12-05.*commissioned 2026-12-05/s);
+    // A failed test needs a note: refused on the phone, nothing saved.
+    await p.click(`${mri} button.unit-step`);
+    await p.selectOption("#unit-step", "acceptance_test");
+    await p.selectOption("#unit-result", "failed");
+    await p.click("#unit-save");
+    await p.locator("form [role=alert]:visible").waitFor();
+    assert.match(await p.textContent("form [role=alert]"), /failed test needs a note/);
+    await p.click("#unit-cancel");
+
     await p.context().setOffline(false);
     await p.click("#sync");
     await p.waitForFunction(() => document.querySelector("#pending")?.dataset.pending === "0", null, { timeout: 15_000 });
@@ -513,6 +540,18 @@ test("a delivery's papers and a rejected unit with its reason, recorded offline,
     assert.equal(report.suggestedFilename(), `${SHIPMENT}-donor-report.xlsx`);
     assert.equal(readFileSync(await report.path()).subarray(0, 2).toString("latin1"), "PK");
     await shot(page, "grn-deliveries");
+
+    // The MRI on the dashboard: commissioned and accepted; the coordinator
+    // hands it over into the hospital's asset register.
+    const unitRow = page.locator(`#detail-units tr[data-serial="MRI-2601001"]`);
+    assert.match(await unitRow.textContent(), /2026-12-05.*passed · 2026-12-05/s);
+    await page.fill("#asset-line-1-MRI-2601001", "KRH-INV-0042");
+    await page.click("#handover-line-1-MRI-2601001");
+    await page.waitForFunction(() => /KRH-INV-0042/.test(document.querySelector('#detail-units tr[data-serial="MRI-2601001"]')?.textContent ?? ""));
+    const register = await (await api(`/api/v1/asset-register.csv?facility=kharkiv-regional`)).text();
+    assert.match(register, /^asset_number,handed_over_on,item,/);
+    assert.match(register, /KRH-INV-0042,\d{4}-\d{2}-\d{2},MRI system 1\.5T,imaging,MRI-2601001,/);
+    await shot(page, "units");
     assert.deepEqual(dash.errors, []);
   } finally {
     await phone.context.close();

@@ -23,6 +23,7 @@ const EXPORTS = ["shipments", "lines", "receipts", "discrepancies"];
 const MANIFEST_COLUMNS = [
   "shipment_id", "donor", "programme", "reference", "destination_facility", "expected_on",
   "shipment_note", "line_id", "item", "category", "unit", "quantity_expected", "serials_expected",
+  "accessories", "unit_value",
 ];
 /** Rows a table shows before it says "export for the rest": a region's
  *  whole history would make the page slow on a phone. */
@@ -165,7 +166,7 @@ function badge(status) {
 
 function may(action) {
   const role = api.user()?.role;
-  return role === "coordinator" && ["create", "review", "import"].includes(action);
+  return role === "coordinator" && ["create", "review", "import", "handover"].includes(action);
 }
 
 function problemText(error) {
@@ -296,7 +297,7 @@ async function refresh({ withDetail }) {
   const report = (name) => api.get(`/api/v1/reports/${name}${q}`);
   // The first `rows` shipments: as many as were shown, in one request.
   const rows = state.shipmentRows;
-  const [shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts] = await Promise.all([
+  const [shipments, byFacility, byCategory, lines, discrepancies, duplicates, conflicts, units] = await Promise.all([
     api.get(`/api/v1/shipments?${paged(query, rows)}`),
     report("totals-by-facility"),
     report("totals-by-category"),
@@ -304,6 +305,9 @@ async function refresh({ withDetail }) {
     report("discrepancies"),
     report("duplicates"),
     report("conflicts"),
+    // Read from the documents, not the projections: a filter over more
+    // shipments than one request reads (413) shows no unit figures.
+    api.get(`/api/v1/units${q}`).catch(() => null),
   ]);
   // Logged out (or in as someone else) meanwhile: not theirs to see.
   if (api.session?.token !== token || !ui) return;
@@ -326,7 +330,7 @@ async function refresh({ withDetail }) {
     ? shipments.filter((s) => before.get(s.id) !== JSON.stringify(s)).map((s) => s.id)
     : []);
   state.dataQuery = query;
-  state.data = { shipments, total, byFacility, byCategory, lines, discrepancies, duplicates, conflicts };
+  state.data = { shipments, total, byFacility, byCategory, lines, discrepancies, duplicates, conflicts, units };
   for (const s of shipments) state.donors.add(s.donor);
   for (const c of byCategory) state.categories.add(c.key);
   if (withDetail && state.shipmentId) await loadDetail(state.shipmentId);
@@ -339,8 +343,9 @@ async function refresh({ withDetail }) {
 
 async function loadDetail(id) {
   try {
-    const detail = await api.get(`/api/v1/shipments/${encodeURIComponent(id)}`);
-    if (state.shipmentId === id) state.detail = detail;
+    const path = `/api/v1/shipments/${encodeURIComponent(id)}`;
+    const [detail, units] = await Promise.all([api.get(path), api.get(`${path}/units`)]);
+    if (state.shipmentId === id) state.detail = { ...detail, units };
   } catch (error) {
     if (state.shipmentId !== id) return;
     state.detail = { missing: true, id, problem: problemText(error) };
@@ -526,6 +531,7 @@ function buildShell() {
       section("chart", "chart.heading", h("div", { id: "chart-body" })),
       section("by-category", "by_category.heading", h("div", { id: "by-category-body" }))),
     section("by-facility", "by_facility.heading", h("div", { id: "by-facility-body" })),
+    section("units", "units.heading", h("div", { id: "units-body" })),
     section("discrepancies", "discrepancies.heading", openOnlyToggle(), h("div", { id: "discrepancies-body" })),
     h("div", { class: "columns" },
       section("duplicates", "duplicates.heading", h("div", { id: "duplicates-body" })),
@@ -678,6 +684,15 @@ function buildTools() {
         id: `export-donor-${format}`,
         "aria-label": t("export.label", { report: t("export.donor"), format: format.toUpperCase() }),
         onclick: (event) => exportFile(`/api/v1/donor-report.${format}`, `aidsync-donor-report.${format}`, event.currentTarget, exportStatus),
+      }, format.toUpperCase()))),
+    h("div", { class: "export" },
+      h("span", {}, t("export.asset_register")),
+      ["csv", "xlsx"].map((format) => h("button", {
+        type: "button",
+        class: "secondary",
+        id: `export-asset-register-${format}`,
+        "aria-label": t("export.label", { report: t("export.asset_register"), format: format.toUpperCase() }),
+        onclick: (event) => exportFile(`/api/v1/asset-register.${format}`, `aidsync-asset-register.${format}`, event.currentTarget, exportStatus),
       }, format.toUpperCase()))),
     h("div", { class: "export" },
       h("span", {}, t("export.attachments")),
@@ -868,6 +883,8 @@ function templateCsv() {
     unit: "unit",
     quantity_expected: "2",
     serials_expected: "PUS-0001;PUS-0002",
+    accessories: "Linear probe;Charger;Operator manual",
+    unit_value: "18000.00 EUR",
   };
   const cell = (v) => (/[",\n;]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
   // With a byte-order mark, spreadsheet programs open it as UTF-8.
@@ -1023,6 +1040,7 @@ function renderOverview() {
     totalsColumns({ key: "totals.facility", cell: (r) => facilityName(r.key) }), byFacility,
     { stack: false, rowAttrs: (r) => ({ dataset: { facility: r.key } }) }));
 
+  renderUnitsOverview();
   renderDiscrepancies();
 
   document.getElementById("duplicates-body").replaceChildren(table("duplicates", [
@@ -1044,6 +1062,118 @@ function renderOverview() {
 
   renderShipments();
   if (focused && !ui.overview.contains(document.activeElement)) document.getElementById(focused)?.focus({ preventScroll: true });
+}
+
+/** The counts every unit's record adds up to. */
+const UNIT_COUNTS = ["units", "received", "installed", "commissioned", "accepted", "functioning", "not_functioning", "handed_over", "in_conflict", "warranty_ends_soon"];
+
+/** Serialised units after receipt, per facility, and the warranties
+ *  ending within 90 days. */
+function renderUnitsOverview() {
+  const body = document.getElementById("units-body");
+  const units = state.data.units;
+  if (!units) {
+    body.replaceChildren(h("p", { class: "empty" }, t("units.unavailable")));
+    return;
+  }
+  const counts = (key) => ({ key: `units.${key}`, cell: (r) => num(r.counts[key]), num: true });
+  body.replaceChildren(
+    table("units-by-facility", [
+      { key: "totals.facility", cell: (r) => r.facility },
+      ...UNIT_COUNTS.map(counts),
+    ], units.facilities, { stack: false, empty: "units.none", rowAttrs: (r) => ({ dataset: { facility: r.facility_id } }) }),
+    h("h3", {}, t("units.warranties_heading")),
+    table("warranties-ending", [
+      { key: "units.ends_on", cell: (w) => w.ends_on },
+      { key: "units.serial", cell: (w) => h("span", { class: "stacked" }, w.serial, h("small", {}, w.item)) },
+      { key: "units.facility", cell: (w) => facilityName(w.facility_id) },
+      { key: "units.service_agent", cell: (w) => w.service_agent || "—" },
+      { key: "units.shipment", cell: (w) => shipmentButton(w.shipment_id) },
+    ], units.warranties_ending, { empty: "units.no_warranties_ending", rowAttrs: (w) => ({ dataset: { serial: w.serial } }) }));
+}
+
+/** The current value of a unit's step in a few words; every value, marked,
+ *  when people recorded it differently at the same time. */
+function stepText(unit, kind) {
+  const current = unit.steps[kind]?.current ?? [];
+  if (!current.length) return "—";
+  const text = (e) => {
+    switch (e.step) {
+      case "installed": return `${e.on} · ${e.installer}`;
+      case "commissioned": return e.on;
+      case "acceptance_test": return `${t(`test.${e.result}`)} · ${e.on}`;
+      case "warranty": return `${e.starts_on} – ${e.ends_on}${e.service_agent ? ` · ${e.service_agent}` : ""}`;
+      case "location": return [e.department, e.room, e.custodian].filter(Boolean).join(" · ");
+      case "status": return t(`unit_status.${e.status}`) + (e.note ? `: ${e.note}` : "");
+      case "training": return `${num(e.people)} · ${e.on} · ${e.trainer}`;
+      case "checklist": return e.checked.join(", ") || "—";
+      case "handed_over": return `${e.asset_number} · ${e.on}`;
+      default: return e.step;
+    }
+  };
+  if (current.length === 1) return text(current[0]);
+  return h("span", { class: "stacked conflict", dataset: { conflict: kind } },
+    h("strong", {}, t("units.conflict")),
+    ...current.map((e) => h("small", {}, `${text(e)} (${e.recorded_by})`)));
+}
+
+/** The hand-over cell: the asset number once handed over; for an accepted
+ *  unit, to a coordinator, a small form to hand it over. */
+function handOverCell(s, unit) {
+  if (unit.steps.handed_over?.current?.length) return stepText(unit, "handed_over");
+  const accepted = (unit.steps.acceptance_test?.current ?? [])
+    .some((e) => e.result === "passed" || e.result === "not_applicable");
+  if (!accepted || !may("handover")) return "—";
+  const key = `${unit.line_id}-${unit.serial}`.replace(/[^A-Za-z0-9_-]/g, "_");
+  const asset = h("input", { id: `asset-${key}`, required: true, placeholder: t("units.asset_number"), "aria-label": t("units.asset_number"), size: 12 });
+  const date = h("input", { id: `handover-on-${key}`, type: "date", required: true, value: new Date().toISOString().slice(0, 10), "aria-label": t("units.handed_over_on") });
+  const submit = h("button", { type: "submit", class: "secondary", id: `handover-${key}` }, t("units.hand_over"));
+  return h("form", {
+    class: "handover",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      try {
+        const units = await api.post(`/api/v1/shipments/${encodeURIComponent(s.id)}/units`, {
+          id: freshId(), line_id: unit.line_id, serial: unit.serial,
+          step: "handed_over", on: date.value, asset_number: asset.value.trim(), note: "",
+        });
+        if (state.shipmentId === s.id) {
+          state.detail = { ...state.detail, units };
+          renderDetail();
+        }
+        requestRefresh({ now: true });
+      } catch (error) {
+        showProblem(t("units.hand_over_failed", { reason: problemText(error) }));
+        submit.disabled = false;
+      }
+    },
+  }, asset, date, submit);
+}
+
+/** A shipment's serialised units: how each arrived and every step since. */
+function unitsSection(s) {
+  const view = s.units;
+  if (!view) return null;
+  const c = view.counts;
+  return section("detail-units", "units.detail_heading",
+    h("p", { id: "units-counts" }, t("units.summary", {
+      units: num(c.units), installed: num(c.installed), accepted: num(c.accepted),
+      functioning: num(c.functioning), handed_over: num(c.handed_over),
+    })),
+    table("detail-units", [
+      { key: "units.serial", cell: (u) => h("span", { class: "stacked" }, u.serial, h("small", {}, u.item)) },
+      { key: "units.arrived", cell: (u) => u.received
+        ? [t(`condition.${u.received.condition}`), u.received.stage === "provisional" ? null : t(`stage.${u.received.stage}`)].filter(Boolean).join(" · ")
+        : t("units.not_received") },
+      { key: "units.installed", cell: (u) => stepText(u, "installed") },
+      { key: "units.commissioned", cell: (u) => stepText(u, "commissioned") },
+      { key: "units.acceptance", cell: (u) => stepText(u, "acceptance_test") },
+      { key: "units.status", cell: (u) => stepText(u, "status") },
+      { key: "units.location", cell: (u) => stepText(u, "location") },
+      { key: "units.warranty", cell: (u) => stepText(u, "warranty") },
+      { key: "units.handed_over", cell: (u) => handOverCell(s, u) },
+    ], view.units, { empty: "units.none_serialised", rowAttrs: (u) => ({ dataset: { serial: u.serial, line: u.line_id } }) }));
 }
 
 /** The discrepancy list: open first, open only unless the toggle is off,
@@ -1286,7 +1416,7 @@ function renderDetail() {
         t("detail.donor_report", { format: format.toUpperCase() }),
         `${shipmentPath}/donor-report.${format}`, `${s.id}-donor-report.${format}`))));
 
-  put(ui.detailBody, header, deliveriesSection, linesTable, receiptsTable, files, conflicts, reviews);
+  put(ui.detailBody, header, deliveriesSection, linesTable, unitsSection(s), receiptsTable, files, conflicts, reviews);
   showThumbnails(ui.detailBody);
   if (may("review")) {
     if (ui.review?.shipment !== s.id) {
