@@ -17,8 +17,8 @@ use super::{Db, Scope, StorageError, Tx};
 /// `aidsync_shared::projection` or `derive` changes what a row says: the
 /// server then rebuilds every row at start. The rebuild also upgrades every
 /// document to the current schema, so a new schema bumps it too (4: schema
-/// 3, deliveries, stages and reasons).
-pub const PROJECTION_VERSION: i64 = 4;
+/// 3, deliveries, stages and reasons; 5: schema 4, units after receipt).
+pub const PROJECTION_VERSION: i64 = 5;
 
 /// A possible duplicate as the duplicates report shows it: the pair, and
 /// who recorded each receipt and when, so a person need not look up ids.
