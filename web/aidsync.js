@@ -253,14 +253,18 @@ export class Phone {
   }
 
   /** Recovers a shipment the server refuses: rebuilds it from the server's
-   *  copy and records this user's unsynced receipts again. Resolves to
-   *  `{kept: Receipt[], discarded: {receipt, reason}[]}`; the discarded ones
-   *  are gone from the phone, so show them. */
+   *  copy and records this user's unsynced receipts, deliveries and unit
+   *  steps again. Resolves to `{kept: Receipt[], discarded: {receipt,
+   *  reason}[], kept_deliveries, discarded_deliveries: {delivery, reason}[],
+   *  kept_unit_steps, discarded_unit_steps: {event, reason}[]}`; the
+   *  discarded ones are gone from the phone, so show them. */
   async discardRefused(shipmentId) {
     const recovery = JSON.parse(await this.#run(() => this.engine.discardRefused(shipmentId)));
     this.lastReport = null;
     this.#changed();
-    if (recovery.kept.length) this.#askBackgroundSync();
+    if (recovery.kept.length || recovery.kept_deliveries.length || recovery.kept_unit_steps.length) {
+      this.#askBackgroundSync();
+    }
     return recovery;
   }
 

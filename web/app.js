@@ -421,17 +421,24 @@ function refusalBox(s) {
       type: "button", id: "discard-refused", class: "secondary",
       onclick: async () => {
         if (!confirm(t("refusal.confirm"))) return;
-        const { kept, discarded } = await phone.discardRefused(s.id);
+        const recovery = await phone.discardRefused(s.id);
+        const { kept, discarded, discarded_deliveries: lostDeliveries, discarded_unit_steps: lostSteps } = recovery;
         await render();
-        notify(t("refusal.done", { kept: kept.length, discarded: discarded.length }));
-        if (discarded.length) {
+        notify(t("refusal.done", {
+          kept: kept.length + recovery.kept_deliveries.length + recovery.kept_unit_steps.length,
+          discarded: discarded.length + lostDeliveries.length + lostSteps.length,
+        }));
+        if (discarded.length || lostDeliveries.length || lostSteps.length) {
           // Still on screen after the re-render: the person must re-check these.
+          const entry = (text, why) => h("li", {}, text, h("div", {}, h("small", {}, why)));
           main.prepend(h("section", { class: "refusal", id: "discarded" },
             h("p", {}, t("refusal.discarded")),
-            h("ul", {}, ...discarded.map(({ receipt, reason: why }) => h("li", {},
-              t("history.entry", { user: receipt.recorded_by, quantity: receipt.quantity, condition: t(`condition.${receipt.condition}`) }),
-              receipt.serials.length ? ` · ${receipt.serials.join(", ")}` : "",
-              h("div", {}, h("small", {}, why)))))));
+            h("ul", {},
+              ...discarded.map(({ receipt, reason: why }) => entry(
+                t("history.entry", { user: receipt.recorded_by, quantity: receipt.quantity, condition: t(`condition.${receipt.condition}`) })
+                  + (receipt.serials.length ? ` · ${receipt.serials.join(", ")}` : ""), why)),
+              ...lostDeliveries.map(({ delivery, reason: why }) => entry(deliveryLabel(delivery), why)),
+              ...lostSteps.map(({ event, reason: why }) => entry(`${event.serial} · ${t(`unit.step_${event.step}`)}`, why)))));
         }
       },
     }, t("refusal.discard")),
@@ -701,7 +708,7 @@ async function unitsSection(s) {
   });
   return h("section", { id: "units" },
     h("h2", {}, t("unit.heading")),
-    h("ul", { class: "history" }, ...items));
+    h("ul", { class: "units" }, ...items));
 }
 
 /** One step of one unit, recorded offline: the fields the step has. */

@@ -294,6 +294,8 @@ impl Engine {
             .map_err(client_error)?;
         json(&serde_json::json!({
             "kept": recovery.kept,
+            "kept_deliveries": recovery.kept_deliveries,
+            "kept_unit_steps": recovery.kept_unit_events,
             "discarded": recovery.discarded.iter()
                 .map(|(receipt, reason)| serde_json::json!({ "receipt": receipt, "reason": reason }))
                 .collect::<Vec<_>>(),

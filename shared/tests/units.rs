@@ -417,7 +417,33 @@ fn documents_before_schema_4_read_and_take_unit_steps_once_upgraded() {
 
 #[test]
 fn only_a_coordinator_hands_over_and_only_receivers_record_other_steps() {
-    let server = shipment();
+    let handover = || UnitStep::HandedOver {
+        on: "2026-12-20".into(),
+        asset_number: "KRH-2026-0042".into(),
+    };
+    // Only an accepted unit is handed over: refused where it is recorded.
+    let mut early = shipment();
+    let refused = early.record_unit_event(event("h0", "CT-1", handover(), ""), &who("olena"), T0);
+    assert!(
+        matches!(&refused, Err(ModelError::Invalid { reason, .. }) if reason.contains("only an accepted unit")),
+        "{refused:?}"
+    );
+    let mut server = shipment();
+    server
+        .record_unit_event(
+            event(
+                "t1",
+                "CT-1",
+                UnitStep::AcceptanceTest {
+                    result: TestResult::NotApplicable,
+                    on: "2026-12-19".into(),
+                },
+                "",
+            ),
+            &who("anna"),
+            T0,
+        )
+        .unwrap();
     let upload = |user: &str, role: Role, step: UnitStep| {
         let mut phone = server.clone();
         let actor = ActorId::random();
@@ -428,10 +454,6 @@ fn only_a_coordinator_hands_over_and_only_receivers_record_other_steps() {
         let uploader = Uploader::single_device(&who(user), role, actor);
         let changes = phone.automerge_mut().get_changes(&server.clone().heads());
         merge_upload(&server, changes, &uploader)
-    };
-    let handover = || UnitStep::HandedOver {
-        on: "2026-12-20".into(),
-        asset_number: "KRH-2026-0042".into(),
     };
     let err = upload("anna", Role::Receiver, handover()).unwrap_err();
     assert!(
@@ -470,4 +492,28 @@ fn only_a_coordinator_hands_over_and_only_receivers_record_other_steps() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn records_that_supersede_each_other_in_a_circle_are_refused() {
+    let mut doc = shipment();
+    let anna = who("anna");
+    for id in ["c1", "c2"] {
+        doc.record_unit_event(
+            event(id, "CT-1", status(UnitStatus::Functioning), ""),
+            &anna,
+            T0 + 1,
+        )
+        .unwrap();
+    }
+    assert!(read_shipment(doc.automerge()).is_ok(), "c2 supersedes c1");
+    // Forged: c1 now supersedes c2 too, so neither would be current.
+    let am = doc.automerge_mut();
+    let (_, events) = am.get(ROOT, "unit_events").unwrap().unwrap();
+    let (_, c1) = am.get(&events, "c1").unwrap().unwrap();
+    let (_, list) = am.get(&c1, "supersedes").unwrap().unwrap();
+    am.insert(&list, 0, "c2").unwrap();
+    am.commit();
+    let err = read_shipment(doc.automerge()).unwrap_err();
+    assert!(err.to_string().contains("circle"), "{err}");
 }

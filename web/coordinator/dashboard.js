@@ -305,9 +305,7 @@ async function refresh({ withDetail }) {
     report("discrepancies"),
     report("duplicates"),
     report("conflicts"),
-    // Read from the documents, not the projections: a filter over more
-    // shipments than one request reads (413) shows no unit figures.
-    api.get(`/api/v1/units${q}`).catch(() => null),
+    unitsSummary(q),
   ]);
   // Logged out (or in as someone else) meanwhile: not theirs to see.
   if (api.session?.token !== token || !ui) return;
@@ -1064,6 +1062,24 @@ function renderOverview() {
   if (focused && !ui.overview.contains(document.activeElement)) document.getElementById(focused)?.focus({ preventScroll: true });
 }
 
+/** How often the unit figures are read again while the filter stays the
+ *  same: the server reads them from every document the filter selects
+ *  (not from the projections), so not on every phone's sync. */
+const UNITS_REFRESH_MS = 60_000;
+let unitsCache = { query: null, at: 0, value: null };
+
+/** The unit figures for the filter `q`: fresh when the filter changed or a
+ *  minute has passed, else the last ones. A filter over more shipments
+ *  than the server reads at once (413) shows none. */
+async function unitsSummary(q) {
+  // Per login too: another person's figures are never shown from the cache.
+  const query = `${api.session?.token}${q}`;
+  if (unitsCache.query === query && Date.now() - unitsCache.at < UNITS_REFRESH_MS) return unitsCache.value;
+  const value = await api.get(`/api/v1/units${q}`).catch(() => null);
+  unitsCache = { query, at: Date.now(), value };
+  return value;
+}
+
 /** The counts every unit's record adds up to. */
 const UNIT_COUNTS = ["units", "received", "installed", "commissioned", "accepted", "functioning", "not_functioning", "handed_over", "in_conflict", "warranty_ends_soon"];
 
@@ -1121,12 +1137,15 @@ function stepText(unit, kind) {
  *  unit, to a coordinator, a small form to hand it over. */
 function handOverCell(s, unit) {
   if (unit.steps.handed_over?.current?.length) return stepText(unit, "handed_over");
-  const accepted = (unit.steps.acceptance_test?.current ?? [])
-    .some((e) => e.result === "passed" || e.result === "not_applicable");
+  // As the server judges it: the latest current acceptance test.
+  const test = unit.steps.acceptance_test?.current?.[0];
+  const accepted = test?.result === "passed" || test?.result === "not_applicable";
   if (!accepted || !may("handover")) return "—";
   const key = `${unit.line_id}-${unit.serial}`.replace(/[^A-Za-z0-9_-]/g, "_");
   const asset = h("input", { id: `asset-${key}`, required: true, placeholder: t("units.asset_number"), "aria-label": t("units.asset_number"), size: 12 });
-  const date = h("input", { id: `handover-on-${key}`, type: "date", required: true, value: new Date().toISOString().slice(0, 10), "aria-label": t("units.handed_over_on") });
+  // Today where the coordinator is, not in UTC.
+  const today = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  const date = h("input", { id: `handover-on-${key}`, type: "date", required: true, value: today, "aria-label": t("units.handed_over_on") });
   const submit = h("button", { type: "submit", class: "secondary", id: `handover-${key}` }, t("units.hand_over"));
   return h("form", {
     class: "handover",
@@ -1142,6 +1161,7 @@ function handOverCell(s, unit) {
           state.detail = { ...state.detail, units };
           renderDetail();
         }
+        unitsCache.at = 0;
         requestRefresh({ now: true });
       } catch (error) {
         showProblem(t("units.hand_over_failed", { reason: problemText(error) }));
@@ -1546,7 +1566,7 @@ function reviewForm(shipmentId) {
         });
         form.reset();
         if (state.shipmentId === shipmentId) {
-          state.detail = detail;
+          state.detail = { ...detail, units: state.detail?.units };
           renderDetail();
         }
         message(done, t("review.done"), { ok: true });

@@ -392,8 +392,9 @@ impl ShipmentDoc {
     /// moved…) as one change. It supersedes every event of the same unit
     /// and step this replica sees as current, so a later record replaces
     /// the value and only concurrent ones conflict. Refused, leaving the
-    /// document as it was, if it breaks a rule (unknown unit, a failed test
-    /// without a note…) or the document predates unit records.
+    /// document as it was, if it breaks a rule (a serial the line neither
+    /// expects nor has received, a hand-over of a unit not accepted, a
+    /// failed test without a note…) or the document predates unit records.
     pub fn record_unit_event(
         &mut self,
         new: NewUnitEvent,
@@ -401,6 +402,41 @@ impl ShipmentDoc {
         now_ms: i64,
     ) -> Result<UnitEvent, ModelError> {
         let current = self.read()?;
+        let unit = super::units::UnitKey {
+            line_id: new.line_id.clone(),
+            serial: new.serial.clone(),
+        };
+        let supersedes = current.current_unit_events(&unit, new.step.kind());
+        self.put_unit_event(&current, new, supersedes, who, now_ms)
+    }
+
+    /// Records an unsynced unit event again on a rebuilt document (see
+    /// `ClientEngine::discard_refused`), superseding what it superseded
+    /// when first recorded, where that is there: a step recorded again
+    /// must not hide a colleague's concurrent one its recorder never saw.
+    pub fn record_unit_event_again(
+        &mut self,
+        event: &UnitEvent,
+        who: &Recorder,
+    ) -> Result<UnitEvent, ModelError> {
+        let current = self.read()?;
+        let supersedes = event
+            .supersedes
+            .iter()
+            .filter(|id| current.unit_events.contains_key(*id))
+            .cloned()
+            .collect();
+        self.put_unit_event(&current, event.into(), supersedes, who, event.recorded_at)
+    }
+
+    fn put_unit_event(
+        &mut self,
+        current: &Shipment,
+        new: NewUnitEvent,
+        supersedes: Vec<crate::ids::UnitEventId>,
+        who: &Recorder,
+        now_ms: i64,
+    ) -> Result<UnitEvent, ModelError> {
         if current.schema < 4 {
             return Err(ModelError::NoUnitRecords {
                 schema: current.schema,
@@ -412,12 +448,8 @@ impl ShipmentDoc {
                 id: new.id.to_string(),
             });
         }
-        let unit = super::units::UnitKey {
-            line_id: new.line_id.clone(),
-            serial: new.serial.clone(),
-        };
         let event = UnitEvent {
-            supersedes: current.current_unit_events(&unit, new.step.kind()),
+            supersedes,
             id: new.id,
             line_id: new.line_id,
             serial: new.serial,
@@ -427,7 +459,8 @@ impl ShipmentDoc {
             device_id: who.device.clone(),
             recorded_at: now_ms,
         };
-        event.check(&current.lines, &current.receipts, &current.unit_events)?;
+        event.check(&current.lines, &current.unit_events)?;
+        current.check_new_unit_event(&event)?;
         let e = &event;
         self.change(now_ms, |doc| {
             let events = container(doc, k::UNIT_EVENTS)?;
@@ -748,10 +781,12 @@ fn write_line(
     doc.put(&l, k::UNIT, line.unit.as_str())?;
     doc.put(&l, k::QUANTITY_EXPECTED, line.quantity_expected)?;
     put_strings(doc, &l, k::SERIALS_EXPECTED, &line.serials_expected)?;
-    // Written only when there are some: most lines have none, and an
-    // absent list reads as empty.
-    if schema >= 4 && !line.accessories.is_empty() {
-        put_strings(doc, &l, k::ACCESSORIES, &line.accessories)?;
+    if schema >= 4 {
+        // Written only when there are some: most lines have none, and an
+        // absent list reads as empty.
+        if !line.accessories.is_empty() {
+            put_strings(doc, &l, k::ACCESSORIES, &line.accessories)?;
+        }
         if let Some(v) = &line.unit_value {
             doc.put(&l, k::UNIT_VALUE, v.as_str())?;
         }

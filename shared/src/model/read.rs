@@ -425,7 +425,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         let receipts = self.receipts(&lines, &deliveries)?;
         let reviews = self.reviews(&receipts)?;
         let attachments = self.attachments(schema, &receipts)?;
-        let unit_events = self.unit_events(&lines, &receipts)?;
+        let unit_events = self.unit_events(&lines)?;
         Ok(Shipment {
             schema,
             header,
@@ -875,7 +875,6 @@ impl<D: ReadDoc> Reader<'_, D> {
     fn unit_events(
         &mut self,
         lines: &BTreeMap<crate::ids::LineId, Line>,
-        receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
     ) -> Result<BTreeMap<crate::ids::UnitEventId, UnitEvent>, ModelError> {
         let mut events = BTreeMap::new();
         if self.schema < 4 {
@@ -887,7 +886,7 @@ impl<D: ReadDoc> Reader<'_, D> {
             let event = self.unit_event(id.clone(), &obj)?;
             events.insert(id, event);
         }
-        check_unit_events(lines, receipts, &events)?;
+        check_unit_events(lines, &events)?;
         Ok(events)
     }
 
@@ -1002,6 +1001,52 @@ impl<D: ReadDoc> Reader<'_, D> {
             recorded_at: self.int(obj, k::RECORDED_AT, &p(k::RECORDED_AT), Editable::No)?,
             id,
         })
+    }
+
+    /// The unit events after changes that touched `touched`, as
+    /// [`Self::unit_events`] would find them. An event's check asks only
+    /// whether its line and the events it supersedes exist, and how those
+    /// read: when only new events arrived (the usual sync), only they are
+    /// read and checked, in key order, then the whole set for circles. A
+    /// key gone (a line, or an event removed) or an event rewritten means
+    /// the whole read's work.
+    fn unit_events_after(
+        &mut self,
+        before: &Shipment,
+        touched: &Touched,
+        lines: &BTreeMap<crate::ids::LineId, Line>,
+        key_gone: bool,
+    ) -> Result<BTreeMap<crate::ids::UnitEventId, UnitEvent>, ModelError> {
+        if touched.unit_events.is_empty() && !key_gone {
+            return Ok(before.unit_events.clone());
+        }
+        let rewritten = touched
+            .unit_events
+            .iter()
+            .any(|key| before.unit_events.keys().any(|id| id.as_str() == key));
+        if key_gone || rewritten {
+            return self.unit_events(lines);
+        }
+        let mut events = before.unit_events.clone();
+        let mut fresh = Vec::new();
+        for (_, entry) in self.touched_entries::<crate::ids::UnitEventId>(
+            k::UNIT_EVENTS,
+            k::UNIT_EVENT_FIELDS,
+            &touched.unit_events,
+        )? {
+            if let Some((id, obj)) = entry {
+                let event = self.unit_event(id.clone(), &obj)?;
+                fresh.push(id.clone());
+                events.insert(id, event);
+            }
+        }
+        for id in &fresh {
+            if let Some(event) = events.get(id) {
+                event.check(lines, &events)?;
+            }
+        }
+        check_no_cycle(&events)?;
+        Ok(events)
     }
 
     /// An optional non-negative integer (absent or null: `None`).
@@ -1139,15 +1184,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         } else {
             self.attachments(before.schema, &receipts)?
         };
-        // Unit events are checked against lines (their serials) and
-        // receipts: read all again when any of the three may have changed
-        // what they are checked against, as the whole read does.
-        let unit_events = if touched.unit_events.is_empty() && touched.lines.is_empty() && !key_gone
-        {
-            before.unit_events.clone()
-        } else {
-            self.unit_events(&lines, &receipts)?
-        };
+        let unit_events = self.unit_events_after(before, touched, &lines, key_gone)?;
         Ok(Shipment {
             schema: before.schema,
             unit_events,

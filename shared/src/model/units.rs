@@ -186,37 +186,27 @@ impl UnitEvent {
     }
 
     /// Checks the event on its own and against the shipment: its line
-    /// exists, its serial is one the line expects or a receipt on it
-    /// counted, and what it supersedes is an earlier event of the same unit
-    /// and step. Lines, receipts and events are never removed, so an event
-    /// that passes once passes on every replica after any merge.
+    /// exists and what it supersedes is another event of the same unit and
+    /// step. Lines and events are never removed, so an event that passes
+    /// once passes on every replica after any merge. (Whether the serial is
+    /// one the line expects or a receipt counted is checked only when a
+    /// step is recorded, [`ShipmentDoc::record_unit_event`](super::ShipmentDoc::record_unit_event):
+    /// a coordinator may correct a mistyped serial on the manifest while a
+    /// phone offline records a step on it, and neither should then be
+    /// refused; the unit simply shows under the serial it was recorded on.)
     pub(crate) fn check(
         &self,
         lines: &BTreeMap<LineId, Line>,
-        receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
         events: &BTreeMap<UnitEventId, UnitEvent>,
     ) -> Result<(), ModelError> {
         let p = format!("unit_events/{}", self.id);
-        let Some(line) = lines.get(&self.line_id) else {
+        if !lines.contains_key(&self.line_id) {
             return Err(ModelError::invalid(
                 format!("{p}/line_id"),
                 format!("no line {} in this shipment", self.line_id),
             ));
-        };
-        check_serials(&format!("{p}/serial"), std::slice::from_ref(&self.serial))?;
-        let known = line.serials_expected.contains(&self.serial)
-            || receipts
-                .values()
-                .any(|r| r.line_id == self.line_id && r.serials.contains(&self.serial));
-        if !known {
-            return Err(ModelError::invalid(
-                format!("{p}/serial"),
-                format!(
-                    "line {} neither expects nor has received a unit with this serial number",
-                    self.line_id
-                ),
-            ));
         }
+        check_serials(&format!("{p}/serial"), std::slice::from_ref(&self.serial))?;
         check_text(&format!("{p}/note"), &self.note, MAX_NOTE_CHARS)?;
         check_time(&format!("{p}/recorded_at"), self.recorded_at)?;
         self.check_step(&p)?;
@@ -329,16 +319,60 @@ impl UnitEvent {
     }
 }
 
-/// Checks every unit event once all are known: one may supersede an event
-/// that sorts after it.
+/// Checks every unit event once all are known (one may supersede an event
+/// that sorts after it), then that no chain of them supersedes itself.
 pub(crate) fn check_unit_events(
     lines: &BTreeMap<LineId, Line>,
-    receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
     events: &BTreeMap<UnitEventId, UnitEvent>,
 ) -> Result<(), ModelError> {
-    events
-        .values()
-        .try_for_each(|e| e.check(lines, receipts, events))
+    events.values().try_for_each(|e| e.check(lines, events))?;
+    check_no_cycle(events)
+}
+
+/// Refuses events that supersede each other in a circle, which would leave
+/// a step with no current value (a way to blank a failing status without
+/// recording another). A phone supersedes only what it has already seen,
+/// so an honest document never has one, and an event recorded later can
+/// never close a circle among earlier ones: the rule holds after any merge.
+pub(crate) fn check_no_cycle(events: &BTreeMap<UnitEventId, UnitEvent>) -> Result<(), ModelError> {
+    // Depth-first over "supersedes" edges, iteratively (a hostile chain may
+    // be long): 1 = on the current path, 2 = done.
+    let mut state: BTreeMap<&UnitEventId, u8> = BTreeMap::new();
+    for start in events.keys() {
+        if state.contains_key(start) {
+            continue;
+        }
+        let mut stack: Vec<(&UnitEventId, usize)> = vec![(start, 0)];
+        state.insert(start, 1);
+        while let Some((id, next)) = stack.pop() {
+            let targets = events
+                .get(id)
+                .map(|e| e.supersedes.as_slice())
+                .unwrap_or(&[]);
+            match targets.get(next) {
+                None => {
+                    state.insert(id, 2);
+                }
+                Some(target) => {
+                    stack.push((id, next + 1));
+                    match state.get(target) {
+                        Some(1) => {
+                            return Err(ModelError::invalid(
+                                format!("unit_events/{id}/supersedes"),
+                                format!("{target} supersedes it in turn: a circle of records"),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            state.insert(target, 1);
+                            stack.push((target, 0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A line's estimated value per unit, as the manifest gives it: an amount
@@ -350,9 +384,9 @@ pub struct UnitValue {
 }
 
 impl UnitValue {
-    /// Parses `AMOUNT CUR`; `None` if it is not that.
+    /// Parses `AMOUNT CUR`, exactly (no padding); `None` if it is not that.
     pub fn parse(s: &str) -> Option<UnitValue> {
-        let (amount, currency) = s.trim().split_once(' ')?;
+        let (amount, currency) = s.split_once(' ')?;
         let (whole, cents) = match amount.split_once('.') {
             Some((w, c)) => (w, Some(c)),
             None => (amount, None),
@@ -372,6 +406,9 @@ impl UnitValue {
 }
 
 pub(crate) fn check_unit_value(path: &str, value: Option<&str>) -> Result<(), ModelError> {
+    if let Some(v) = value {
+        check_label(path, v, true)?;
+    }
     match value {
         Some(v) if UnitValue::parse(v).is_none() => Err(ModelError::invalid(
             path,
@@ -561,6 +598,49 @@ impl Shipment {
         units.into_values().collect()
     }
 
+    /// The rules for recording a step that depend on what the recorder
+    /// sees, so they are checked where it is recorded, not where documents
+    /// merge (like a short count's reason): the serial is one the line
+    /// expects or a receipt on it counted, and only an accepted unit is
+    /// handed over.
+    pub(crate) fn check_new_unit_event(&self, event: &UnitEvent) -> Result<(), ModelError> {
+        let p = format!("unit_events/{}", event.id);
+        let known = self
+            .lines
+            .get(&event.line_id)
+            .is_some_and(|l| l.serials_expected.contains(&event.serial))
+            || self
+                .receipts
+                .values()
+                .any(|r| r.line_id == event.line_id && r.serials.contains(&event.serial))
+            || self
+                .unit_events
+                .values()
+                .any(|e| e.line_id == event.line_id && e.serial == event.serial);
+        if !known {
+            return Err(ModelError::invalid(
+                format!("{p}/serial"),
+                format!(
+                    "line {} neither expects nor has received a unit with this serial number",
+                    event.line_id
+                ),
+            ));
+        }
+        if event.step.kind() == StepKind::HandedOver {
+            let accepted = self
+                .units()
+                .iter()
+                .any(|u| u.line_id == event.line_id && u.serial == event.serial && u.accepted());
+            if !accepted {
+                return Err(ModelError::invalid(
+                    format!("{p}/step"),
+                    "only an accepted unit (acceptance test passed or not applicable) is handed over",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The events of `unit`'s `kind` step that nothing supersedes: what a
     /// new event of that step replaces.
     pub fn current_unit_events(&self, unit: &UnitKey, kind: StepKind) -> Vec<UnitEventId> {
@@ -603,7 +683,12 @@ impl UnitCounts {
     /// Adds one unit, judged on `today` (`YYYY-MM-DD`).
     pub fn add(&mut self, unit: &UnitRecord, today: &str) {
         self.units += 1;
-        self.received += u64::from(unit.received.is_some());
+        // A rejected unit went back: not received into the hospital.
+        self.received += u64::from(
+            unit.received
+                .as_ref()
+                .is_some_and(|r| r.stage != Stage::Rejected),
+        );
         self.installed += u64::from(unit.installed());
         self.commissioned += u64::from(unit.step(StepKind::Commissioned).is_some());
         self.accepted += u64::from(unit.accepted());

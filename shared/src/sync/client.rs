@@ -25,7 +25,7 @@ use super::protocol::{
 use crate::ids::{AttachmentId, DeviceId, ShipmentId, UserId};
 use crate::model::{
     Attachment, Delivery, ModelError, NewAttachment, NewDelivery, NewReceipt, NewUnitEvent,
-    Receipt, Recorder, Shipment, ShipmentDoc, UnitEvent,
+    Receipt, Recorder, Shipment, ShipmentDoc, StepKind, UnitEvent,
 };
 use crate::roles::{Action, Forbidden, Role};
 
@@ -355,6 +355,16 @@ impl<S: ClientStore> ClientEngine<S> {
         new: NewUnitEvent,
         now_ms: i64,
     ) -> Result<UnitEvent, ClientError<S::Error>> {
+        // The hand-over is a coordinator's, on the dashboard: refused here
+        // rather than by the server, which would block every later record.
+        if new.step.kind() == StepKind::HandedOver {
+            let identity = self
+                .meta
+                .identity
+                .as_ref()
+                .ok_or(ClientError::NotRegistered)?;
+            identity.role.require(Action::HandOverUnits)?;
+        }
         self.edit_durably(shipment, |doc, who| doc.record_unit_event(new, who, now_ms))
             .await
     }
@@ -525,7 +535,13 @@ impl<S: ClientStore> ClientEngine<S> {
                 recovery.discarded_unit_events.push((event, reason));
                 continue;
             }
-            match rebuilt.record_unit_event((&event).into(), &who, event.recorded_at) {
+            if event.step.kind() == StepKind::HandedOver
+                && let Err(e) = identity.role.require(Action::HandOverUnits)
+            {
+                recovery.discarded_unit_events.push((event, e.to_string()));
+                continue;
+            }
+            match rebuilt.record_unit_event_again(&event, &who) {
                 Ok(kept) => recovery.kept_unit_events.push(kept),
                 Err(e) => recovery.discarded_unit_events.push((event, e.to_string())),
             }
