@@ -248,6 +248,9 @@ export class Phone {
    *  it needs none) and the reason that fits, if one does. */
   reasonNeeded(shipmentId: string, receipt: NewReceipt): Promise<{ why: string | null; suggested: Reason | null }>;
   recordDelivery(shipmentId: string, delivery: NewDelivery): Promise<Delivery>;
+  /** The server's goods-received note (PDF) of a synced delivery; rejects
+   *  with `NotSynced` while the server does not have it yet. */
+  goodsReceivedNote(shipmentId: string, deliveryId: string): Promise<{ blob: Blob; filename: string }>;
   /** The shipment's serialised units with every step, and the counts. */
   units(shipmentId: string): Promise<{ today: string; counts: UnitCounts; units: UnitRecord[] }>;
   recordUnitStep(shipmentId: string, step: NewUnitStep): Promise<UnitEvent>;

@@ -335,6 +335,29 @@ export class Phone {
     });
   }
 
+  /** The goods-received note of one delivery, as the server writes it
+   *  (a PDF of everything synced so far). Resolves to `{blob, filename}`;
+   *  rejects with an Error named `NotSynced` while the server does not
+   *  have the delivery yet, `AuthError` when the login is gone, and
+   *  `ServerError` otherwise (offline: a TypeError from fetch). */
+  async goodsReceivedNote(shipmentId, deliveryId) {
+    const token = this.session?.token;
+    if (!token) throw new AuthError("log in to download the note");
+    const id = encodeURIComponent(shipmentId);
+    const response = await fetch(
+      `${this.server}/api/v1/shipments/${id}/grn.pdf?delivery=${encodeURIComponent(deliveryId)}`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    if (response.status === 401) throw new AuthError(await errorText(response));
+    if (response.status === 404) {
+      const error = new Error(await errorText(response));
+      error.name = "NotSynced";
+      throw error;
+    }
+    if (!response.ok) throw new ServerError(response.status, await errorText(response));
+    return { blob: await response.blob(), filename: `${shipmentId}-grn-${deliveryId}.pdf` };
+  }
+
   /** An URL showing a file: its bytes on this phone, or else the server's
    *  thumbnail (or the whole file). Revoke it when done. */
   async fileUrl(sha256, { thumbnail = true } = {}) {

@@ -656,7 +656,10 @@ function deliveriesSection(s) {
           ? t("delivery.packages_of", { received: d.packages_received ?? "?", expected: d.packages_expected ?? "?" })
           : null,
         d.replaced ? t("delivery.replaced") : null].filter(Boolean).join(" · ")),
-    d.note ? h("div", {}, h("small", {}, d.note)) : null));
+    d.note ? h("div", {}, h("small", {}, d.note)) : null,
+    d.replaced ? null : h("button", {
+      type: "button", class: "secondary grn", onclick: (event) => downloadNote(s, d, event.currentTarget),
+    }, t("delivery.grn"))));
   return h("section", { id: "deliveries" },
     h("h2", {}, t("delivery.heading")),
     items.length ? h("ul", { class: "history" }, ...items) : h("p", {}, t("delivery.empty")),
@@ -784,6 +787,34 @@ function renderUnitStepForm(s, unit) {
     h("button", { type: "button", id: "unit-cancel", class: "secondary", onclick: () => render() }, t("receipt.cancel")),
     h("button", { type: "submit", id: "unit-save" }, t("receipt.save")))));
   step.focus();
+}
+
+/** Saves the server's goods-received note of a delivery, once it has
+ *  synced: the receiving officer shows or sends it from the phone. */
+async function downloadNote(s, d, button) {
+  button.disabled = true;
+  try {
+    const { blob, filename } = await phone.goodsReceivedNote(s.id, d.id);
+    saveFile(blob, filename);
+    notify(t("delivery.grn_saved", { file: filename }));
+  } catch (e) {
+    message(e?.name === "NotSynced" ? t("delivery.grn_not_synced")
+      : e instanceof AuthError ? t("sync.login_again")
+        : e instanceof TypeError ? t("delivery.grn_offline")
+          : t("delivery.grn_failed", { reason: e?.message ?? String(e) }));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Hands a file to the browser to save (or share, on a phone). */
+function saveFile(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** The delivery header: what the truck's papers and seal say, at the gate. */
@@ -1030,12 +1061,7 @@ async function start() {
   document.getElementById("carry").addEventListener("click", async () => {
     try {
       const { blob, filename } = await phone.carriedFile();
-      const url = URL.createObjectURL(blob);
-      const link = h("a", { href: url, download: filename });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      saveFile(blob, filename);
       notify(t("carry.saved", { file: filename }));
     } catch (e) {
       message(t("carry.failed", { reason: e?.message ?? String(e) }));

@@ -506,9 +506,17 @@ test("a delivery's papers, a rejected unit with its reason and a unit's commissi
     assert.match(await p.textContent("form [role=alert]"), /failed test needs a note/);
     await p.click("#unit-cancel");
 
+    // The note is the server's: offline, the phone says so.
+    await p.click("#deliveries li[data-delivery] button.grn");
+    await p.waitForFunction(() => /No network/.test(document.querySelector("#message")?.textContent ?? ""));
+
     await p.context().setOffline(false);
     await p.click("#sync");
     await p.waitForFunction(() => document.querySelector("#pending")?.dataset.pending === "0", null, { timeout: 15_000 });
+    // Synced, the phone downloads the delivery's note itself.
+    const [onPhone] = await Promise.all([p.waitForEvent("download"), p.click("#deliveries li[data-delivery] button.grn")]);
+    assert.equal(onPhone.suggestedFilename(), `${SHIPMENT}-grn-${deliveryId}.pdf`);
+    assert.equal(readFileSync(await onPhone.path()).subarray(0, 5).toString("latin1"), "%PDF-");
 
     const { page } = dash;
     await loginDashboard(page);
