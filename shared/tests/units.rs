@@ -66,6 +66,22 @@ fn event(id: &str, serial: &str, step: UnitStep, note: &str) -> NewUnitEvent {
     }
 }
 
+/// One unit counted in good order, short of the line's two.
+fn one_good(id: &str, serial: &str) -> NewReceipt {
+    NewReceipt {
+        id: ReceiptId::parse(id).unwrap(),
+        line_id: LineId::parse("ct").unwrap(),
+        quantity: 1,
+        condition: Condition::Good,
+        serials: vec![serial.into()],
+        note: String::new(),
+        voids: None,
+        stage: None,
+        reason: Some(Reason::Short),
+        delivery_id: None,
+    }
+}
+
 fn status(s: UnitStatus) -> UnitStep {
     UnitStep::Status { status: s }
 }
@@ -81,23 +97,8 @@ fn unit(serial: &str) -> UnitKey {
 fn a_unit_goes_from_receipt_to_accepted_and_every_step_reads_back() {
     let mut doc = shipment();
     let anna = who("anna");
-    doc.record_receipt(
-        NewReceipt {
-            id: ReceiptId::parse("r1").unwrap(),
-            line_id: LineId::parse("ct").unwrap(),
-            quantity: 1,
-            condition: Condition::Good,
-            serials: vec!["CT-1".into()],
-            note: String::new(),
-            voids: None,
-            stage: None,
-            reason: Some(Reason::Short),
-            delivery_id: None,
-        },
-        &anna,
-        T0,
-    )
-    .unwrap();
+    doc.record_receipt(one_good("r1", "CT-1"), &anna, T0)
+        .unwrap();
     let steps = [
         UnitStep::Checklist {
             checked: vec!["Operator manual".into()],
@@ -344,23 +345,8 @@ fn steps_that_break_a_rule_are_refused_and_change_nothing() {
 
     // A serial a receipt counted, though the line did not expect it, is a
     // unit too.
-    doc.record_receipt(
-        NewReceipt {
-            id: ReceiptId::parse("r-extra").unwrap(),
-            line_id: LineId::parse("ct").unwrap(),
-            quantity: 1,
-            condition: Condition::Good,
-            serials: vec!["CT-9".into()],
-            note: String::new(),
-            voids: None,
-            stage: None,
-            reason: Some(Reason::Short),
-            delivery_id: None,
-        },
-        &anna,
-        T0 + 2,
-    )
-    .unwrap();
+    doc.record_receipt(one_good("r-extra", "CT-9"), &anna, T0 + 2)
+        .unwrap();
     doc.record_unit_event(
         event("x7", "CT-9", status(UnitStatus::Functioning), ""),
         &anna,
