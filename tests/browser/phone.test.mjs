@@ -98,8 +98,13 @@ test("offline receipts survive a power cut and sync, attributed, once online", a
     await phone.context.setOffline(true);
     await phone.page.goto(base);
     await phone.page.waitForSelector(`[data-shipment="${SHIPMENT}"]`);
+    // The screens render asynchronously (they read the engine and the
+    // store): wait for what they should show before counting, or a count
+    // taken a moment too early reads as lost records (it did, 1 run in 10).
+    await phone.page.waitForFunction(() => document.querySelector("#pending")?.dataset.pending === "3", null, { timeout: 5_000 }).catch(() => {});
     assert.equal(await pending(phone.page), 3, "the three receipts survived the power cut");
     await phone.page.click(`[data-shipment="${SHIPMENT}"]`);
+    await phone.page.waitForFunction(() => document.querySelectorAll(".history li").length >= 3, null, { timeout: 5_000 }).catch(() => {});
     assert.equal(await phone.page.locator(".history li").count(), 3);
     await phone.context.setOffline(false);
     await phone.page.waitForFunction(() => document.querySelector("#pending").dataset.pending === "0", null, { timeout: 30_000 });
