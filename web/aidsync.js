@@ -272,8 +272,10 @@ export class Phone {
    *  image document, a drawn signature) to a receipt or to the shipment.
    *  The bytes are stored on the phone first, then the record that names
    *  them: resolves once both are durable. The bytes upload after the
-   *  records sync (`uploadFiles`). `kind`: photo, document or signature. */
-  async attach(shipmentId, { blob, kind, receiptId = null, note = "", signer = null, width = null, height = null }) {
+   *  records sync (`uploadFiles`). `kind`: photo, document or signature;
+   *  `deliveryId`: the delivery (truck) it belongs to, e.g. a signature at
+   *  its goods-received note. */
+  async attach(shipmentId, { blob, kind, receiptId = null, deliveryId = null, note = "", signer = null, width = null, height = null }) {
     if (blob.size > MAX_ATTACHMENT_BYTES) {
       const error = new Error(`the file has ${blob.size} bytes; attachments take up to ${MAX_ATTACHMENT_BYTES}`);
       error.name = "TooLarge";
@@ -292,6 +294,7 @@ export class Phone {
       id: newId(),
       file_kind: kind,
       receipt_id: receiptId,
+      delivery_id: deliveryId,
       file: { sha256, media_type: blob.type, size: blob.size, width, height },
       signer,
       note,

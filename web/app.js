@@ -347,6 +347,15 @@ function renderSignature(s) {
   const role = h("select", { id: "signer-role" },
     h("option", { value: "receiving_officer" }, t("files.role_receiving_officer")),
     h("option", { value: "delivery_person" }, t("files.role_delivery_person")));
+  // Signed at a truck: the signature goes on that delivery's note (the
+  // newest by default), or on the shipment's as a whole.
+  const deliveries = (s.deliveries ?? []).filter((d) => !d.replaced);
+  const delivery = deliveries.length
+    ? h("select", { id: "signature-delivery" },
+      h("option", { value: "" }, t("delivery.none")),
+      ...deliveries.map((d) => h("option", { value: d.id }, deliveryLabel(d))))
+    : null;
+  if (delivery) delivery.value = deliveries[0].id;
   const problem = h("p", { class: "message", role: "alert", hidden: true });
   const form = h("form", {
     onsubmit: async (event) => {
@@ -360,6 +369,7 @@ function renderSignature(s) {
       try {
         await phone.attach(s.id, {
           blob, kind: "signature", width: canvas.width, height: canvas.height,
+          deliveryId: delivery?.value || null,
           signer: { name: name.value.trim(), role: role.selectedOptions[0].textContent },
         });
         notify(t("files.saved"));
@@ -374,6 +384,7 @@ function renderSignature(s) {
   },
   h("label", { for: "signer-name" }, t("files.signer_name")), name,
   h("label", { for: "signer-role" }, t("files.signer_role")), role,
+  delivery ? h("label", { for: "signature-delivery" }, t("receipt.delivery")) : null, delivery,
   h("p", {}, t("files.sign_here")), canvas, problem,
   h("div", { class: "actions" },
     h("button", { type: "submit", id: "signature-save" }, t("files.save_signature")),

@@ -152,14 +152,19 @@ pub fn goods_received_note(
         let AttachmentEvent::File {
             file_kind,
             receipt_id,
+            delivery_id,
             ..
         } = &a.event
         else {
             continue;
         };
-        let ours = match receipt_id {
-            Some(r) => counted.contains(r),
-            None => ids.is_none() || *file_kind == FileKind::Signature,
+        // A file on a receipt goes with it; one naming a delivery with that
+        // delivery; a signature on neither (recorded before files named
+        // their delivery) on every note of the shipment.
+        let ours = match (receipt_id, delivery_id) {
+            (Some(r), _) => counted.contains(r),
+            (None, Some(_)) => in_scope(delivery_id),
+            (None, None) => ids.is_none() || *file_kind == FileKind::Signature,
         };
         match file_kind {
             FileKind::Signature if ours => signatures.push(a.clone()),

@@ -353,6 +353,7 @@ pub fn attachment_rows(shipment: &Shipment, id: &str) -> Vec<AttachmentRow> {
                     receipt_id,
                     file,
                     signer,
+                    ..
                 } => {
                     row.kind = file_kind.as_str().to_owned();
                     row.receipt_id = receipt_id.as_ref().map(ToString::to_string);

@@ -99,6 +99,7 @@ fn photo(id: &str, receipt: Option<&str>) -> NewAttachment {
         },
         signer: None,
         note: "crushed corner of crate 2".into(),
+        delivery_id: None,
     }
 }
 

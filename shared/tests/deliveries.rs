@@ -353,6 +353,7 @@ fn signature(id: &str) -> NewAttachment {
             role: "водій / driver".into(),
         }),
         note: String::new(),
+        delivery_id: None,
     }
 }
 
@@ -385,8 +386,21 @@ fn the_goods_received_note_counts_one_delivery_or_the_whole_shipment() {
     let mut r = receipt("r3", "scope", 2);
     r.delivery_id = d("d2");
     doc.record_receipt(r, &anna, T0 + 5).unwrap();
+    // One signature for the shipment as a whole, one at each truck.
     doc.record_attachment(signature("sig"), &anna, T0 + 6)
         .unwrap();
+    for (id, delivery) in [("sig-d1", "d1"), ("sig-d2", "d2")] {
+        let mut signed = signature(id);
+        signed.delivery_id = d(delivery);
+        doc.record_attachment(signed, &anna, T0 + 7).unwrap();
+    }
+    let mut nowhere = signature("sig-nowhere");
+    nowhere.delivery_id = d("d9");
+    let refused = doc.record_attachment(nowhere, &anna, T0 + 8);
+    assert!(
+        matches!(&refused, Err(ModelError::Invalid { reason, .. }) if reason.contains("d9 does not exist")),
+        "{refused:?}"
+    );
     let s = doc.read().unwrap();
 
     let note = goods_received_note(&s, d("d1").as_ref()).unwrap();
@@ -416,10 +430,16 @@ fn the_goods_received_note_counts_one_delivery_or_the_whole_shipment() {
         scope.received, 0,
         "the second truck is not on the first's note"
     );
-    assert_eq!(note.signatures.len(), 1);
+    let signed: Vec<&str> = note.signatures.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(
+        signed,
+        ["sig", "sig-d1"],
+        "not the second truck's signature"
+    );
 
     let whole = goods_received_note(&s, None).unwrap();
     assert_eq!(whole.receipts, 3);
+    assert_eq!(whole.signatures.len(), 3);
     assert_eq!(whole.deliveries.len(), 2);
     assert_eq!(
         (whole.lines[0].received, whole.lines[0].provisional),

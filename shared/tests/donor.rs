@@ -78,6 +78,7 @@ fn each_discrepancy_carries_its_reasons_reviews_and_files() {
             },
             signer: None,
             note: "crate".into(),
+            delivery_id: None,
         },
         &anna,
         T0 + 2,

@@ -110,6 +110,8 @@ enum Raw {
     AttachmentForeignKey(u8),
     /// A removal rewritten to remove nothing that exists.
     RemovalTarget(u8),
+    /// An attachment rewritten to name a delivery that does not exist.
+    AttachmentDelivery(u8),
     DeleteAttachment(u8),
     ReplaceAttachmentsMap,
     /// A receipt rewritten to name a delivery that does not exist.
@@ -160,6 +162,7 @@ fn raw() -> impl Strategy<Value = Raw> {
         any::<u8>().prop_map(Raw::AttachmentReceipt),
         any::<u8>().prop_map(Raw::AttachmentForeignKey),
         any::<u8>().prop_map(Raw::RemovalTarget),
+        any::<u8>().prop_map(Raw::AttachmentDelivery),
         any::<u8>().prop_map(Raw::DeleteAttachment),
         Just(Raw::ReplaceAttachmentsMap),
         any::<u8>().prop_map(Raw::ReceiptDelivery),
@@ -437,6 +440,10 @@ fn apply_raw(am: &mut AutoCommit, raw: &Raw) {
                 am.put(ROOT, "schema", ScalarValue::Uint(u64::from(*v)))
                     .ok()?
             }
+            Raw::AttachmentDelivery(n) => {
+                let (_, obj) = nth_entry(am, "attachments", *n)?;
+                am.put(&obj, "delivery_id", "no-such-truck").ok()?
+            }
             Raw::UnitSerial(n) => {
                 let (_, obj) = nth_entry(am, "unit_events", *n)?;
                 am.put(&obj, "serial", "SN-nowhere").ok()?
@@ -618,6 +625,8 @@ fn do_step(r: &mut Replica, step: &Step, server: &ShipmentDoc, clock: i64) {
                     role: "driver".into(),
                 }),
                 note: "crate label".into(),
+                // Signatures mostly at a truck, when there is one.
+                delivery_id: (*kind == 2).then(|| pick_delivery(clock as u8)).flatten(),
             };
             let _ = r.doc.record_attachment(new, &r.who, clock);
         }

@@ -541,6 +541,7 @@ impl ShipmentDoc {
                 receipt_id: new.receipt_id,
                 file: new.file,
                 signer: new.signer,
+                delivery_id: new.delivery_id.filter(|_| current.schema >= 4),
             },
             note: new.note,
             recorded_by: who.user.clone(),
@@ -589,7 +590,7 @@ impl ShipmentDoc {
         }
         let mut all = current.attachments.clone();
         all.insert(attachment.id.clone(), attachment.clone());
-        attachment.check(&current.receipts, &all)?;
+        attachment.check(&current.receipts, &current.deliveries, &all)?;
         let a = &attachment;
         self.change(a.recorded_at, |doc| {
             let attachments = container(doc, k::ATTACHMENTS)?;
@@ -600,8 +601,12 @@ impl ShipmentDoc {
                     receipt_id,
                     file,
                     signer,
+                    delivery_id,
                 } => {
                     doc.put(&m, k::KIND, file_kind.as_str())?;
+                    if let Some(d) = delivery_id {
+                        doc.put(&m, k::DELIVERY_ID, d.as_str())?;
+                    }
                     if let Some(r) = receipt_id {
                         doc.put(&m, k::RECEIPT_ID, r.as_str())?;
                     }

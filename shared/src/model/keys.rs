@@ -172,11 +172,32 @@ pub const SIGNER_NAME: &str = "signer_name";
 pub const SIGNER_ROLE: &str = "signer_role";
 pub const REMOVES: &str = "removes";
 
-/// Keys of one attachment event (`attachments/<attachment_id>`). A file
-/// (`kind` photo, document or signature) has the file's keys, and a
-/// signature the signer's; a removal (`kind` removal) has `removes`
-/// instead. The reader refuses a key that does not belong to the kind.
+/// Keys of one attachment event (`attachments/<attachment_id>`) up to
+/// schema 3. A file (`kind` photo, document or signature) has the file's
+/// keys, and a signature the signer's; a removal (`kind` removal) has
+/// `removes` instead. The reader refuses a key that does not belong to the
+/// kind.
+pub const ATTACHMENT_FIELDS_V3: &[&str] = &[
+    KIND,
+    RECEIPT_ID,
+    SHA256,
+    MEDIA_TYPE,
+    SIZE,
+    WIDTH,
+    HEIGHT,
+    SIGNER_NAME,
+    SIGNER_ROLE,
+    REMOVES,
+    NOTE,
+    RECORDED_BY,
+    DEVICE_ID,
+    RECORDED_AT,
+];
+
+/// Keys of one attachment event from schema 4 on: a file may name its
+/// delivery (`delivery_id`, optional).
 pub const ATTACHMENT_FIELDS: &[&str] = &[
+    DELIVERY_ID,
     KIND,
     RECEIPT_ID,
     SHA256,
@@ -194,7 +215,15 @@ pub const ATTACHMENT_FIELDS: &[&str] = &[
 ];
 
 /// The keys only a file has, and only a signature.
-pub const FILE_ONLY_FIELDS: &[&str] = &[RECEIPT_ID, SHA256, MEDIA_TYPE, SIZE, WIDTH, HEIGHT];
+pub const FILE_ONLY_FIELDS: &[&str] = &[
+    RECEIPT_ID,
+    SHA256,
+    MEDIA_TYPE,
+    SIZE,
+    WIDTH,
+    HEIGHT,
+    DELIVERY_ID,
+];
 pub const SIGNATURE_ONLY_FIELDS: &[&str] = &[SIGNER_NAME, SIGNER_ROLE];
 
 pub const WAYBILL: &str = "waybill";

@@ -424,7 +424,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         let deliveries = self.deliveries()?;
         let receipts = self.receipts(&lines, &deliveries)?;
         let reviews = self.reviews(&receipts)?;
-        let attachments = self.attachments(schema, &receipts)?;
+        let attachments = self.attachments(schema, &receipts, &deliveries)?;
         let unit_events = self.unit_events(&lines)?;
         Ok(Shipment {
             schema,
@@ -768,20 +768,24 @@ impl<D: ReadDoc> Reader<'_, D> {
         &mut self,
         schema: u64,
         receipts: &BTreeMap<crate::ids::ReceiptId, Receipt>,
+        deliveries: &BTreeMap<crate::ids::DeliveryId, Delivery>,
     ) -> Result<BTreeMap<crate::ids::AttachmentId, Attachment>, ModelError> {
         let mut attachments = BTreeMap::new();
         if schema < 2 {
             return Ok(attachments);
         }
-        for (id, obj) in
-            self.entries::<crate::ids::AttachmentId>(k::ATTACHMENTS, k::ATTACHMENT_FIELDS)?
-        {
+        let fields = if schema < 4 {
+            k::ATTACHMENT_FIELDS_V3
+        } else {
+            k::ATTACHMENT_FIELDS
+        };
+        for (id, obj) in self.entries::<crate::ids::AttachmentId>(k::ATTACHMENTS, fields)? {
             let attachment = self.attachment(id.clone(), &obj)?;
             attachments.insert(id, attachment);
         }
         attachments
             .values()
-            .try_for_each(|a| a.check(receipts, &attachments))?;
+            .try_for_each(|a| a.check(receipts, deliveries, &attachments))?;
         Ok(attachments)
     }
 
@@ -857,6 +861,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                     receipt_id,
                     file,
                     signer,
+                    delivery_id: self.opt_id(obj, k::DELIVERY_ID, &p(k::DELIVERY_ID))?,
                 }
             }
         };
@@ -1182,7 +1187,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         let attachments = if touched.attachments.is_empty() && !key_gone {
             before.attachments.clone()
         } else {
-            self.attachments(before.schema, &receipts)?
+            self.attachments(before.schema, &receipts, &deliveries)?
         };
         let unit_events = self.unit_events_after(before, touched, &lines, key_gone)?;
         Ok(Shipment {

@@ -349,6 +349,10 @@ pub enum AttachmentEvent {
         receipt_id: Option<ReceiptId>,
         file: FileRef,
         signer: Option<Signer>,
+        /// The delivery (truck) it belongs to, e.g. the signatures at its
+        /// goods-received note (schema 4; none before: the shipment's).
+        #[serde(default)]
+        delivery_id: Option<DeliveryId>,
     },
     /// Removes an earlier file: nothing vanishes silently, the removal is
     /// recorded with who, when and why (the note).
@@ -391,6 +395,11 @@ pub struct NewAttachment {
     pub signer: Option<Signer>,
     #[serde(default)]
     pub note: String,
+    /// The delivery it belongs to (a signature at the truck); dropped on a
+    /// document from before schema 4, where the file belongs to the
+    /// shipment as a whole.
+    #[serde(default)]
+    pub delivery_id: Option<DeliveryId>,
 }
 
 /// A field that two people edited concurrently. `values` holds every value,
@@ -1002,6 +1011,7 @@ impl Attachment {
     pub(crate) fn check(
         &self,
         receipts: &BTreeMap<ReceiptId, Receipt>,
+        deliveries: &BTreeMap<DeliveryId, Delivery>,
         attachments: &BTreeMap<AttachmentId, Attachment>,
     ) -> Result<(), ModelError> {
         let p = format!("attachments/{}", self.id);
@@ -1013,7 +1023,17 @@ impl Attachment {
                 receipt_id,
                 file,
                 signer,
+                delivery_id,
             } => {
+                // Deliveries are never removed: this stays true after any merge.
+                if let Some(d) = delivery_id
+                    && !deliveries.contains_key(d)
+                {
+                    return Err(ModelError::invalid(
+                        format!("{p}/delivery_id"),
+                        format!("delivery {d} does not exist"),
+                    ));
+                }
                 file.check(&p)?;
                 match (file_kind, signer) {
                     (FileKind::Signature, Some(signer)) => {

@@ -269,6 +269,7 @@ async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
                         },
                         signer: None,
                         note: format!("photo {k}"),
+                        delivery_id: None,
                     },
                 )
                 .await?;

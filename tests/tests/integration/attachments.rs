@@ -46,6 +46,7 @@ fn photo(id: &str, receipt: Option<&ReceiptId>, sha256: &str, size: usize) -> Ne
         },
         signer: None,
         note: "crate 2, crushed corner".into(),
+        delivery_id: None,
     }
 }
 

@@ -55,6 +55,7 @@ pub async fn the_donor_report_lists_every_discrepancy_with_its_evidence(db: &Tes
             },
             signer: None,
             note: "crushed corner".into(),
+            delivery_id: None,
         },
     )
     .await

@@ -82,6 +82,7 @@ fn signature(id: &str, bytes: &[u8], name: &str, role: &str) -> NewAttachment {
             role: role.into(),
         }),
         note: String::new(),
+        delivery_id: None,
     }
 }
 
