@@ -22,7 +22,8 @@ use automerge::{ActorId, Change};
 use aidsync_server::service::Limits;
 use aidsync_shared::ids::{FacilityId, LineId, ReceiptId, ReviewId, ShipmentId};
 use aidsync_shared::model::{
-    Condition, Line, NewReceipt, NewReview, NewShipment, Recorder, ShipmentDoc, Verdict,
+    Condition, Line, NewReceipt, NewReview, NewShipment, NewUnitEvent, Recorder, ShipmentDoc,
+    TestResult, UnitStatus, UnitStep, Verdict,
 };
 use aidsync_shared::roles::{Editor, Role};
 use aidsync_shared::sync::protocol::Changes;
@@ -338,6 +339,103 @@ pub fn world() -> anyhow::Result<SyncWorld> {
         Ok(())
     })?;
     upload(raw(&void), &mut seeds);
+    // Steps after receipt, as a phone records them offline: every kind of
+    // unit event, one superseding another, so mutations reach their reader.
+    let (_, steps) = edit_on(&server, a1, |d| {
+        let unit = |event: &str,
+                    serial: &str,
+                    step: UnitStep,
+                    note: &str|
+         -> anyhow::Result<NewUnitEvent> {
+            Ok(NewUnitEvent {
+                id: id(event)?,
+                line_id: id("us")?,
+                serial: serial.to_owned(),
+                step,
+                note: note.to_owned(),
+            })
+        };
+        let on = || "2026-11-03".to_owned();
+        for new in [
+            unit(
+                "u-check",
+                "US-001",
+                UnitStep::Checklist {
+                    checked: vec!["Linear probe".into()],
+                },
+                "",
+            )?,
+            unit(
+                "u-inst",
+                "US-001",
+                UnitStep::Installed {
+                    on: on(),
+                    installer: "Medservice".into(),
+                },
+                "",
+            )?,
+            unit("u-comm", "US-001", UnitStep::Commissioned { on: on() }, "")?,
+            unit(
+                "u-test",
+                "US-001",
+                UnitStep::AcceptanceTest {
+                    result: TestResult::Passed,
+                    on: on(),
+                },
+                "",
+            )?,
+            unit(
+                "u-train",
+                "US-001",
+                UnitStep::Training {
+                    on: on(),
+                    people: 4,
+                    trainer: "Dr Koval".into(),
+                },
+                "",
+            )?,
+            unit(
+                "u-warr",
+                "US-001",
+                UnitStep::Warranty {
+                    starts_on: on(),
+                    ends_on: "2028-11-03".into(),
+                    service_agent: "Medservice".into(),
+                },
+                "",
+            )?,
+            unit(
+                "u-loc",
+                "US-001",
+                UnitStep::Location {
+                    department: "Radiology".into(),
+                    room: "12".into(),
+                    custodian: "Dr Shevchenko".into(),
+                },
+                "",
+            )?,
+            unit(
+                "u-st-1",
+                "US-002",
+                UnitStep::Status {
+                    status: UnitStatus::Functioning,
+                },
+                "",
+            )?,
+            unit(
+                "u-st-2",
+                "US-002",
+                UnitStep::Status {
+                    status: UnitStatus::AwaitingRepair,
+                },
+                "no power",
+            )?,
+        ] {
+            d.record_unit_event(new, &anna_1, tick())?;
+        }
+        Ok(())
+    })?;
+    upload(raw(&steps), &mut seeds);
     let (_, first) = edit_on(&server, a1, |d| {
         crate::record_as_asked(
             d,
