@@ -82,15 +82,10 @@ pub async fn for_filter(
 }
 
 async fn load(db: &Db, caller: &Caller, id: &ShipmentId) -> Result<DonorShipment, AppError> {
-    let mut tx = db.begin_read().await?;
-    let stored = super::shipments::load_visible(&mut tx, caller, id).await?;
-    tx.commit().await?;
-    let facility = db.facility(&stored.facility_id).await?;
-    let doc = aidsync_shared::model::ShipmentDoc::from_automerge(stored.doc);
-    let shipment = super::shipments::read_stored(&doc, id)?;
+    let (shipment, facility_name) = super::shipments::read_visible(db, caller, id).await?;
     let discrepancies = donor_discrepancies(&shipment);
     Ok(DonorShipment {
-        facility_name: facility.map(|f| f.name),
+        facility_name,
         file_names: discrepancies
             .iter()
             .map(|d| file_names(id.as_str(), d))

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use aidsync_shared::grn::{GrnError, goods_received_note};
 use aidsync_shared::ids::{DeliveryId, ShipmentId};
-use aidsync_shared::model::ShipmentDoc;
 
 use crate::caller::Caller;
 use crate::error::AppError;
@@ -27,12 +26,7 @@ pub async fn pdf(
     delivery: Option<&DeliveryId>,
     now_ms: i64,
 ) -> Result<Vec<u8>, AppError> {
-    let mut tx = db.begin_read().await?;
-    let stored = super::shipments::load_visible(&mut tx, caller, id).await?;
-    tx.commit().await?;
-    let facility_id = stored.facility_id.clone();
-    let doc = ShipmentDoc::from_automerge(stored.doc);
-    let shipment = super::shipments::read_stored(&doc, id)?;
+    let (shipment, facility_name) = super::shipments::read_visible(db, caller, id).await?;
     let note = goods_received_note(&shipment, delivery).map_err(|e| match e {
         GrnError::UnknownDelivery(_) => AppError::NotFound(e.to_string()),
     })?;
@@ -54,14 +48,13 @@ pub async fn pdf(
             Err(e) => return Err(e),
         }
     }
-    let facility = db.facility(&facility_id).await?;
     let _permit = RENDERING
         .acquire()
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("render semaphore: {e}")))?;
     tokio::task::spawn_blocking(move || {
         let cx = GrnContext {
-            facility_name: facility.as_ref().map(|f| f.name.as_str()),
+            facility_name: facility_name.as_deref(),
             thumbnails: &thumbnails,
             now_ms,
         };

@@ -367,6 +367,22 @@ pub(crate) async fn load_visible(
     Ok(stored)
 }
 
+/// A shipment the caller may see, read, with its facility's name (`None`
+/// if the facility is gone): what the reports, notes and registers that
+/// read documents start from. One the caller may not see is a 404.
+pub(crate) async fn read_visible(
+    db: &Db,
+    caller: &Caller,
+    id: &ShipmentId,
+) -> Result<(Shipment, Option<String>), AppError> {
+    let mut tx = db.begin_read().await?;
+    let stored = load_visible(&mut tx, caller, id).await?;
+    tx.commit().await?;
+    let facility = db.facility(&stored.facility_id).await?.map(|f| f.name);
+    let doc = ShipmentDoc::from_automerge(stored.doc);
+    Ok((read_stored(&doc, id)?, facility))
+}
+
 /// A stored document's shipment. Every stored document was checked when
 /// it was written, so one that does not read is the server's fault (500).
 pub(crate) fn read_stored(doc: &ShipmentDoc, id: &ShipmentId) -> Result<Shipment, AppError> {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use aidsync_shared::ids::{FacilityId, ShipmentId};
 use aidsync_shared::model::{
-    NewUnitEvent, Recorder, Shipment, ShipmentDoc, StepKind, UnitCounts, UnitRecord, UnitStep,
-    UnitValue, date_of,
+    NewUnitEvent, Recorder, Shipment, StepKind, UnitCounts, UnitRecord, UnitStep, UnitValue,
+    date_of,
 };
 use aidsync_shared::roles::Action;
 use serde::Serialize;
@@ -42,7 +42,7 @@ pub async fn for_shipment(
     id: &ShipmentId,
     now_ms: i64,
 ) -> Result<ShipmentUnits, AppError> {
-    let (shipment, _) = read_visible(db, caller, id).await?;
+    let (shipment, _) = super::shipments::read_visible(db, caller, id).await?;
     Ok(view(&shipment, &date_of(now_ms)))
 }
 
@@ -358,25 +358,6 @@ fn asset_row(shipment: &Shipment, facility: &str, unit: &UnitRecord) -> AssetRow
     row
 }
 
-/// A shipment the caller may see, read, with its facility's name (its id
-/// if the facility is gone). One they may not see is a 404.
-pub(crate) async fn read_visible(
-    db: &Db,
-    caller: &Caller,
-    id: &ShipmentId,
-) -> Result<(Shipment, String), AppError> {
-    let mut tx = db.begin_read().await?;
-    let stored = super::shipments::load_visible(&mut tx, caller, id).await?;
-    tx.commit().await?;
-    let facility = db
-        .facility(&stored.facility_id)
-        .await?
-        .map(|f| f.name)
-        .unwrap_or_else(|| stored.facility_id.clone());
-    let doc = ShipmentDoc::from_automerge(stored.doc);
-    Ok((super::shipments::read_stored(&doc, id)?, facility))
-}
-
 /// Every shipment `filter` selects in the caller's scope, read, at most
 /// [`MAX_SHIPMENTS`] (413 beyond).
 async fn read_filtered(
@@ -396,7 +377,9 @@ async fn read_filtered(
         let id = ShipmentId::parse(&row.id).map_err(|e| {
             AppError::Internal(anyhow::anyhow!("stored shipment id {}: {e}", row.id))
         })?;
-        out.push(read_visible(db, caller, &id).await?);
+        let (shipment, facility) = super::shipments::read_visible(db, caller, &id).await?;
+        let facility = facility.unwrap_or_else(|| shipment.header.destination_facility.to_string());
+        out.push((shipment, facility));
     }
     Ok(out)
 }
